@@ -1,0 +1,33 @@
+// `shardprop train`: read a CSV, build the model from flags, train, write safetensors.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardprop::cli {
+
+struct TrainOptions {
+  std::string data;
+  std::string target;
+  std::vector<int> layers{16, 16};
+  std::string activation = "relu";
+  std::string loss = "xent";
+  int epochs = 10;
+  int batch_size = 32;
+  float learning_rate = 0.1f;
+  float weight_decay = 0.0f;
+  int threads = 0;
+  int shards = 0;
+  std::uint64_t seed = 1;
+  bool no_shuffle = false;
+  std::string init;
+  std::string out;
+};
+
+CLI::App* add_train_command(CLI::App& app, TrainOptions& options);
+int run_train(const TrainOptions& options);
+
+}  // namespace shardprop::cli

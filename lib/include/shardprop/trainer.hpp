@@ -1,0 +1,70 @@
+// Data-parallel minibatch SGD: one step splits the minibatch into shards, runs each shard's
+// forward and backward pass as a TBB task into a gradient buffer it owns, reduces the buffers
+// in a fixed order and applies one update.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "shardprop/dataset.hpp"
+#include "shardprop/model.hpp"
+
+namespace shardprop {
+
+struct TrainerSettings {
+  // Worker threads. 0: run in the caller's current tbb::task_arena (the application decides).
+  int threads = 0;
+  // Shards per minibatch. 0: automatic, a function of the model and batch size only (never of
+  // the thread count), so results do not change with threads. See docs/architecture.md.
+  int shards = 0;
+  int batch_size = 32;
+  float learning_rate = 0.01f;
+  float weight_decay = 0.0f;  // λ: ∂J/∂W += λW for weights, not biases
+  std::uint64_t seed = 1;     // drives the per-epoch shuffle
+  bool shuffle = true;        // false: minibatches are consecutive rows in dataset order
+};
+
+// Mean loss over the rows of a step or an epoch, and the matching quality measure.
+struct Metrics {
+  double loss = 0.0;      // data loss averaged over rows (weight decay term not included)
+  double accuracy = 0.0;  // xent: argmax == class; bce: (logit > 0) == (target > 0.5), per output
+  double rmse = 0.0;      // root mean squared error over all outputs (meaningful for mse)
+  std::int64_t rows = 0;
+};
+
+// Thread safety: one thread drives a Trainer; it parallelises internally.
+class Trainer {
+ public:
+  // Validates the settings against the model and sizes every workspace once; throws Error.
+  // The model must outlive the trainer.
+  Trainer(Model& model, const TrainerSettings& settings);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // One SGD step on a minibatch of 1..batch_size rows. features: [rows, inputs];
+  // targets: [rows, target width] (class indices for xent). Returns the minibatch's mean loss
+  // before the update. No allocation.
+  double step(std::span<const float> features, std::span<const float> targets);
+
+  // One pass over the dataset in minibatches (the last may be smaller), shuffled by
+  // (seed, epoch) unless shuffle is off. Returns the mean of the step losses weighted by rows.
+  Metrics train_epoch(const Dataset& data);
+
+  // Loss and accuracy/RMSE of the current model on a dataset, in inference mode.
+  Metrics evaluate(const Dataset& data) const;
+
+  int shard_count() const;
+  int epochs_completed() const;
+  const TrainerSettings& settings() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The shard count chosen when TrainerSettings::shards is 0.
+int default_shard_count(const ModelSpec& spec, int batch_size);
+
+}  // namespace shardprop

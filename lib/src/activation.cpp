@@ -1,0 +1,60 @@
+// Activation kernels: plain loops the compiler vectorises.
+#include "activation.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace shardprop::detail {
+namespace {
+
+// Never evaluates exp of a large positive number, so no overflow for any finite input.
+inline float sigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+  const float e = std::exp(x);
+  return e / (1.0f + e);
+}
+
+}  // namespace
+
+void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
+  for (int r = 0; r < x.rows; ++r) {
+    const float* in = x.row(r);
+    float* out = y.row(r);
+    switch (kind) {
+      case Activation::identity:
+        std::copy_n(in, width, out);
+        break;
+      case Activation::sigmoid:
+        for (int j = 0; j < width; ++j) out[j] = sigmoid(in[j]);
+        break;
+      case Activation::tanh:
+        for (int j = 0; j < width; ++j) out[j] = std::tanh(in[j]);
+        break;
+      case Activation::relu:
+        for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : 0.0f;
+        break;
+    }
+  }
+}
+
+void ActivationLayer::backward(ConstMatrix y, Matrix delta) const {
+  for (int r = 0; r < y.rows; ++r) {
+    const float* a = y.row(r);
+    float* d = delta.row(r);
+    switch (kind) {
+      case Activation::identity:
+        break;
+      case Activation::sigmoid:
+        for (int j = 0; j < width; ++j) d[j] *= a[j] * (1.0f - a[j]);
+        break;
+      case Activation::tanh:
+        for (int j = 0; j < width; ++j) d[j] *= 1.0f - a[j] * a[j];
+        break;
+      case Activation::relu:
+        for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : 0.0f;
+        break;
+    }
+  }
+}
+
+}  // namespace shardprop::detail

@@ -1,0 +1,221 @@
+// safetensors I/O: 8-byte little-endian header length, a JSON header, then raw tensor bytes.
+// The loader treats the file as hostile: every length and offset is checked before use.
+#include "shardprop/checkpoint.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "atomic_file.hpp"
+#include "shardprop/error.hpp"
+#include "shardprop/version.hpp"
+
+namespace shardprop {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors stores little-endian data; big-endian hosts need byte swapping");
+
+using nlohmann::json;
+
+// A header larger than this is rejected before it is read (PyTorch's own limit is 100 MB).
+constexpr std::uint64_t kMaxHeaderBytes = 100ull * 1024 * 1024;
+
+std::string spec_to_json(const ModelSpec& spec) {
+  json layers = json::array();
+  for (const LayerSpec& layer : spec.layers) {
+    if (const auto* d = std::get_if<DenseSpec>(&layer)) {
+      layers.push_back("dense(" + std::to_string(d->units) + ")");
+    } else {
+      layers.push_back(std::string(to_string(std::get<ActivationSpec>(layer).activation)));
+    }
+  }
+  return json{{"inputs", spec.inputs}, {"layers", layers}, {"loss", to_string(spec.loss)}}.dump();
+}
+
+struct ParsedFile {
+  std::vector<char> bytes;
+  json header;
+  std::size_t data_begin = 0;  // offset of the data section in bytes
+};
+
+ParsedFile parse_file(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(file + ": cannot open for reading");
+  ParsedFile parsed;
+  parsed.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(file + ": read error");
+  const std::size_t size = parsed.bytes.size();
+  if (size < 8) {
+    throw Error(file + ": truncated: " + std::to_string(size) +
+                " bytes, a safetensors file starts with an 8-byte header length");
+  }
+  std::uint64_t header_length = 0;
+  std::memcpy(&header_length, parsed.bytes.data(), 8);
+  if (header_length > kMaxHeaderBytes || header_length > size - 8) {
+    throw Error(file + ": header length " + std::to_string(header_length) +
+                " exceeds the file (" + std::to_string(size) + " bytes) or the 100 MB limit");
+  }
+  try {
+    parsed.header = json::parse(parsed.bytes.begin() + 8, parsed.bytes.begin() + 8 + header_length);
+  } catch (const json::exception& e) {
+    throw Error(file + ": header is not valid JSON: " + e.what());
+  }
+  if (!parsed.header.is_object()) throw Error(file + ": header is not a JSON object");
+  parsed.data_begin = 8 + header_length;
+  const std::size_t data_size = size - parsed.data_begin;
+
+  struct Range {
+    std::uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
+  for (const auto& [name, entry] : parsed.header.items()) {
+    const std::string where = file + ": tensor '" + name + "'";
+    if (name == "__metadata__") {
+      if (!entry.is_object()) throw Error(file + ": __metadata__ is not an object");
+      for (const auto& [key, value] : entry.items()) {
+        if (!value.is_string()) throw Error(file + ": metadata '" + key + "' is not a string");
+      }
+      continue;
+    }
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+        !entry.contains("data_offsets")) {
+      throw Error(where + ": needs dtype, shape and data_offsets");
+    }
+    const json& dtype = entry["dtype"];
+    const json& shape = entry["shape"];
+    const json& offsets = entry["data_offsets"];
+    if (!dtype.is_string()) throw Error(where + ": dtype is not a string");
+    if (!shape.is_array()) throw Error(where + ": shape is not an array");
+    std::uint64_t elements = 1;
+    for (const json& d : shape) {
+      if (!d.is_number_unsigned()) throw Error(where + ": shape has a non-integer or negative dimension");
+      const std::uint64_t dim = d.get<std::uint64_t>();
+      if (dim != 0 && elements > (std::uint64_t{1} << 62) / dim) throw Error(where + ": shape overflows");
+      elements *= dim;
+    }
+    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+        !offsets[1].is_number_unsigned()) {
+      throw Error(where + ": data_offsets must be two non-negative integers");
+    }
+    const std::uint64_t begin = offsets[0].get<std::uint64_t>();
+    const std::uint64_t end = offsets[1].get<std::uint64_t>();
+    if (begin > end || end > data_size) {
+      throw Error(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                  "] lie outside the " + std::to_string(data_size) + "-byte data section");
+    }
+    const std::string type = dtype.get<std::string>();
+    const std::uint64_t element_size = type == "F32" || type == "I32" ? 4
+                                       : type == "F64" || type == "I64" ? 8
+                                       : type == "F16" || type == "BF16" || type == "I16" ? 2
+                                       : type == "U8" || type == "I8" || type == "BOOL" ? 1
+                                                                                       : 0;
+    if (element_size == 0) throw Error(where + ": unknown dtype '" + type + "'");
+    if (end - begin != elements * element_size) {
+      throw Error(where + ": " + std::to_string(end - begin) + " bytes do not match shape × " +
+                  type + " (" + std::to_string(elements * element_size) + " bytes)");
+    }
+    ranges.push_back({begin, end, name});
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  for (std::size_t i = 1; i < ranges.size(); ++i) {
+    if (ranges[i].begin < ranges[i - 1].end) {
+      throw Error(file + ": tensors '" + ranges[i - 1].name + "' and '" + ranges[i].name +
+                  "' overlap");
+    }
+  }
+  return parsed;
+}
+
+}  // namespace
+
+void save_safetensors(const Model& model, const std::filesystem::path& path,
+                      const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  json meta = json::object();
+  for (const auto& [key, value] : metadata) meta[key] = value;
+  meta["shardprop.model"] = spec_to_json(model.spec());
+  meta["shardprop.version"] = version();
+  meta["format"] = "pt";
+  header["__metadata__"] = meta;
+  std::size_t offset = 0;
+  for (const TensorInfo& t : model.tensors()) {
+    header[t.name] = {{"dtype", "F32"},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.size * sizeof(float)}}};
+    offset += t.size * sizeof(float);
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
+  std::vector<std::byte> bytes(8 + text.size() + offset);
+  const std::uint64_t length = text.size();
+  std::memcpy(bytes.data(), &length, 8);
+  std::memcpy(bytes.data() + 8, text.data(), text.size());
+  std::byte* data = bytes.data() + 8 + text.size();
+  const std::span<const float> params = model.parameters();
+  for (const TensorInfo& t : model.tensors()) {
+    std::memcpy(data, params.data() + t.offset, t.size * sizeof(float));
+    data += t.size * sizeof(float);
+  }
+  detail::write_file_atomically(path, bytes);
+}
+
+void load_safetensors(Model& model, const std::filesystem::path& path) {
+  const std::string file = path.string();
+  const ParsedFile parsed = parse_file(path);
+  for (const TensorInfo& t : model.tensors()) {
+    const std::string where = file + ": tensor '" + t.name + "'";
+    if (!parsed.header.contains(t.name)) throw Error(where + " is missing");
+    const json& entry = parsed.header[t.name];
+    if (entry["dtype"] != "F32") {
+      throw Error(where + ": dtype " + entry["dtype"].get<std::string>() + ", expected F32");
+    }
+    if (entry["shape"].get<std::vector<std::int64_t>>() != t.shape) {
+      throw Error(where + ": shape " + entry["shape"].dump() + " does not match the model's " +
+                  json(t.shape).dump());
+    }
+    const std::uint64_t begin = entry["data_offsets"][0].get<std::uint64_t>();
+    const char* bytes = parsed.bytes.data() + parsed.data_begin + begin;
+    for (std::size_t i = 0; i < t.size; ++i) {
+      float value = 0.0f;
+      std::memcpy(&value, bytes + i * sizeof(float), sizeof(float));
+      if (!std::isfinite(value)) {
+        throw Error(where + ": element " + std::to_string(i) + " is not finite");
+      }
+    }
+  }
+  for (const auto& [name, entry] : parsed.header.items()) {
+    if (name == "__metadata__") continue;
+    const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
+                                   [&](const TensorInfo& t) { return t.name == name; });
+    if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
+  }
+  // Everything validated: only now touch the model.
+  const std::span<float> params = model.parameters();
+  for (const TensorInfo& t : model.tensors()) {
+    const std::uint64_t begin = parsed.header[t.name]["data_offsets"][0].get<std::uint64_t>();
+    std::memcpy(params.data() + t.offset, parsed.bytes.data() + parsed.data_begin + begin,
+                t.size * sizeof(float));
+  }
+}
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path) {
+  const ParsedFile parsed = parse_file(path);
+  std::map<std::string, std::string> metadata;
+  if (parsed.header.contains("__metadata__")) {
+    for (const auto& [key, value] : parsed.header["__metadata__"].items()) {
+      metadata[key] = value.get<std::string>();
+    }
+  }
+  return metadata;
+}
+
+}  // namespace shardprop

@@ -1,0 +1,49 @@
+// Fixed-order gradient reduction and the fused SGD update.
+#include "gradient_buffer.hpp"
+
+#include <algorithm>
+
+namespace shardprop::detail {
+
+GradientBuffers::GradientBuffers(int shards, std::size_t parameter_count)
+    : shards_(shards),
+      stride_(pad_to_line(parameter_count)),
+      storage_(static_cast<std::size_t>(shards) * stride_, 0.0f) {}
+
+std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& tensors,
+                                                 std::size_t max_floats) {
+  std::vector<ParameterSegment> segments;
+  for (const TensorInfo& t : tensors) {
+    for (std::size_t begin = t.offset; begin < t.offset + t.size; begin += max_floats) {
+      segments.push_back({begin, std::min(begin + max_floats, t.offset + t.size), t.decayed});
+    }
+  }
+  return segments;
+}
+
+void reduce_gradients(const GradientBuffers& buffers, int active, ParameterSegment segment,
+                      float* out) {
+  const std::size_t n = segment.end - segment.begin;
+  std::copy_n(buffers.shard(0) + segment.begin, n, out);
+  for (int s = 1; s < active; ++s) {
+    const float* g = buffers.shard(s) + segment.begin;
+    for (std::size_t i = 0; i < n; ++i) out[i] += g[i];
+  }
+}
+
+void apply_sgd(float* params, const GradientBuffers& buffers, int active,
+               ParameterSegment segment, float learning_rate, float weight_decay) {
+  // Blocks small enough to stay in L1 while every shard's buffer is added in order.
+  constexpr std::size_t kBlock = 1024;
+  alignas(64) float sum[kBlock];
+  const float decay = segment.decayed ? weight_decay : 0.0f;
+  for (std::size_t begin = segment.begin; begin < segment.end; begin += kBlock) {
+    const ParameterSegment block{begin, std::min(begin + kBlock, segment.end), segment.decayed};
+    const std::size_t n = block.end - block.begin;
+    reduce_gradients(buffers, active, block, sum);
+    float* w = params + block.begin;
+    for (std::size_t i = 0; i < n; ++i) w[i] -= learning_rate * (sum[i] + decay * w[i]);
+  }
+}
+
+}  // namespace shardprop::detail

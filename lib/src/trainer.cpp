@@ -1,0 +1,298 @@
+// The training step: shard plan → one task per shard (forward + backward into its own
+// gradient buffer) → fixed-order reduction fused with the SGD update.
+#include "shardprop/trainer.hpp"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <optional>
+#include <string>
+
+#include "blas.hpp"
+#include "gradient_buffer.hpp"
+#include "loss.hpp"
+#include "network.hpp"
+#include "rng.hpp"
+#include "shard_plan.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop {
+namespace {
+
+// Below these sizes a parallel region costs more than it saves.
+constexpr std::size_t kSegmentFloats = 16 * 1024;
+constexpr std::size_t kParallelUpdateFloats = 64 * 1024;
+constexpr int kMinRowsPerShard = 64;
+constexpr double kMinFlopsPerShard = 4.0e6;
+constexpr int kMaxDefaultShards = 8;
+constexpr int kEvaluateChunkRows = 512;
+
+void validate_settings(const Model& model, const TrainerSettings& s) {
+  auto fail = [](const std::string& what) { throw Error("trainer settings: " + what); };
+  if (s.threads < 0) fail("threads must be >= 0 (0 = the caller's arena), got " + std::to_string(s.threads));
+  if (s.batch_size < 1) fail("batch size must be >= 1, got " + std::to_string(s.batch_size));
+  if (s.shards < 0) fail("shards must be >= 0 (0 = automatic), got " + std::to_string(s.shards));
+  if (s.shards > s.batch_size) {
+    fail("shards (" + std::to_string(s.shards) + ") exceeds the batch size (" +
+         std::to_string(s.batch_size) + "): every shard needs at least one row");
+  }
+  if (!std::isfinite(s.learning_rate) || s.learning_rate < 0.0f) {
+    fail("learning rate must be finite and >= 0, got " + std::to_string(s.learning_rate));
+  }
+  if (!std::isfinite(s.weight_decay) || s.weight_decay < 0.0f) {
+    fail("weight decay must be finite and >= 0, got " + std::to_string(s.weight_decay));
+  }
+  (void)model;
+}
+
+}  // namespace
+
+int default_shard_count(const ModelSpec& spec, int batch_size) {
+  const detail::Network net(spec);
+  const double step_flops = 3.0 * net.forward_flops_per_row() * batch_size;
+  const int by_rows = batch_size / kMinRowsPerShard;
+  const int by_work = static_cast<int>(std::min(1.0e9, step_flops / kMinFlopsPerShard));
+  return std::clamp(std::min(by_rows, by_work), 1, kMaxDefaultShards);
+}
+
+struct Trainer::State {
+  Model& model;
+  const detail::Network& net;
+  TrainerSettings settings;
+  int shards;
+  int target_width;
+  bool parallel;
+  mutable std::optional<tbb::task_arena> arena;  // execute() is not const; the arena is a resource
+  std::vector<detail::ShardWorkspace> workspaces;
+  detail::GradientBuffers gradients;
+  std::vector<detail::ParameterSegment> segments;
+  std::vector<double> shard_loss;
+  // Epoch state: the row order and the gathered minibatch for shuffled epochs.
+  std::vector<std::int64_t> order;
+  detail::AlignedFloats batch_features, batch_targets;
+  int epochs = 0;
+
+  State(Model& m, const TrainerSettings& s)
+      : model(m),
+        net(m.network()),
+        settings(s),
+        shards(s.shards > 0 ? s.shards : default_shard_count(m.spec(), s.batch_size)),
+        target_width(detail::target_width(m.spec().loss, m.outputs())),
+        parallel(false),
+        gradients(shards, net.parameter_count),
+        segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
+        shard_loss(shards, 0.0) {
+    if (s.threads > 0) arena.emplace(s.threads);
+    const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
+    parallel = threads > 1;
+    const detail::ShardPlan plan(s.batch_size, shards);
+    for (int shard = 0; shard < shards; ++shard) {
+      workspaces.push_back(net.make_workspace(std::max(1, plan.size(shard))));
+    }
+    batch_features.assign(static_cast<std::size_t>(s.batch_size) * net.spec.inputs, 0.0f);
+    batch_targets.assign(static_cast<std::size_t>(s.batch_size) * target_width, 0.0f);
+  }
+
+  template <class F>
+  void run(F&& f) const {
+    if (arena) {
+      arena->execute(f);
+    } else {
+      f();
+    }
+  }
+
+  void check_targets(const float* targets, std::int64_t rows) const {
+    if (net.spec.loss != Loss::xent) return;
+    const int classes = net.outputs();
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float t = targets[r];
+      if (!(t >= 0.0f && t < static_cast<float>(classes)) || t != std::floor(t)) {
+        throw Error("step: target of row " + std::to_string(r) + " is " + std::to_string(t) +
+                    ", not a class index in [0, " + std::to_string(classes) + ")");
+      }
+    }
+  }
+
+  // The step proper, on validated input.
+  double step(const float* features, const float* targets, int rows) {
+    const detail::ShardPlan plan(rows, shards);
+    const int inputs = net.spec.inputs;
+    const float* params = net.parameters.data();
+    const float scale = 1.0f / static_cast<float>(rows);
+    detail::SingleThreadedBlas one_blas_thread;
+
+    auto run_shard = [&](int s) {
+      const int begin = plan.begin(s);
+      const detail::ConstMatrix x{features + static_cast<std::ptrdiff_t>(begin) * inputs,
+                                  plan.size(s), inputs, inputs};
+      net.forward(params, x, workspaces[s]);
+      shard_loss[s] = net.backward(params, x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
+                                   scale, workspaces[s], gradients.shard(s));
+    };
+    if (parallel && plan.shards > 1) {
+      run([&] {
+        tbb::parallel_for(
+            tbb::blocked_range<int>(0, plan.shards, 1),
+            [&](const tbb::blocked_range<int>& r) {
+              for (int s = r.begin(); s < r.end(); ++s) run_shard(s);
+            },
+            tbb::simple_partitioner());
+      });
+    } else {
+      for (int s = 0; s < plan.shards; ++s) run_shard(s);
+    }
+    double loss = 0.0;
+    for (int s = 0; s < plan.shards; ++s) loss += shard_loss[s];
+
+    float* w = model.parameters().data();
+    const float lr = settings.learning_rate;
+    const float decay = settings.weight_decay;
+    if (parallel && net.parameter_count >= kParallelUpdateFloats) {
+      run([&] {
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, segments.size(), 1),
+                          [&](const tbb::blocked_range<std::size_t>& r) {
+                            for (std::size_t i = r.begin(); i < r.end(); ++i) {
+                              detail::apply_sgd(w, gradients, plan.shards, segments[i], lr, decay);
+                            }
+                          });
+      });
+    } else {
+      for (const detail::ParameterSegment& segment : segments) {
+        detail::apply_sgd(w, gradients, plan.shards, segment, lr, decay);
+      }
+    }
+    return loss / rows;
+  }
+};
+
+Trainer::Trainer(Model& model, const TrainerSettings& settings) {
+  validate_settings(model, settings);
+  state_ = std::make_unique<State>(model, settings);
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::step(std::span<const float> features, std::span<const float> targets) {
+  State& st = *state_;
+  const int inputs = st.net.spec.inputs;
+  if (features.empty() || features.size() % static_cast<std::size_t>(inputs) != 0) {
+    throw Error("step: " + std::to_string(features.size()) +
+                " feature values do not form rows of the model's " + std::to_string(inputs) +
+                " inputs");
+  }
+  const std::size_t rows = features.size() / inputs;
+  if (rows > static_cast<std::size_t>(st.settings.batch_size)) {
+    throw Error("step: " + std::to_string(rows) + " rows exceed the batch size " +
+                std::to_string(st.settings.batch_size) + " the trainer was sized for");
+  }
+  if (targets.size() != rows * st.target_width) {
+    throw Error("step: " + std::to_string(rows) + " rows need " +
+                std::to_string(rows * st.target_width) + " target values (" +
+                std::to_string(st.target_width) + " per row), got " +
+                std::to_string(targets.size()));
+  }
+  st.check_targets(targets.data(), static_cast<std::int64_t>(rows));
+  return st.step(features.data(), targets.data(), static_cast<int>(rows));
+}
+
+Metrics Trainer::train_epoch(const Dataset& data) {
+  State& st = *state_;
+  const int inputs = st.net.spec.inputs;
+  if (data.feature_count != inputs || data.target_width != st.target_width) {
+    throw Error("train: dataset has " + std::to_string(data.feature_count) + " features and " +
+                std::to_string(data.target_width) + " targets per row; the model needs " +
+                std::to_string(inputs) + " and " + std::to_string(st.target_width));
+  }
+  data.validate();
+  if (data.rows == 0) throw Error("train: the dataset has no rows");
+  st.check_targets(data.targets.data(), data.rows);
+
+  st.order.resize(static_cast<std::size_t>(data.rows));
+  std::iota(st.order.begin(), st.order.end(), std::int64_t{0});
+  if (st.settings.shuffle) {
+    // Fisher–Yates driven by (seed, epoch, i): the same permutation on every machine.
+    for (std::int64_t i = data.rows - 1; i > 0; --i) {
+      const std::uint64_t bits = detail::random_bits(
+          st.settings.seed, detail::RngPurpose::shuffle, static_cast<std::uint64_t>(st.epochs), i);
+      std::swap(st.order[i], st.order[bits % static_cast<std::uint64_t>(i + 1)]);
+    }
+  }
+
+  Metrics m;
+  double loss_sum = 0.0;
+  const std::int64_t batch = st.settings.batch_size;
+  for (std::int64_t begin = 0; begin < data.rows; begin += batch) {
+    const int rows = static_cast<int>(std::min(batch, data.rows - begin));
+    const float* x = data.features.data() + begin * inputs;
+    const float* t = data.targets.data() + begin * st.target_width;
+    if (st.settings.shuffle) {
+      for (int r = 0; r < rows; ++r) {
+        const std::int64_t src = st.order[begin + r];
+        std::copy_n(data.features.data() + src * inputs, inputs,
+                    st.batch_features.data() + static_cast<std::ptrdiff_t>(r) * inputs);
+        std::copy_n(data.targets.data() + src * st.target_width, st.target_width,
+                    st.batch_targets.data() + static_cast<std::ptrdiff_t>(r) * st.target_width);
+      }
+      x = st.batch_features.data();
+      t = st.batch_targets.data();
+    }
+    loss_sum += st.step(x, t, rows) * rows;
+  }
+  ++st.epochs;
+  m.loss = loss_sum / static_cast<double>(data.rows);
+  m.rows = data.rows;
+  return m;
+}
+
+Metrics Trainer::evaluate(const Dataset& data) const {
+  const State& st = *state_;
+  const int inputs = st.net.spec.inputs;
+  if (data.feature_count != inputs || data.target_width != st.target_width) {
+    throw Error("evaluate: dataset has " + std::to_string(data.feature_count) +
+                " features and " + std::to_string(data.target_width) +
+                " targets per row; the model needs " + std::to_string(inputs) + " and " +
+                std::to_string(st.target_width));
+  }
+  data.validate();
+  st.check_targets(data.targets.data(), data.rows);
+  const std::int64_t chunks = (data.rows + kEvaluateChunkRows - 1) / kEvaluateChunkRows;
+  std::vector<detail::MetricSums> sums(static_cast<std::size_t>(chunks));
+  const float* params = st.net.parameters.data();
+  auto run_chunk = [&](std::int64_t c, detail::ShardWorkspace& ws) {
+    const std::int64_t begin = c * kEvaluateChunkRows;
+    const int rows = static_cast<int>(std::min<std::int64_t>(kEvaluateChunkRows, data.rows - begin));
+    const detail::ConstMatrix x{data.features.data() + begin * inputs, rows, inputs, inputs};
+    const detail::ConstMatrix y = st.net.forward(params, x, ws);
+    sums[c] = detail::metric_sums(st.net.spec.loss, y, data.targets.data() + begin * st.target_width);
+  };
+  {
+    detail::SingleThreadedBlas one_blas_thread;
+    auto body = [&] {
+      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, chunks, 1),
+                        [&](const tbb::blocked_range<std::int64_t>& r) {
+                          detail::ShardWorkspace ws = st.net.make_workspace(kEvaluateChunkRows);
+                          for (std::int64_t c = r.begin(); c < r.end(); ++c) run_chunk(c, ws);
+                        });
+    };
+    st.run(body);
+  }
+  detail::MetricSums total;
+  for (const detail::MetricSums& s : sums) total.add(s);  // chunk order: deterministic
+  Metrics m;
+  m.rows = data.rows;
+  m.loss = data.rows > 0 ? total.loss / static_cast<double>(data.rows) : 0.0;
+  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
+  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
+  return m;
+}
+
+int Trainer::shard_count() const { return state_->shards; }
+int Trainer::epochs_completed() const { return state_->epochs; }
+const TrainerSettings& Trainer::settings() const { return state_->settings; }
+
+}  // namespace shardprop
