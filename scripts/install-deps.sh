@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages shardprop needs, only those that are missing (idempotent).
+#   scripts/install-deps.sh            build + run: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
+#   scripts/install-deps.sh --test     also Catch2 and Google Benchmark (the test command)
+#   scripts/install-deps.sh --compare  also PyTorch, for the side-by-side benchmark report only
+set -euo pipefail
+
+packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev libcli11-dev
+          nlohmann-json3-dev libfast-float-dev libbenchmark-dev)
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=(catch2 clang-format) ;;
+    --compare) packages+=(python3-torch) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --test or --compare)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps.sh: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: need root to install packages (run as root or with sudo)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
