@@ -1,4 +1,6 @@
 // The shardprop executable: parses the command line and hands each subcommand to its file.
+// Exit status: 0 success, 1 bad input or I/O failure (one line on stderr), 2 usage error,
+// 3 internal error.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -17,7 +19,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);  // usage errors exit with CLI11's codes (non-zero), help with 0
+    // CLI11 prints the message (or the help); its many codes collapse to the documented 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     if (train->parsed()) return shardprop::cli::run_train(train_options);
@@ -26,7 +29,7 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shardprop: internal error: %s\n", e.what());
-    return 2;
+    return 3;
   }
   return 0;
 }

@@ -26,7 +26,7 @@ namespace {
 // Below these sizes a parallel region costs more than it saves.
 constexpr std::size_t kSegmentFloats = 16 * 1024;
 constexpr std::size_t kParallelUpdateFloats = 64 * 1024;
-constexpr int kMinRowsPerShard = 64;
+constexpr int kMinRowsPerShard = 128;
 constexpr double kMinFlopsPerShard = 4.0e6;
 constexpr int kMaxDefaultShards = 8;
 constexpr int kEvaluateChunkRows = 512;
