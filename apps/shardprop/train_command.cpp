@@ -15,16 +15,33 @@
 #include "shardprop/version.hpp"
 
 namespace shardprop::cli {
+namespace {
+
+// CLI11's PositiveNumber prints its range as 0 to 1.8e308 in full; say the rule instead.
+CLI::Validator at_least(double minimum) {
+  return CLI::Validator(
+      [minimum](std::string& value) -> std::string {
+        double number = 0.0;
+        if (!CLI::detail::lexical_cast(value, number) || !(number >= minimum)) {
+          return "must be a number >= " + CLI::detail::to_string(minimum) + ", got '" + value + "'";
+        }
+        return {};
+      },
+      ">=" + CLI::detail::to_string(minimum));
+}
+
+}  // namespace
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   CLI::App* cmd = app.add_subcommand("train", "Train a network on a numeric CSV file");
   cmd->add_option("--data", o.data, "Training CSV (header line, numeric fields)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--target", o.target, "Target column: header name or 0-based index (default: last)");
+  cmd->add_option("--target", o.target,
+                  "Target column: header name or 0-based index (default: last)");
   cmd->add_option("--layers", o.layers, "Hidden layer widths, e.g. 16,16 (empty: none)")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   cmd->add_option("--activation", o.activation, "Hidden activation")
       ->check(CLI::IsMember({"sigmoid", "tanh", "relu", "identity"}))
@@ -34,24 +51,24 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
       ->check(CLI::IsMember({"mse", "xent", "bce"}))
       ->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Passes over the data (0: write the initialised model)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "Rows per minibatch")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
   cmd->add_option("--lr", o.learning_rate, "Learning rate η")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--weight-decay", o.weight_decay, "Weight decay λ (weights only, not biases)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--shards", o.shards,
                   "Shards per minibatch (0: automatic from model and batch size; results depend "
                   "on shards, never on threads)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
   cmd->add_flag("--no-shuffle", o.no_shuffle, "Minibatches are consecutive rows in file order");
@@ -89,13 +106,13 @@ int run_train(const TrainOptions& o) {
   if (loss == Loss::bce) {
     for (std::int64_t r = 0; r < data.rows; ++r) {
       if (data.targets[r] != 0.0f && data.targets[r] != 1.0f) {
-        throw Error(o.data + ": line " + std::to_string(r + 2) + ": bce needs targets 0 or 1, got " +
-                    std::to_string(data.targets[r]));
+        throw Error(o.data + ": line " + std::to_string(r + 2) +
+                    ": bce needs targets 0 or 1, got " + std::to_string(data.targets[r]));
       }
     }
   }
-  Model model(ModelSpec::mlp(data.feature_count, o.layers, outputs, parse_activation(o.activation),
-                             loss));
+  Model model(
+      ModelSpec::mlp(data.feature_count, o.layers, outputs, parse_activation(o.activation), loss));
   if (o.init.empty()) {
     model.initialize(o.seed);
   } else {

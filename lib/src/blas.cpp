@@ -47,7 +47,8 @@ void gemm_reference(Transpose trans_a, Transpose trans_b, int m, int n, int k, f
         sum += static_cast<double>(at(trans_a, a, lda, i, p)) * at(trans_b, b, ldb, p, j);
       }
       float& out = c[static_cast<long>(i) * ldc + j];
-      out = static_cast<float>(alpha * sum + (beta == 0.0f ? 0.0 : beta * static_cast<double>(out)));
+      out =
+          static_cast<float>(alpha * sum + (beta == 0.0f ? 0.0 : beta * static_cast<double>(out)));
     }
   }
 }

@@ -60,8 +60,8 @@ ParsedFile parse_file(const std::filesystem::path& path) {
   std::uint64_t header_length = 0;
   std::memcpy(&header_length, parsed.bytes.data(), 8);
   if (header_length > kMaxHeaderBytes || header_length > size - 8) {
-    throw Error(file + ": header length " + std::to_string(header_length) +
-                " exceeds the file (" + std::to_string(size) + " bytes) or the 100 MB limit");
+    throw Error(file + ": header length " + std::to_string(header_length) + " exceeds the file (" +
+                std::to_string(size) + " bytes) or the 100 MB limit");
   }
   try {
     parsed.header = json::parse(parsed.bytes.begin() + 8, parsed.bytes.begin() + 8 + header_length);
@@ -97,9 +97,11 @@ ParsedFile parse_file(const std::filesystem::path& path) {
     if (!shape.is_array()) throw Error(where + ": shape is not an array");
     std::uint64_t elements = 1;
     for (const json& d : shape) {
-      if (!d.is_number_unsigned()) throw Error(where + ": shape has a non-integer or negative dimension");
+      if (!d.is_number_unsigned())
+        throw Error(where + ": shape has a non-integer or negative dimension");
       const std::uint64_t dim = d.get<std::uint64_t>();
-      if (dim != 0 && elements > (std::uint64_t{1} << 62) / dim) throw Error(where + ": shape overflows");
+      if (dim != 0 && elements > (std::uint64_t{1} << 62) / dim)
+        throw Error(where + ": shape overflows");
       elements *= dim;
     }
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
@@ -113,11 +115,11 @@ ParsedFile parse_file(const std::filesystem::path& path) {
                   "] lie outside the " + std::to_string(data_size) + "-byte data section");
     }
     const std::string type = dtype.get<std::string>();
-    const std::uint64_t element_size = type == "F32" || type == "I32" ? 4
-                                       : type == "F64" || type == "I64" ? 8
+    const std::uint64_t element_size = type == "F32" || type == "I32"                     ? 4
+                                       : type == "F64" || type == "I64"                   ? 8
                                        : type == "F16" || type == "BF16" || type == "I16" ? 2
-                                       : type == "U8" || type == "I8" || type == "BOOL" ? 1
-                                                                                       : 0;
+                                       : type == "U8" || type == "I8" || type == "BOOL"   ? 1
+                                                                                          : 0;
     if (element_size == 0) throw Error(where + ": unknown dtype '" + type + "'");
     if (end - begin != elements * element_size) {
       throw Error(where + ": " + std::to_string(end - begin) + " bytes do not match shape × " +
@@ -125,7 +127,8 @@ ParsedFile parse_file(const std::filesystem::path& path) {
     }
     ranges.push_back({begin, end, name});
   }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (std::size_t i = 1; i < ranges.size(); ++i) {
     if (ranges[i].begin < ranges[i - 1].end) {
       throw Error(file + ": tensors '" + ranges[i - 1].name + "' and '" + ranges[i].name +

@@ -31,8 +31,8 @@ void reduce_gradients(const GradientBuffers& buffers, int active, ParameterSegme
   }
 }
 
-void apply_sgd(float* params, const GradientBuffers& buffers, int active,
-               ParameterSegment segment, float learning_rate, float weight_decay) {
+void apply_sgd(float* params, const GradientBuffers& buffers, int active, ParameterSegment segment,
+               float learning_rate, float weight_decay) {
   // Blocks small enough to stay in L1 while every shard's buffer is added in order.
   constexpr std::size_t kBlock = 1024;
   alignas(64) float sum[kBlock];

@@ -16,7 +16,9 @@ class GradientBuffers {
  public:
   GradientBuffers(int shards, std::size_t parameter_count);
   float* shard(int s) { return storage_.data() + static_cast<std::size_t>(s) * stride_; }
-  const float* shard(int s) const { return storage_.data() + static_cast<std::size_t>(s) * stride_; }
+  const float* shard(int s) const {
+    return storage_.data() + static_cast<std::size_t>(s) * stride_;
+  }
   int shards() const { return shards_; }
 
  private:
@@ -42,7 +44,7 @@ void reduce_gradients(const GradientBuffers& buffers, int active, ParameterSegme
 
 // params[i] −= η (Σ_s g_s[i] + λ params[i]) (λ only where the segment is decayed), with the
 // same shard-order sum as reduce_gradients, fused so memory is read once.
-void apply_sgd(float* params, const GradientBuffers& buffers, int active,
-               ParameterSegment segment, float learning_rate, float weight_decay);
+void apply_sgd(float* params, const GradientBuffers& buffers, int active, ParameterSegment segment,
+               float learning_rate, float weight_decay);
 
 }  // namespace shardprop::detail

@@ -19,10 +19,10 @@ double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, flo
 // Per-shard sums for accuracy and RMSE, added in a fixed order by the caller.
 struct MetricSums {
   double loss = 0.0;
-  double correct = 0.0;       // rows (xent) or outputs (bce) predicted right
-  double predictions = 0.0;   // how many predictions 'correct' counts over
-  double squared_error = 0.0; // Σ (y − t)² over all outputs (mse, bce uses probabilities)
-  double outputs = 0.0;       // how many terms squared_error sums
+  double correct = 0.0;        // rows (xent) or outputs (bce) predicted right
+  double predictions = 0.0;    // how many predictions 'correct' counts over
+  double squared_error = 0.0;  // Σ (y − t)² over all outputs (mse, bce uses probabilities)
+  double outputs = 0.0;        // how many terms squared_error sums
   void add(const MetricSums& other);
 };
 MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets);

@@ -88,12 +88,13 @@ void Model::initialize(std::uint64_t seed) {
       relu_follows = next != nullptr && next->kind == Activation::relu;
     }
     // He keeps the variance of relu activations; Glorot balances forward and backward variance.
-    const double limit = relu_follows ? std::sqrt(6.0 / dense->in)
-                                      : std::sqrt(6.0 / (dense->in + dense->out));
+    const double limit =
+        relu_follows ? std::sqrt(6.0 / dense->in) : std::sqrt(6.0 / (dense->in + dense->out));
     const std::size_t count = static_cast<std::size_t>(dense->in) * dense->out;
     float* w = net.parameters.data() + dense->weight;
     for (std::size_t i = 0; i < count; ++i) {
-      const float u = detail::uniform01(detail::random_bits(seed, detail::RngPurpose::initialize, k, i));
+      const float u =
+          detail::uniform01(detail::random_bits(seed, detail::RngPurpose::initialize, k, i));
       w[i] = static_cast<float>((2.0 * u - 1.0) * limit);
     }
   }

@@ -23,7 +23,8 @@ Matrix view(AlignedFloats& storage, int rows, int cols) {
 }  // namespace
 
 Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
-  if (spec.inputs <= 0) throw Error("model: inputs must be positive, got " + std::to_string(spec.inputs));
+  if (spec.inputs <= 0)
+    throw Error("model: inputs must be positive, got " + std::to_string(spec.inputs));
   if (spec.layers.empty()) throw Error("model: no layers");
   int width = spec.inputs;
   std::size_t offset = 0;
@@ -31,29 +32,30 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
   max_width = width;
   for (std::size_t k = 0; k < spec.layers.size(); ++k) {
     const std::string index = std::to_string(k);
-    std::visit(Overloaded{
-                   [&](const DenseSpec& d) {
-                     if (d.units <= 0) {
-                       throw Error("model: layer " + index + " (dense) needs a positive width, got " +
-                                   std::to_string(d.units));
-                     }
-                     Dense dense{width, d.units, offset, 0};
-                     const std::size_t weights = static_cast<std::size_t>(d.units) * width;
-                     tensors.push_back({index + ".weight", {d.units, width}, offset, weights, true});
-                     offset = pad_to_line(offset + weights);
-                     dense.bias = offset;
-                     tensors.push_back({index + ".bias", {d.units}, offset,
-                                        static_cast<std::size_t>(d.units), false});
-                     offset = pad_to_line(offset + d.units);
-                     layers.emplace_back(dense);
-                     width = d.units;
-                     has_dense = true;
-                   },
-                   [&](const ActivationSpec& a) {
-                     layers.emplace_back(ActivationLayer{a.activation, width});
-                   },
-               },
-               spec.layers[k]);
+    std::visit(
+        Overloaded{
+            [&](const DenseSpec& d) {
+              if (d.units <= 0) {
+                throw Error("model: layer " + index + " (dense) needs a positive width, got " +
+                            std::to_string(d.units));
+              }
+              Dense dense{width, d.units, offset, 0};
+              const std::size_t weights = static_cast<std::size_t>(d.units) * width;
+              tensors.push_back({index + ".weight", {d.units, width}, offset, weights, true});
+              offset = pad_to_line(offset + weights);
+              dense.bias = offset;
+              tensors.push_back(
+                  {index + ".bias", {d.units}, offset, static_cast<std::size_t>(d.units), false});
+              offset = pad_to_line(offset + d.units);
+              layers.emplace_back(dense);
+              width = d.units;
+              has_dense = true;
+            },
+            [&](const ActivationSpec& a) {
+              layers.emplace_back(ActivationLayer{a.activation, width});
+            },
+        },
+        spec.layers[k]);
     widths.push_back(width);
     max_width = std::max(max_width, width);
   }

@@ -10,7 +10,8 @@ namespace shardprop {
 Perceptron::Perceptron(int inputs, float learning_rate)
     : weights_(inputs > 0 ? static_cast<std::size_t>(inputs) : 0, 0.0f),
       learning_rate_(learning_rate) {
-  if (inputs <= 0) throw Error("perceptron: inputs must be positive, got " + std::to_string(inputs));
+  if (inputs <= 0)
+    throw Error("perceptron: inputs must be positive, got " + std::to_string(inputs));
   if (!(learning_rate > 0.0f)) {
     throw Error("perceptron: learning rate must be positive, got " + std::to_string(learning_rate));
   }
@@ -29,9 +30,9 @@ float Perceptron::predict(std::span<const float> x) const {
 std::int64_t Perceptron::train_epoch(const Dataset& data) {
   data.validate();
   if (data.feature_count != static_cast<int>(weights_.size()) || data.target_width != 1) {
-    throw Error("perceptron: dataset has " + std::to_string(data.feature_count) +
-                " features and " + std::to_string(data.target_width) +
-                " targets per row; the model needs " + std::to_string(weights_.size()) + " and 1");
+    throw Error("perceptron: dataset has " + std::to_string(data.feature_count) + " features and " +
+                std::to_string(data.target_width) + " targets per row; the model needs " +
+                std::to_string(weights_.size()) + " and 1");
   }
   for (std::int64_t r = 0; r < data.rows; ++r) {
     if (data.targets[r] != 1.0f && data.targets[r] != -1.0f) {

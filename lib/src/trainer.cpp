@@ -33,7 +33,8 @@ constexpr int kEvaluateChunkRows = 512;
 
 void validate_settings(const Model& model, const TrainerSettings& s) {
   auto fail = [](const std::string& what) { throw Error("trainer settings: " + what); };
-  if (s.threads < 0) fail("threads must be >= 0 (0 = the caller's arena), got " + std::to_string(s.threads));
+  if (s.threads < 0)
+    fail("threads must be >= 0 (0 = the caller's arena), got " + std::to_string(s.threads));
   if (s.batch_size < 1) fail("batch size must be >= 1, got " + std::to_string(s.batch_size));
   if (s.shards < 0) fail("shards must be >= 0 (0 = automatic), got " + std::to_string(s.shards));
   if (s.shards > s.batch_size) {
@@ -131,8 +132,9 @@ struct Trainer::State {
       const detail::ConstMatrix x{features + static_cast<std::ptrdiff_t>(begin) * inputs,
                                   plan.size(s), inputs, inputs};
       net.forward(params, x, workspaces[s]);
-      shard_loss[s] = net.backward(params, x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
-                                   scale, workspaces[s], gradients.shard(s));
+      shard_loss[s] =
+          net.backward(params, x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
+                       scale, workspaces[s], gradients.shard(s));
     };
     if (parallel && plan.shards > 1) {
       run([&] {
@@ -217,8 +219,8 @@ Metrics Trainer::train_epoch(const Dataset& data) {
   if (st.settings.shuffle) {
     // Fisher–Yates driven by (seed, epoch, i): the same permutation on every machine.
     for (std::int64_t i = data.rows - 1; i > 0; --i) {
-      const std::uint64_t bits = detail::random_bits(
-          st.settings.seed, detail::RngPurpose::shuffle, static_cast<std::uint64_t>(st.epochs), i);
+      const std::uint64_t bits = detail::random_bits(st.settings.seed, detail::RngPurpose::shuffle,
+                                                     static_cast<std::uint64_t>(st.epochs), i);
       std::swap(st.order[i], st.order[bits % static_cast<std::uint64_t>(i + 1)]);
     }
   }
@@ -253,10 +255,9 @@ Metrics Trainer::evaluate(const Dataset& data) const {
   const State& st = *state_;
   const int inputs = st.net.spec.inputs;
   if (data.feature_count != inputs || data.target_width != st.target_width) {
-    throw Error("evaluate: dataset has " + std::to_string(data.feature_count) +
-                " features and " + std::to_string(data.target_width) +
-                " targets per row; the model needs " + std::to_string(inputs) + " and " +
-                std::to_string(st.target_width));
+    throw Error("evaluate: dataset has " + std::to_string(data.feature_count) + " features and " +
+                std::to_string(data.target_width) + " targets per row; the model needs " +
+                std::to_string(inputs) + " and " + std::to_string(st.target_width));
   }
   data.validate();
   st.check_targets(data.targets.data(), data.rows);
@@ -265,10 +266,12 @@ Metrics Trainer::evaluate(const Dataset& data) const {
   const float* params = st.net.parameters.data();
   auto run_chunk = [&](std::int64_t c, detail::ShardWorkspace& ws) {
     const std::int64_t begin = c * kEvaluateChunkRows;
-    const int rows = static_cast<int>(std::min<std::int64_t>(kEvaluateChunkRows, data.rows - begin));
+    const int rows =
+        static_cast<int>(std::min<std::int64_t>(kEvaluateChunkRows, data.rows - begin));
     const detail::ConstMatrix x{data.features.data() + begin * inputs, rows, inputs, inputs};
     const detail::ConstMatrix y = st.net.forward(params, x, ws);
-    sums[c] = detail::metric_sums(st.net.spec.loss, y, data.targets.data() + begin * st.target_width);
+    sums[c] =
+        detail::metric_sums(st.net.spec.loss, y, data.targets.data() + begin * st.target_width);
   };
   {
     detail::SingleThreadedBlas one_blas_thread;

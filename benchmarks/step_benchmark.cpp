@@ -1,0 +1,368 @@
+// One training step (BM_Step) against the sgemm calls alone that the same sharded step makes
+// (BM_GemmOnlyStep, the denominator of "step time / GEMM-only time"), and the single-threaded
+// sgemm rate of each shape of the medium network (BM_Sgemm). Leaves out epochs and data loading.
+#include <benchmark/benchmark.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "aligned.hpp"
+#include "blas.hpp"
+#include "gradient_buffer.hpp"
+#include "network.hpp"
+#include "shard_plan.hpp"
+#include "shardprop/error.hpp"
+#include "shardprop/model.hpp"
+#include "shardprop/trainer.hpp"
+#include "shardprop/version.hpp"
+
+namespace {
+
+using shardprop::detail::AlignedFloats;
+using shardprop::detail::gemm;
+using shardprop::detail::Transpose;
+
+constexpr std::uint64_t kSeed = 1;
+constexpr float kLearningRate = 0.01f;
+
+struct NetworkCase {
+  std::string name;
+  shardprop::ModelSpec spec;
+  int batch_size = 0;
+  std::vector<int> shard_counts;  // 0 = the trainer's automatic choice
+};
+
+NetworkCase small_case() {
+  const std::vector<int> hidden{128, 128};
+  return {
+      "small",
+      shardprop::ModelSpec::mlp(64, hidden, 10, shardprop::Activation::relu, shardprop::Loss::xent),
+      256,
+      {0}};
+}
+
+NetworkCase medium_case() {
+  const std::vector<int> hidden{1024, 1024};
+  return {"medium",
+          shardprop::ModelSpec::mlp(784, hidden, 10, shardprop::Activation::relu,
+                                    shardprop::Loss::xent),
+          256,
+          {0, 1, 2, 4}};
+}
+
+// The textbook 2-3-2 network: sigmoid on the output too, trained on squared error.
+NetworkCase tiny_case() {
+  shardprop::ModelSpec spec;
+  spec.inputs = 2;
+  spec.layers = {shardprop::DenseSpec{3}, shardprop::ActivationSpec{shardprop::Activation::sigmoid},
+                 shardprop::DenseSpec{2},
+                 shardprop::ActivationSpec{shardprop::Activation::sigmoid}};
+  spec.loss = shardprop::Loss::mse;
+  return {"tiny", spec, 4, {0}};
+}
+
+// The dense layers' shapes and weight offsets, in layer order.
+std::vector<shardprop::detail::Dense> dense_layers(const shardprop::detail::Network& net) {
+  std::vector<shardprop::detail::Dense> dense;
+  for (const shardprop::detail::Layer& layer : net.layers) {
+    if (const auto* d = std::get_if<shardprop::detail::Dense>(&layer)) {
+      dense.push_back(*d);
+    }
+  }
+  return dense;
+}
+
+// Elements of the dense weight matrices. The FLOP counters use the usual 6 FLOPs per weight per
+// sample (2 forward, 2 for dW, 2 for dx), although the first layer computes no dx: for the
+// medium network the step really does about 15% fewer.
+double weight_count(const shardprop::detail::Network& net) {
+  double weights = 0.0;
+  for (const shardprop::detail::Dense& d : dense_layers(net)) {
+    weights += static_cast<double>(d.in) * d.out;
+  }
+  return weights;
+}
+
+void fill_uniform(std::span<float> values, std::mt19937_64& engine) {
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : values) {
+    v = uniform(engine);
+  }
+}
+
+// A fixed random minibatch: features in [-1, 1); class indices for xent, values in [0, 1)
+// otherwise.
+struct Minibatch {
+  std::vector<float> features;
+  std::vector<float> targets;
+};
+
+Minibatch make_minibatch(const shardprop::Model& model, int rows) {
+  std::mt19937_64 engine(kSeed);
+  Minibatch batch;
+  batch.features.resize(static_cast<std::size_t>(rows) * model.inputs());
+  fill_uniform(batch.features, engine);
+  if (model.spec().loss == shardprop::Loss::xent) {
+    std::uniform_int_distribution<int> label(0, model.outputs() - 1);
+    batch.targets.resize(static_cast<std::size_t>(rows));
+    for (float& t : batch.targets) {
+      t = static_cast<float>(label(engine));
+    }
+  } else {
+    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+    batch.targets.resize(static_cast<std::size_t>(rows) * model.outputs());
+    for (float& t : batch.targets) {
+      t = uniform(engine);
+    }
+  }
+  return batch;
+}
+
+// Rates per second of real time: "samples" and "FLOP" (shown as k/s, G/s); "shards" is the
+// shard count the step used.
+void set_step_counters(benchmark::State& state, double weights, int rows, int shards) {
+  state.counters["samples"] =
+      benchmark::Counter(rows, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP"] =
+      benchmark::Counter(6.0 * weights * rows, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["shards"] = shards;
+}
+
+// Args: threads, shards (0 = automatic).
+void BM_Step(benchmark::State& state, const NetworkCase& c) {
+  shardprop::TrainerSettings settings;
+  settings.threads = static_cast<int>(state.range(0));
+  settings.shards = static_cast<int>(state.range(1));
+  settings.batch_size = c.batch_size;
+  settings.learning_rate = kLearningRate;
+  settings.shuffle = false;
+  try {
+    shardprop::Model model(c.spec);
+    model.initialize(kSeed);
+    shardprop::Trainer trainer(model, settings);
+    const Minibatch batch = make_minibatch(model, c.batch_size);
+    // One untimed step first: page faults on the workspaces, TBB workers joining the arena.
+    double loss = trainer.step(batch.features, batch.targets);
+    for (auto _ : state) {
+      loss = trainer.step(batch.features, batch.targets);
+      benchmark::DoNotOptimize(loss);
+    }
+    if (!std::isfinite(loss)) {
+      state.SkipWithError("the step's loss is not finite");
+    }
+    set_step_counters(state, weight_count(model.network()), c.batch_size, trainer.shard_count());
+  } catch (const shardprop::Error& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// What one shard's GEMM-only pass writes. inputs[l] (l > 0) stands in for the activations that
+// feed dense layer l, delta[l] for dL/dz of layer l: fixed random values of the right shapes.
+struct GemmShard {
+  std::vector<AlignedFloats> inputs;  // [rows, in]; inputs[0] unused (the minibatch rows)
+  std::vector<AlignedFloats> z;       // [rows, out]
+  std::vector<AlignedFloats> delta;   // [rows, out]
+  AlignedFloats dx;                   // [rows, largest in]
+};
+
+// Args: threads, shards (0 = automatic). The sgemm calls of BM_Step's sharded step and nothing
+// else: per shard, z = x·Wᵀ for every dense layer, then in reverse dW = δᵀ·x for every layer and
+// dx = δ·W for all but the first, with the same transposes, strides and beta as dense.cpp.
+void BM_GemmOnlyStep(benchmark::State& state, const NetworkCase& c) {
+  const int threads = static_cast<int>(state.range(0));
+  const int requested = static_cast<int>(state.range(1));
+  shardprop::Model model(c.spec);
+  model.initialize(kSeed);
+  const shardprop::detail::Network& net = model.network();
+  const float* params = model.parameters().data();
+  const std::vector<shardprop::detail::Dense> layers = dense_layers(net);
+  const int inputs = c.spec.inputs;
+  const int shards =
+      requested > 0 ? requested : shardprop::default_shard_count(c.spec, c.batch_size);
+  const shardprop::detail::ShardPlan plan(c.batch_size, shards);
+  const Minibatch batch = make_minibatch(model, c.batch_size);
+
+  std::mt19937_64 engine(kSeed + 1);
+  std::vector<GemmShard> work(static_cast<std::size_t>(plan.shards));
+  int largest_in = 0;
+  for (const shardprop::detail::Dense& d : layers) {
+    largest_in = std::max(largest_in, d.in);
+  }
+  for (int s = 0; s < plan.shards; ++s) {
+    const auto rows = static_cast<std::size_t>(plan.size(s));
+    GemmShard& w = work[static_cast<std::size_t>(s)];
+    for (const shardprop::detail::Dense& d : layers) {
+      w.inputs.emplace_back(rows * static_cast<std::size_t>(d.in), 0.0f);
+      w.z.emplace_back(rows * static_cast<std::size_t>(d.out), 0.0f);
+      w.delta.emplace_back(rows * static_cast<std::size_t>(d.out), 0.0f);
+      fill_uniform(w.inputs.back(), engine);
+      fill_uniform(w.delta.back(), engine);
+    }
+    w.dx.assign(rows * static_cast<std::size_t>(largest_in), 0.0f);
+  }
+  shardprop::detail::GradientBuffers gradients(plan.shards, net.parameter_count);
+
+  auto run_shard = [&](int s) {
+    GemmShard& w = work[static_cast<std::size_t>(s)];
+    const int rows = plan.size(s);
+    const float* x = batch.features.data() + static_cast<std::ptrdiff_t>(plan.begin(s)) * inputs;
+    float* grads = gradients.shard(s);
+    auto input = [&](std::size_t l) { return l == 0 ? x : w.inputs[l].data(); };
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const shardprop::detail::Dense& d = layers[l];
+      gemm(Transpose::no, Transpose::yes, rows, d.out, d.in, 1.0f, input(l), d.in,
+           params + d.weight, d.in, 1.0f, w.z[l].data(), d.out);
+    }
+    for (std::size_t l = layers.size(); l-- > 0;) {
+      const shardprop::detail::Dense& d = layers[l];
+      gemm(Transpose::yes, Transpose::no, d.out, d.in, rows, 1.0f, w.delta[l].data(), d.out,
+           input(l), d.in, 0.0f, grads + d.weight, d.in);
+      if (l > 0) {
+        gemm(Transpose::no, Transpose::no, rows, d.in, d.out, 1.0f, w.delta[l].data(), d.out,
+             params + d.weight, d.in, 0.0f, w.dx.data(), d.in);
+      }
+    }
+  };
+
+  // The same dispatch as the trainer: one task per shard in an arena of `threads`.
+  tbb::task_arena arena(threads);
+  const bool parallel = threads > 1 && plan.shards > 1;
+  auto run_step = [&] {
+    if (!parallel) {
+      for (int s = 0; s < plan.shards; ++s) {
+        run_shard(s);
+      }
+      return;
+    }
+    arena.execute([&] {
+      tbb::parallel_for(
+          tbb::blocked_range<int>(0, plan.shards, 1),
+          [&](const tbb::blocked_range<int>& r) {
+            for (int s = r.begin(); s < r.end(); ++s) {
+              run_shard(s);
+            }
+          },
+          tbb::simple_partitioner());
+    });
+  };
+
+  const shardprop::detail::SingleThreadedBlas one_blas_thread;
+  run_step();  // untimed, as in BM_Step
+  for (auto _ : state) {
+    run_step();
+    benchmark::ClobberMemory();
+  }
+  set_step_counters(state, weight_count(net), c.batch_size, plan.shards);
+}
+
+// One product as dense.cpp issues it: C[m,n] = op(A)[m,k]·op(B)[k,n] + beta·C.
+struct GemmShape {
+  std::string name;
+  Transpose trans_a = Transpose::no;
+  Transpose trans_b = Transpose::no;
+  int m = 0;
+  int n = 0;
+  int k = 0;
+  float beta = 0.0f;
+};
+
+// Every product of one unsharded step of the network at `rows` rows.
+std::vector<GemmShape> step_gemm_shapes(const shardprop::detail::Network& net, int rows) {
+  std::vector<GemmShape> shapes;
+  const std::vector<shardprop::detail::Dense> layers = dense_layers(net);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const shardprop::detail::Dense& d = layers[l];
+    const std::string layer = "layer" + std::to_string(l);
+    shapes.push_back(
+        {layer + "_forward_NT", Transpose::no, Transpose::yes, rows, d.out, d.in, 1.0f});
+    shapes.push_back({layer + "_dW_TN", Transpose::yes, Transpose::no, d.out, d.in, rows, 0.0f});
+    if (l > 0) {
+      shapes.push_back({layer + "_dx_NN", Transpose::no, Transpose::no, rows, d.in, d.out, 0.0f});
+    }
+  }
+  return shapes;
+}
+
+// Args: m, n, k (only for the name: the shape carries them). Single-threaded BLAS, as in a task.
+void BM_Sgemm(benchmark::State& state, const GemmShape& shape) {
+  const int m = shape.m;
+  const int n = shape.n;
+  const int k = shape.k;
+  // Row-major storage of A and B as the transposes require.
+  const int lda = shape.trans_a == Transpose::yes ? m : k;
+  const int ldb = shape.trans_b == Transpose::yes ? k : n;
+  std::mt19937_64 engine(kSeed);
+  AlignedFloats a(static_cast<std::size_t>(m) * k);
+  AlignedFloats b(static_cast<std::size_t>(k) * n);
+  AlignedFloats c(static_cast<std::size_t>(m) * n, 0.0f);
+  fill_uniform(a, engine);
+  fill_uniform(b, engine);
+  const shardprop::detail::SingleThreadedBlas one_blas_thread;
+  for (auto _ : state) {
+    gemm(shape.trans_a, shape.trans_b, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, shape.beta,
+         c.data(), n);
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP"] =
+      benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_benchmarks() {
+  for (const NetworkCase& c : {small_case(), medium_case(), tiny_case()}) {
+    auto* step = benchmark::RegisterBenchmark(("BM_Step/" + c.name).c_str(), BM_Step, c);
+    auto* gemm_only =
+        benchmark::RegisterBenchmark(("BM_GemmOnlyStep/" + c.name).c_str(), BM_GemmOnlyStep, c);
+    for (auto* b : {step, gemm_only}) {
+      b->ArgNames({"threads", "shards"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+      for (int threads : {1, 2}) {
+        for (int shards : c.shard_counts) {
+          b->Args({threads, shards});
+        }
+      }
+    }
+  }
+  const NetworkCase medium = medium_case();
+  const shardprop::detail::Network net(medium.spec);
+  for (const GemmShape& shape : step_gemm_shapes(net, medium.batch_size)) {
+    benchmark::RegisterBenchmark(("BM_Sgemm/" + medium.name + "/" + shape.name).c_str(), BM_Sgemm,
+                                 shape)
+        ->Args({shape.m, shape.n, shape.k})
+        ->ArgNames({"m", "n", "k"})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+}
+
+std::string environment_value(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "(unset)";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 1;
+  }
+  benchmark::AddCustomContext("shardprop_version", shardprop::version());
+  benchmark::AddCustomContext("openblas_core", shardprop::blas_core_name());
+  benchmark::AddCustomContext("OPENBLAS_CORETYPE", environment_value("OPENBLAS_CORETYPE"));
+  benchmark::AddCustomContext("OPENBLAS_NUM_THREADS", environment_value("OPENBLAS_NUM_THREADS"));
+  register_benchmarks();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,423 @@
+// The `shardprop` executable, run as a user would: training output, --out / --init, one-line
+// errors that leave --out untouched, and byte-identical results for equal seeds and any thread
+// count. Each run is a separate process with stdout and stderr captured to files.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "shardprop/checkpoint.hpp"
+#include "shardprop/model.hpp"
+#include "shardprop/version.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+using shardprop::Activation;
+using shardprop::Loss;
+using shardprop::Model;
+using shardprop::ModelSpec;
+using shardprop::test::directory_entries;
+using shardprop::test::read_bytes;
+using shardprop::test::read_text;
+using shardprop::test::TempDir;
+using shardprop::test::write_bytes;
+using shardprop::test::write_text;
+using Args = std::vector<std::string>;
+
+struct Run {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string shell_quote(const std::string& word) {
+  std::string quoted = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+// Runs `shardprop ARGS...` in DIR, so relative file names in ARGS are files of DIR.
+Run run_cli(const TempDir& dir, const Args& args) {
+  std::string command = "cd ";
+  command += shell_quote(dir.path().string());
+  command += " && ";
+  command += shell_quote(SHARDPROP_CLI_PATH);
+  for (const std::string& arg : args) {
+    command += ' ';
+    command += shell_quote(arg);
+  }
+  const auto out = dir / "cli.stdout";
+  const auto err = dir / "cli.stderr";
+  command += " >";
+  command += shell_quote(out.string());
+  command += " 2>";
+  command += shell_quote(err.string());
+  const int status = std::system(command.c_str());
+  Run run;
+  REQUIRE(status != -1);
+  REQUIRE(WIFEXITED(status));
+  run.exit_code = WEXITSTATUS(status);
+  run.out = read_text(out);
+  run.err = read_text(err);
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
+  return run;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Two classes split by the line x1 + x2 = 0.2, points at least 0.1 from it. Class indices 0/1
+// for the default xent loss.
+std::string separable_csv(std::uint64_t seed, int rows) {
+  std::mt19937_64 bits(seed);
+  std::string csv = "x1,x2,label\n";
+  char line[96];
+  for (int r = 0; r < rows;) {
+    const float x1 = shardprop::test::uniform_pm1(bits);
+    const float x2 = shardprop::test::uniform_pm1(bits);
+    const double side = x1 + x2 - 0.2;
+    if (side > -0.1 && side < 0.1) continue;
+    std::snprintf(line, sizeof line, "%.6f,%.6f,%d\n", static_cast<double>(x1),
+                  static_cast<double>(x2), side > 0 ? 1 : 0);
+    csv += line;
+    ++r;
+  }
+  return csv;
+}
+
+// The model `shardprop train` builds for 2 features, 2 classes and --layers LAYERS.
+ModelSpec cli_spec(std::vector<int> layers, int inputs = 2) {
+  return ModelSpec::mlp(inputs, layers, 2, Activation::relu, Loss::xent);
+}
+
+Model load_model(const ModelSpec& spec, const std::filesystem::path& path) {
+  Model model(spec);
+  shardprop::load_safetensors(model, path);
+  return model;
+}
+
+bool same_tensors(const Model& a, const Model& b) {
+  return a.parameters().size() == b.parameters().size() &&
+         std::memcmp(a.parameters().data(), b.parameters().data(), a.parameters().size_bytes()) ==
+             0;
+}
+
+// A fixture directory with a training CSV (train.csv, 256 rows) and the common options for a
+// quick run. CLI11 rejects an option given twice, so train() adds a default only for the
+// options that `extra` does not set.
+struct CliFixture {
+  TempDir dir;
+  CliFixture() { write_text(dir / "train.csv", separable_csv(11, 256)); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  Args train(const Args& extra) const {
+    Args args{"train"};
+    const Args defaults{"--data",       "train.csv", "--layers", "8",
+                        "--batch-size", "16",        "--lr",     "0.3"};
+    for (std::size_t i = 0; i < defaults.size(); i += 2) {
+      if (std::find(extra.begin(), extra.end(), defaults[i]) == extra.end()) {
+        args.insert(args.end(), {defaults[i], defaults[i + 1]});
+      }
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("train prints one line per epoch with loss and accuracy and writes --out", "[cli]") {
+  CliFixture f;
+  const Run run =
+      run_cli(f.dir, f.train({"--epochs", "6", "--seed", "3", "--out", f.path("m.st")}));
+  CAPTURE(run.out, run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.err.empty());
+
+  const std::regex epoch_line(R"(^epoch +(\d+)/6 +loss (\d+\.\d+) +accuracy +(\d+\.\d+)%.*)");
+  std::vector<double> losses, accuracies;
+  for (const std::string& line : lines_of(run.out)) {
+    std::smatch m;
+    if (!std::regex_match(line, m, epoch_line)) {
+      CHECK_THAT(line, !StartsWith("epoch"));
+      continue;
+    }
+    CHECK(std::stoi(m[1]) == static_cast<int>(losses.size()) + 1);
+    losses.push_back(std::stod(m[2]));
+    accuracies.push_back(std::stod(m[3]));
+  }
+  REQUIRE(losses.size() == 6);
+  CHECK(losses.back() < losses.front());  // it learns
+  CHECK(accuracies.back() >= 90.0);       // on linearly separable data
+  CHECK_THAT(run.out, Contains("wrote " + f.path("m.st")));
+
+  const Model trained = load_model(cli_spec({8}), f.path("m.st"));
+  Model initial(cli_spec({8}));
+  initial.initialize(3);
+  CHECK_FALSE(same_tensors(trained, initial));
+  const auto metadata = shardprop::read_safetensors_metadata(f.path("m.st"));
+  CHECK(metadata.at("shardprop.epochs") == "6");
+  CHECK(metadata.at("shardprop.seed") == "3");
+  CHECK(metadata.count("shardprop.model") == 1);
+
+  SECTION("mse reports rmse instead of accuracy") {
+    const Run mse = run_cli(f.dir, f.train({"--epochs", "2", "--loss", "mse"}));
+    REQUIRE(mse.exit_code == 0);
+    int epochs = 0;
+    for (const std::string& line : lines_of(mse.out)) {
+      if (line.rfind("epoch", 0) != 0) continue;
+      ++epochs;
+      CHECK_THAT(line, Contains("loss ") && Contains("rmse "));
+    }
+    CHECK(epochs == 2);
+  }
+}
+
+TEST_CASE("train --epochs 0 writes the initialised model, and --init starts from given weights",
+          "[cli]") {
+  CliFixture f;
+  const Run init =
+      run_cli(f.dir, f.train({"--epochs", "0", "--seed", "42", "--out", f.path("a.st")}));
+  CAPTURE(init.out, init.err);
+  REQUIRE(init.exit_code == 0);
+  CHECK_THAT(init.out, !Contains("epoch "));
+  Model expected(cli_spec({8}));
+  expected.initialize(42);
+  const Model a = load_model(cli_spec({8}), f.path("a.st"));
+  CHECK(same_tensors(a, expected));
+  CHECK(shardprop::read_safetensors_metadata(f.path("a.st")).at("shardprop.epochs") == "0");
+
+  SECTION("--init A --epochs 0 --out B copies A's tensors bitwise, whatever the seed") {
+    const Run copy = run_cli(f.dir, f.train({"--epochs", "0", "--seed", "7", "--init",
+                                             f.path("a.st"), "--out", f.path("b.st")}));
+    CAPTURE(copy.out, copy.err);
+    REQUIRE(copy.exit_code == 0);
+    CHECK(same_tensors(load_model(cli_spec({8}), f.path("b.st")), a));
+  }
+  SECTION("weights written by the library load via --init and come back unchanged") {
+    Model custom(cli_spec({8}));
+    custom.initialize(1234);
+    for (float& p : custom.parameters()) p *= 0.5f;  // not any seed's initialisation
+    shardprop::save_safetensors(custom, f.path("custom.st"));
+    const Run copy = run_cli(
+        f.dir, f.train({"--epochs", "0", "--init", f.path("custom.st"), "--out", f.path("b.st")}));
+    REQUIRE(copy.exit_code == 0);
+    CHECK(same_tensors(load_model(cli_spec({8}), f.path("b.st")), custom));
+  }
+  SECTION("training from --init A equals training from the seed A was initialised with") {
+    const Run from_init = run_cli(f.dir, f.train({"--epochs", "2", "--seed", "42", "--init",
+                                                  f.path("a.st"), "--out", f.path("c.st")}));
+    const Run from_seed =
+        run_cli(f.dir, f.train({"--epochs", "2", "--seed", "42", "--out", f.path("d.st")}));
+    REQUIRE(from_init.exit_code == 0);
+    REQUIRE(from_seed.exit_code == 0);
+    const Model c = load_model(cli_spec({8}), f.path("c.st"));
+    CHECK(same_tensors(c, load_model(cli_spec({8}), f.path("d.st"))));
+    CHECK_FALSE(same_tensors(c, a));  // and it did train
+  }
+}
+
+TEST_CASE("train --init with weights of another architecture fails naming the tensor", "[cli]") {
+  CliFixture f;
+  REQUIRE(run_cli(f.dir, f.train({"--epochs", "0", "--out", f.path("a.st")})).exit_code == 0);
+  write_text(f.dir / "three.csv", "x1,x2,x3,label\n0,0,0,0\n1,1,1,1\n");
+  // Generators outlive this run of the test case (and its TempDir): relative names only.
+  const auto [description, args, tensor] = GENERATE(table<std::string, Args, std::string>({
+      {"narrower hidden layer", Args{"--layers", "4"},
+       "'0.weight': shape [8,2] does not match the model's [4,2]"},
+      {"an extra hidden layer", Args{"--layers", "8,8"},
+       "'2.weight': shape [2,8] does not match the model's [8,8]"},
+      {"three features instead of two", Args{"--layers", "8", "--data", "three.csv"},
+       "'0.weight': shape [8,2] does not match the model's [8,3]"},
+  }));
+  CAPTURE(description);
+  const std::vector<char> old_bytes{'k', 'e', 'e', 'p', '\0', '\n'};
+  write_bytes(f.dir / "out.st", old_bytes);
+  Args all = args;
+  all.insert(all.end(), {"--epochs", "1", "--init", f.path("a.st"), "--out", f.path("out.st")});
+  const Run run = run_cli(f.dir, f.train(all));
+  CAPTURE(run.out, run.err);
+  CHECK(run.exit_code != 0);
+  const std::vector<std::string> err = lines_of(run.err);
+  REQUIRE(err.size() == 1);
+  CHECK_THAT(err[0], StartsWith("shardprop: error: " + f.path("a.st") + ": tensor "));
+  CHECK_THAT(err[0], Contains(tensor));
+  CHECK(read_bytes(f.dir / "out.st") == old_bytes);
+}
+
+TEST_CASE("bad options and bad input exit non-zero with a one-line message and leave --out alone",
+          "[cli]") {
+  CliFixture f;
+  write_text(f.dir / "bad.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,-0.5,0\n0.1,abc,1\n");
+  write_text(f.dir / "short.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,0\n");
+  write_text(f.dir / "fraction.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,-0.5,0.5\n");
+  // (description, options, what the first line of stderr must contain, exit status: 2 for a
+  // usage error, 1 for bad input). The CLI runs in the
+  // fixture's directory; the generator outlives this run's TempDir, so relative names only.
+  const auto [description, options, expected, status] =
+      GENERATE(table<std::string, Args, std::string, int>({
+          {"unknown --activation", Args{"--activation", "softplus"}, "--activation: softplus", 2},
+          {"unknown --loss", Args{"--loss", "hinge"}, "--loss: hinge", 2},
+          {"--batch-size 0", Args{"--batch-size", "0"},
+           "--batch-size: must be a number >= 1, got '0'", 2},
+          {"--layers with a zero width", Args{"--layers", "8,0"},
+           "--layers: must be a number >= 1, got '0'", 2},
+          {"an unknown option", Args{"--bogus"}, "--bogus", 2},
+          {"a missing --data file", Args{"--data", "missing.csv"}, "missing.csv", 2},
+          {"a missing --init file", Args{"--init", "missing.st"}, "missing.st", 2},
+          {"a malformed CSV field", Args{"--data", "bad.csv"},
+           "shardprop: error: bad.csv:4:5 (column 2 'x2'): 'abc' is not a number", 1},
+          {"a short CSV row", Args{"--data", "short.csv"},
+           "shardprop: error: short.csv:3: expected 3 fields, found 2", 1},
+          {"an unknown --target", Args{"--target", "colour"}, "no column named 'colour'", 1},
+          {"a class target that is not an integer", Args{"--data", "fraction.csv"},
+           "not a class index", 1},
+          {"--shards larger than --batch-size (16)", Args{"--shards", "17"},
+           "shards (17) exceeds the batch size (16)", 1},
+          {"--init with a file that is not safetensors", Args{"--init", "train.csv"},
+           "shardprop: error: train.csv: header length", 1},
+      }));
+  CAPTURE(description);
+  const std::vector<char> old_bytes{'o', 'l', 'd', '\0', '\xff', '\n'};
+  write_bytes(f.dir / "out.st", old_bytes);
+  const auto entries_before = directory_entries(f.dir.path());
+
+  Args args = options;
+  args.insert(args.end(), {"--epochs", "1", "--out", f.path("out.st")});
+  const Run run = run_cli(f.dir, f.train(args));
+  CAPTURE(run.out, run.err);
+  CHECK(run.exit_code == status);
+  const std::vector<std::string> err = lines_of(run.err);
+  REQUIRE_FALSE(err.empty());
+  CHECK_THAT(err[0], Contains(expected));
+  // One line; CLI11's usage errors add only its standard hint.
+  for (std::size_t i = 1; i < err.size(); ++i) {
+    CHECK(err[i] == "Run with --help for more information.");
+  }
+  CHECK_THAT(run.out, !Contains("wrote"));
+  CHECK(read_bytes(f.dir / "out.st") == old_bytes);
+  CHECK(directory_entries(f.dir.path()) == entries_before);  // no temporary files either
+}
+
+TEST_CASE(
+    "a zero --batch-size or layer width is rejected with a message that states the valid "
+    "values",
+    "[cli]") {
+  // Regression: CLI::PositiveNumber printed its bounds as "0.000000" and a 309-digit number:
+  // "--batch-size: Value 0 not in range 0.000000 to 17976931348623...".
+  CliFixture f;
+  const auto [option, value] = GENERATE(table<std::string, std::string>({
+      {"--batch-size", "0"},
+      {"--layers", "0"},
+  }));
+  CAPTURE(option);
+  const Run run = run_cli(f.dir, f.train({"--epochs", "1", option, value}));
+  CAPTURE(run.err);
+  CHECK(run.exit_code != 0);
+  const std::vector<std::string> err = lines_of(run.err);
+  REQUIRE_FALSE(err.empty());
+  CHECK_THAT(err[0], StartsWith(option));
+  CHECK_THAT(err[0], !Contains("range 0.000000"));  // 0 is what was rejected
+  CHECK(err[0].size() < 120);
+}
+
+TEST_CASE("train with the same seed and options twice gives byte-identical output files",
+          "[cli][determinism]") {
+  CliFixture f;
+  const Args options{"--epochs", "3", "--seed", "5", "--shards", "2"};
+  Args first = f.train(options);
+  first.insert(first.end(), {"--out", f.path("first.st")});
+  Args second = f.train(options);
+  second.insert(second.end(), {"--out", f.path("second.st")});
+  REQUIRE(run_cli(f.dir, first).exit_code == 0);
+  REQUIRE(run_cli(f.dir, second).exit_code == 0);
+  CHECK(read_bytes(f.dir / "first.st") == read_bytes(f.dir / "second.st"));
+
+  SECTION("and a different seed gives a different file") {
+    REQUIRE(run_cli(f.dir, f.train({"--epochs", "3", "--seed", "6", "--shards", "2", "--out",
+                                    f.path("other.st")}))
+                .exit_code == 0);
+    CHECK(read_bytes(f.dir / "other.st") != read_bytes(f.dir / "first.st"));
+  }
+}
+
+TEST_CASE(
+    "train gives byte-identical output files for --threads 1 and --threads 2 at fixed "
+    "--shards",
+    "[cli][determinism]") {
+  CliFixture f;
+  const std::string shards = GENERATE(as<std::string>{}, "2", "4", "16");
+  CAPTURE(shards);
+  auto train_with = [&](const std::string& threads, const std::string& out) {
+    const Run run = run_cli(f.dir, f.train({"--epochs", "3", "--seed", "9", "--shards", shards,
+                                            "--threads", threads, "--out", f.path(out)}));
+    CAPTURE(run.err);
+    REQUIRE(run.exit_code == 0);
+  };
+  train_with("1", "one.st");
+  train_with("2", "two.st");
+  CHECK(read_bytes(f.dir / "one.st") == read_bytes(f.dir / "two.st"));
+}
+
+TEST_CASE("train --no-shuffle is accepted and trains on minibatches in file order", "[cli]") {
+  CliFixture f;
+  const Run first =
+      run_cli(f.dir, f.train({"--epochs", "2", "--no-shuffle", "--out", f.path("a.st")}));
+  CAPTURE(first.err);
+  REQUIRE(first.exit_code == 0);
+  REQUIRE(run_cli(f.dir, f.train({"--epochs", "2", "--no-shuffle", "--out", f.path("b.st")}))
+              .exit_code == 0);
+  REQUIRE(run_cli(f.dir, f.train({"--epochs", "2", "--out", f.path("shuffled.st")})).exit_code ==
+          0);
+  CHECK(read_bytes(f.dir / "a.st") == read_bytes(f.dir / "b.st"));
+  // Batches of 16 from 256 rows: file order and a shuffled order give different updates.
+  CHECK(read_bytes(f.dir / "a.st") != read_bytes(f.dir / "shuffled.st"));
+}
+
+TEST_CASE("shardprop --help and --version exit 0 and describe the program", "[cli]") {
+  TempDir dir;
+  SECTION("shardprop --help lists the train subcommand") {
+    const Run run = run_cli(dir, {"--help"});
+    CHECK(run.exit_code == 0);
+    CHECK_THAT(run.out, Contains("train"));
+  }
+  SECTION("shardprop train --help lists the options") {
+    const Run run = run_cli(dir, {"train", "--help"});
+    CHECK(run.exit_code == 0);
+    for (const char* option :
+         {"--data", "--out", "--init", "--threads", "--shards", "--no-shuffle"}) {
+      CHECK_THAT(run.out, Contains(option));
+    }
+  }
+  SECTION("shardprop --version prints the library version") {
+    const Run run = run_cli(dir, {"--version"});
+    CHECK(run.exit_code == 0);
+    CHECK_THAT(run.out, Contains(shardprop::version()));
+  }
+  SECTION("no subcommand is a usage error") {
+    const Run run = run_cli(dir, {});
+    CHECK(run.exit_code != 0);
+  }
+}
