@@ -3,6 +3,7 @@
 #include "shardprop/trainer.hpp"
 
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -24,14 +25,14 @@ namespace shardprop {
 namespace {
 
 // Below these sizes a parallel region costs more than it saves.
-constexpr std::size_t kSegmentFloats = 16 * 1024;
-constexpr std::size_t kParallelUpdateFloats = 64 * 1024;
+constexpr std::size_t kSegmentFloats = std::size_t{16} * 1024;
+constexpr std::size_t kParallelUpdateFloats = std::size_t{64} * 1024;
 constexpr int kMinRowsPerShard = 128;
 constexpr double kMinFlopsPerShard = 4.0e6;
 constexpr int kMaxDefaultShards = 8;
 constexpr int kEvaluateChunkRows = 512;
 
-void validate_settings(const Model& model, const TrainerSettings& s) {
+void validate_settings(const TrainerSettings& s) {
   auto fail = [](const std::string& what) { throw Error("trainer settings: " + what); };
   if (s.threads < 0)
     fail("threads must be >= 0 (0 = the caller's arena), got " + std::to_string(s.threads));
@@ -47,7 +48,6 @@ void validate_settings(const Model& model, const TrainerSettings& s) {
   if (!std::isfinite(s.weight_decay) || s.weight_decay < 0.0f) {
     fail("weight decay must be finite and >= 0, got " + std::to_string(s.weight_decay));
   }
-  (void)model;
 }
 
 }  // namespace
@@ -76,6 +76,9 @@ struct Trainer::State {
   std::vector<std::int64_t> order;
   detail::AlignedFloats batch_features, batch_targets;
   int epochs = 0;
+  // One inference workspace per thread, made on first use and kept across evaluate() calls.
+  // Which thread evaluates which chunk does not matter: chunks are summed in chunk order.
+  mutable tbb::enumerable_thread_specific<detail::ShardWorkspace> evaluation_workspaces;
 
   State(Model& m, const TrainerSettings& s)
       : model(m),
@@ -86,7 +89,9 @@ struct Trainer::State {
         parallel(false),
         gradients(shards, net.parameter_count),
         segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
-        shard_loss(shards, 0.0) {
+        shard_loss(shards, 0.0),
+        evaluation_workspaces(
+            [&net = m.network()] { return net.make_workspace(kEvaluateChunkRows); }) {
     if (s.threads > 0) arena.emplace(s.threads);
     const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
     parallel = threads > 1;
@@ -173,7 +178,7 @@ struct Trainer::State {
 };
 
 Trainer::Trainer(Model& model, const TrainerSettings& settings) {
-  validate_settings(model, settings);
+  validate_settings(settings);
   state_ = std::make_unique<State>(model, settings);
 }
 
@@ -278,7 +283,7 @@ Metrics Trainer::evaluate(const Dataset& data) const {
     auto body = [&] {
       tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, chunks, 1),
                         [&](const tbb::blocked_range<std::int64_t>& r) {
-                          detail::ShardWorkspace ws = st.net.make_workspace(kEvaluateChunkRows);
+                          detail::ShardWorkspace& ws = st.evaluation_workspaces.local();
                           for (std::int64_t c = r.begin(); c < r.end(); ++c) run_chunk(c, ws);
                         });
     };
