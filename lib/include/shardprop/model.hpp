@@ -47,11 +47,11 @@ struct ModelSpec {
 
 // One named tensor inside the flat parameter array (PyTorch state_dict naming).
 struct TensorInfo {
-  std::string name;                // "0.weight"
-  std::vector<std::int64_t> shape; // [out, in] for weights, [out] for biases
-  std::size_t offset = 0;          // in floats, into parameters()
-  std::size_t size = 0;            // in floats
-  bool decayed = false;            // weight decay applies (weights yes, biases no)
+  std::string name;                 // "0.weight"
+  std::vector<std::int64_t> shape;  // [out, in] for weights, [out] for biases
+  std::size_t offset = 0;           // in floats, into parameters()
+  std::size_t size = 0;             // in floats
+  bool decayed = false;             // weight decay applies (weights yes, biases no)
 };
 
 namespace detail {
