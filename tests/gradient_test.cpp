@@ -115,7 +115,7 @@ std::vector<float> random_targets(std::mt19937& rng, Loss loss, int rows, int ou
 void randomize_parameters(Model& model, std::mt19937& rng) {
   model.initialize(rng());
   for (const TensorInfo& t : model.tensors()) {
-    if (t.decayed) continue;
+    if (t.role == shardprop::TensorRole::weight) continue;
     for (std::size_t i = 0; i < t.size; ++i) {
       model.parameters()[t.offset + i] = uniform(rng, -0.5f, 0.5f);
     }
@@ -175,11 +175,10 @@ void check_gradients(const Problem& p) {
   shardprop::detail::ShardWorkspace ws = net.make_workspace(p.rows);
   std::vector<float> params(p.model.parameters().begin(), p.model.parameters().end());
 
-  net.forward(params.data(), x, ws);
-  // NaN first: backward must write (not accumulate into) every gradient.
+  // NaN first: the pass must write (not accumulate into) every gradient.
   std::vector<float> grads(net.parameter_count, std::numeric_limits<float>::quiet_NaN());
-  const double loss_sum = net.backward(params.data(), x, p.targets.data(),
-                                       1.0f / static_cast<float>(p.rows), ws, grads.data());
+  const double loss_sum = net.training_pass(params.data(), x, p.targets.data(),
+                                            1.0f / static_cast<float>(p.rows), ws, grads.data());
 
   auto loss_at = [&](const std::vector<float>& at, std::vector<bool>* pattern) {
     const ConstMatrix y = net.forward(at.data(), x, ws);
@@ -299,7 +298,7 @@ TEST_CASE(
   auto objective = [&](const std::vector<float>& at) {
     double penalty = 0.0;
     for (const TensorInfo& t : p.model.tensors()) {
-      if (!t.decayed) continue;
+      if (t.role != shardprop::TensorRole::weight) continue;
       for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
         penalty += static_cast<double>(at[i]) * at[i];
       }
@@ -326,7 +325,7 @@ TEST_CASE(
       // which (W − W')/η magnifies by 1/η.
       const double implied = (static_cast<double>(before[i]) - after[i]) / learning_rate;
       const double rounding = 2.0 * 6e-8 * std::fabs(after[i]) / learning_rate;
-      if (tensor.decayed) {
+      if (tensor.role == shardprop::TensorRole::weight) {
         largest_decay_term =
             std::max(largest_decay_term, std::fabs(static_cast<double>(weight_decay) * before[i]));
       }

@@ -53,7 +53,7 @@ Model random_model(Loss loss, std::uint32_t seed) {
   Model model(spec_for(loss));
   model.initialize(seed);
   for (const TensorInfo& t : model.tensors()) {
-    if (t.decayed) continue;
+    if (t.role == shardprop::TensorRole::weight) continue;
     for (std::size_t i = 0; i < t.size; ++i) {
       model.parameters()[t.offset + i] = uniform(rng, -0.5f, 0.5f);
     }

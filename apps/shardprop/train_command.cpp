@@ -72,6 +72,9 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
   cmd->add_flag("--no-shuffle", o.no_shuffle, "Minibatches are consecutive rows in file order");
+  cmd->add_flag("--batch-norm", o.batch_norm,
+                "Batch normalization after each hidden dense layer, before its activation "
+                "(statistics over the whole minibatch, however it is sharded)");
   cmd->add_option("--init", o.init, "Start from these weights (safetensors) instead of random ones")
       ->check(CLI::ExistingFile);
   cmd->add_option("--out", o.out, "Write the trained weights here (safetensors, atomic)");
@@ -111,8 +114,8 @@ int run_train(const TrainOptions& o) {
       }
     }
   }
-  Model model(
-      ModelSpec::mlp(data.feature_count, o.layers, outputs, parse_activation(o.activation), loss));
+  Model model(ModelSpec::mlp(data.feature_count, o.layers, outputs, parse_activation(o.activation),
+                             loss, o.batch_norm));
   if (o.init.empty()) {
     model.initialize(o.seed);
   } else {
@@ -133,9 +136,9 @@ int run_train(const TrainOptions& o) {
               o.data.c_str(), static_cast<long long>(data.rows), data.feature_count,
               data.feature_count);
   for (int width : o.layers) std::printf("-%d", width);
-  std::printf("-%d %s, loss %s | batch %d, shards %d, BLAS core %s\n", outputs,
-              o.activation.c_str(), o.loss.c_str(), o.batch_size, trainer.shard_count(),
-              blas_core_name().c_str());
+  std::printf("-%d %s%s, loss %s | batch %d, shards %d, BLAS core %s\n", outputs,
+              o.activation.c_str(), o.batch_norm ? " + batch norm" : "", o.loss.c_str(),
+              o.batch_size, trainer.shard_count(), blas_core_name().c_str());
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {

@@ -23,6 +23,7 @@ struct TrainOptions {
   int shards = 0;
   std::uint64_t seed = 1;
   bool no_shuffle = false;
+  bool batch_norm = false;
   std::string init;
   std::string out;
 };

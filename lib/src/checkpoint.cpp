@@ -32,11 +32,24 @@ std::string spec_to_json(const ModelSpec& spec) {
   for (const LayerSpec& layer : spec.layers) {
     if (const auto* d = std::get_if<DenseSpec>(&layer)) {
       layers.push_back("dense(" + std::to_string(d->units) + ")");
+    } else if (const auto* b = std::get_if<BatchNormSpec>(&layer)) {
+      layers.push_back({{"batchnorm", {{"epsilon", b->epsilon}, {"momentum", b->momentum}}}});
     } else {
       layers.push_back(std::string(to_string(std::get<ActivationSpec>(layer).activation)));
     }
   }
   return json{{"inputs", spec.inputs}, {"layers", layers}, {"loss", to_string(spec.loss)}}.dump();
+}
+
+// Float tensors are F32; batch-norm num_batches_tracked is I64, as in PyTorch.
+bool is_counter(const TensorInfo& t) { return t.role == TensorRole::batch_counter; }
+const char* dtype_of(const TensorInfo& t) { return is_counter(t) ? "I64" : "F32"; }
+std::size_t element_size(const TensorInfo& t) {
+  return is_counter(t) ? sizeof(std::int64_t) : sizeof(float);
+}
+const void* source_of(const Model& model, const TensorInfo& t) {
+  if (is_counter(t)) return model.counters().data() + t.offset;
+  return model.parameters().data() + t.offset;
 }
 
 struct ParsedFile {
@@ -151,10 +164,10 @@ void save_safetensors(const Model& model, const std::filesystem::path& path,
   header["__metadata__"] = meta;
   std::size_t offset = 0;
   for (const TensorInfo& t : model.tensors()) {
-    header[t.name] = {{"dtype", "F32"},
+    header[t.name] = {{"dtype", dtype_of(t)},
                       {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.size * sizeof(float)}}};
-    offset += t.size * sizeof(float);
+                      {"data_offsets", {offset, offset + t.size * element_size(t)}}};
+    offset += t.size * element_size(t);
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
@@ -163,10 +176,9 @@ void save_safetensors(const Model& model, const std::filesystem::path& path,
   std::memcpy(bytes.data(), &length, 8);
   std::memcpy(bytes.data() + 8, text.data(), text.size());
   std::byte* data = bytes.data() + 8 + text.size();
-  const std::span<const float> params = model.parameters();
   for (const TensorInfo& t : model.tensors()) {
-    std::memcpy(data, params.data() + t.offset, t.size * sizeof(float));
-    data += t.size * sizeof(float);
+    std::memcpy(data, source_of(model, t), t.size * element_size(t));
+    data += t.size * element_size(t);
   }
   detail::write_file_atomically(path, bytes);
 }
@@ -178,8 +190,9 @@ void load_safetensors(Model& model, const std::filesystem::path& path) {
     const std::string where = file + ": tensor '" + t.name + "'";
     if (!parsed.header.contains(t.name)) throw Error(where + " is missing");
     const json& entry = parsed.header[t.name];
-    if (entry["dtype"] != "F32") {
-      throw Error(where + ": dtype " + entry["dtype"].get<std::string>() + ", expected F32");
+    if (entry["dtype"] != dtype_of(t)) {
+      throw Error(where + ": dtype " + entry["dtype"].get<std::string>() + ", expected " +
+                  dtype_of(t));
     }
     if (entry["shape"].get<std::vector<std::int64_t>>() != t.shape) {
       throw Error(where + ": shape " + entry["shape"].dump() + " does not match the model's " +
@@ -188,10 +201,19 @@ void load_safetensors(Model& model, const std::filesystem::path& path) {
     const std::uint64_t begin = entry["data_offsets"][0].get<std::uint64_t>();
     const char* bytes = parsed.bytes.data() + parsed.data_begin + begin;
     for (std::size_t i = 0; i < t.size; ++i) {
+      if (is_counter(t)) {
+        std::int64_t value = 0;
+        std::memcpy(&value, bytes + i * sizeof value, sizeof value);
+        if (value < 0) throw Error(where + ": a batch counter cannot be negative");
+        continue;
+      }
       float value = 0.0f;
-      std::memcpy(&value, bytes + i * sizeof(float), sizeof(float));
+      std::memcpy(&value, bytes + i * sizeof value, sizeof value);
       if (!std::isfinite(value)) {
         throw Error(where + ": element " + std::to_string(i) + " is not finite");
+      }
+      if (t.name.ends_with(".running_var") && value < 0.0f) {
+        throw Error(where + ": element " + std::to_string(i) + " is a negative variance");
       }
     }
   }
@@ -202,11 +224,11 @@ void load_safetensors(Model& model, const std::filesystem::path& path) {
     if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
   }
   // Everything validated: only now touch the model.
-  const std::span<float> params = model.parameters();
   for (const TensorInfo& t : model.tensors()) {
     const std::uint64_t begin = parsed.header[t.name]["data_offsets"][0].get<std::uint64_t>();
-    std::memcpy(params.data() + t.offset, parsed.bytes.data() + parsed.data_begin + begin,
-                t.size * sizeof(float));
+    void* target = is_counter(t) ? static_cast<void*>(model.counters().data() + t.offset)
+                                 : static_cast<void*>(model.parameters().data() + t.offset);
+    std::memcpy(target, parsed.bytes.data() + parsed.data_begin + begin, t.size * element_size(t));
   }
 }
 

@@ -14,8 +14,10 @@ std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& 
                                                  std::size_t max_floats) {
   std::vector<ParameterSegment> segments;
   for (const TensorInfo& t : tensors) {
+    if (!t.trained()) continue;  // running statistics change in the forward pass, not by SGD
+    const bool decayed = t.role == TensorRole::weight;
     for (std::size_t begin = t.offset; begin < t.offset + t.size; begin += max_floats) {
-      segments.push_back({begin, std::min(begin + max_floats, t.offset + t.size), t.decayed});
+      segments.push_back({begin, std::min(begin + max_floats, t.offset + t.size), decayed});
     }
   }
   return segments;

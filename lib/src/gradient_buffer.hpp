@@ -34,7 +34,7 @@ struct ParameterSegment {
   bool decayed = false;
 };
 
-// The model's tensors cut into segments of at most max_floats, the unit of parallel update.
+// The model's trained tensors cut into segments of at most max_floats, the unit of parallel update.
 std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& tensors,
                                                  std::size_t max_floats);
 

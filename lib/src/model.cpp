@@ -54,12 +54,13 @@ std::string_view to_string(Loss loss) {
 }
 
 ModelSpec ModelSpec::mlp(int inputs, std::span<const int> hidden, int outputs,
-                         Activation activation, Loss loss) {
+                         Activation activation, Loss loss, bool batch_norm) {
   ModelSpec spec;
   spec.inputs = inputs;
   spec.loss = loss;
   for (int width : hidden) {
     spec.layers.emplace_back(DenseSpec{width});
+    if (batch_norm) spec.layers.emplace_back(BatchNormSpec{});
     spec.layers.emplace_back(ActivationSpec{activation});
   }
   spec.layers.emplace_back(DenseSpec{outputs});
@@ -79,13 +80,24 @@ Model::~Model() = default;
 void Model::initialize(std::uint64_t seed) {
   detail::Network& net = *network_;
   std::fill(net.parameters.begin(), net.parameters.end(), 0.0f);
+  std::fill(net.counters.begin(), net.counters.end(), 0);
   for (std::size_t k = 0; k < net.layers.size(); ++k) {
+    if (const auto* bn = std::get_if<detail::BatchNorm>(&net.layers[k])) {
+      std::fill_n(net.parameters.data() + bn->gamma, bn->width, 1.0f);
+      std::fill_n(net.parameters.data() + bn->running_var, bn->width, 1.0f);
+      continue;
+    }
     const auto* dense = std::get_if<detail::Dense>(&net.layers[k]);
     if (dense == nullptr) continue;
+    // The activation this layer feeds, looking past a batch norm.
+    std::size_t next = k + 1;
+    if (next < net.layers.size() && std::holds_alternative<detail::BatchNorm>(net.layers[next])) {
+      ++next;
+    }
     bool relu_follows = false;
-    if (k + 1 < net.layers.size()) {
-      const auto* next = std::get_if<detail::ActivationLayer>(&net.layers[k + 1]);
-      relu_follows = next != nullptr && next->kind == Activation::relu;
+    if (next < net.layers.size()) {
+      const auto* act = std::get_if<detail::ActivationLayer>(&net.layers[next]);
+      relu_follows = act != nullptr && act->kind == Activation::relu;
     }
     // He keeps the variance of relu activations; Glorot balances forward and backward variance.
     const double limit =
@@ -105,6 +117,8 @@ int Model::inputs() const { return network_->spec.inputs; }
 int Model::outputs() const { return network_->outputs(); }
 std::span<float> Model::parameters() { return network_->parameters; }
 std::span<const float> Model::parameters() const { return network_->parameters; }
+std::span<std::int64_t> Model::counters() { return network_->counters; }
+std::span<const std::int64_t> Model::counters() const { return network_->counters; }
 const std::vector<TensorInfo>& Model::tensors() const { return network_->tensors; }
 const detail::Network& Model::network() const { return *network_; }
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "blas.hpp"
+#include "comm.hpp"
 #include "gradient_buffer.hpp"
 #include "loss.hpp"
 #include "network.hpp"
@@ -71,7 +72,8 @@ struct Trainer::State {
   std::vector<detail::ShardWorkspace> workspaces;
   detail::GradientBuffers gradients;
   std::vector<detail::ParameterSegment> segments;
-  std::vector<double> shard_loss;
+  detail::LocalCommunicator comm;
+  std::vector<detail::BatchNormSync> syncs;
   // Epoch state: the row order and the gathered minibatch for shuffled epochs.
   std::vector<std::int64_t> order;
   detail::AlignedFloats batch_features, batch_targets;
@@ -89,7 +91,7 @@ struct Trainer::State {
         parallel(false),
         gradients(shards, net.parameter_count),
         segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
-        shard_loss(shards, 0.0),
+        syncs(net.make_syncs(comm.size())),
         evaluation_workspaces(
             [&net = m.network()] { return net.make_workspace(kEvaluateChunkRows); }) {
     if (s.threads > 0) arena.emplace(s.threads);
@@ -132,29 +134,38 @@ struct Trainer::State {
     const float scale = 1.0f / static_cast<float>(rows);
     detail::SingleThreadedBlas one_blas_thread;
 
-    auto run_shard = [&](int s) {
+    for (int s = 0; s < plan.shards; ++s) {
       const int begin = plan.begin(s);
       const detail::ConstMatrix x{features + static_cast<std::ptrdiff_t>(begin) * inputs,
                                   plan.size(s), inputs, inputs};
-      net.forward(params, x, workspaces[s]);
-      shard_loss[s] =
-          net.backward(params, x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
-                       scale, workspaces[s], gradients.shard(s));
-    };
-    if (parallel && plan.shards > 1) {
-      run([&] {
-        tbb::parallel_for(
-            tbb::blocked_range<int>(0, plan.shards, 1),
-            [&](const tbb::blocked_range<int>& r) {
-              for (int s = r.begin(); s < r.end(); ++s) run_shard(s);
-            },
-            tbb::simple_partitioner());
-      });
-    } else {
-      for (int s = 0; s < plan.shards; ++s) run_shard(s);
+      net.begin_pass(workspaces[s], x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
+                     scale);
+    }
+    // One parallel region per phase; without batch norm that is the whole pass.
+    const int phases = net.phase_count();
+    for (int phase = 0; phase < phases; ++phase) {
+      auto run_shard = [&](int s) {
+        net.run_phase(phase, params, syncs, workspaces[s], gradients.shard(s));
+      };
+      if (parallel && plan.shards > 1) {
+        run([&] {
+          tbb::parallel_for(
+              tbb::blocked_range<int>(0, plan.shards, 1),
+              [&](const tbb::blocked_range<int>& r) {
+                for (int s = r.begin(); s < r.end(); ++s) run_shard(s);
+              },
+              tbb::simple_partitioner());
+        });
+      } else {
+        for (int s = 0; s < plan.shards; ++s) run_shard(s);
+      }
+      if (phase + 1 < phases) {
+        net.combine(phase, std::span<detail::ShardWorkspace>(workspaces.data(), plan.shards), comm,
+                    params, syncs, model.parameters().data(), model.counters().data());
+      }
     }
     double loss = 0.0;
-    for (int s = 0; s < plan.shards; ++s) loss += shard_loss[s];
+    for (int s = 0; s < plan.shards; ++s) loss += workspaces[s].loss;
 
     float* w = model.parameters().data();
     const float lr = settings.learning_rate;
@@ -204,6 +215,11 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
                 std::to_string(targets.size()));
   }
   st.check_targets(targets.data(), static_cast<std::int64_t>(rows));
+  if (rows == 1 && !st.net.batch_norms.empty()) {
+    throw Error(
+        "step: a minibatch of 1 row cannot train batch normalization (its batch "
+        "variance is undefined); use at least 2 rows");
+  }
   return st.step(features.data(), targets.data(), static_cast<int>(rows));
 }
 
@@ -233,8 +249,13 @@ Metrics Trainer::train_epoch(const Dataset& data) {
   Metrics m;
   double loss_sum = 0.0;
   const std::int64_t batch = st.settings.batch_size;
-  for (std::int64_t begin = 0; begin < data.rows; begin += batch) {
-    const int rows = static_cast<int>(std::min(batch, data.rows - begin));
+  // Batch norm cannot train on one row: a last minibatch of one row is skipped this epoch
+  // (with shuffling, a different row each epoch).
+  const std::int64_t usable = !st.net.batch_norms.empty() && data.rows % batch == 1 && data.rows > 1
+                                  ? data.rows - 1
+                                  : data.rows;
+  for (std::int64_t begin = 0; begin < usable; begin += batch) {
+    const int rows = static_cast<int>(std::min(batch, usable - begin));
     const float* x = data.features.data() + begin * inputs;
     const float* t = data.targets.data() + begin * st.target_width;
     if (st.settings.shuffle) {
@@ -251,8 +272,8 @@ Metrics Trainer::train_epoch(const Dataset& data) {
     loss_sum += st.step(x, t, rows) * rows;
   }
   ++st.epochs;
-  m.loss = loss_sum / static_cast<double>(data.rows);
-  m.rows = data.rows;
+  m.loss = loss_sum / static_cast<double>(usable);
+  m.rows = usable;
   return m;
 }
 

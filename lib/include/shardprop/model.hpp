@@ -29,7 +29,14 @@ struct DenseSpec {
 struct ActivationSpec {
   Activation activation = Activation::identity;
 };
-using LayerSpec = std::variant<DenseSpec, ActivationSpec>;
+// Batch normalization per feature, as PyTorch's BatchNorm1d: y = γ (z − μ)/√(σ² + ε) + β.
+// Training uses the statistics of the whole minibatch (all shards); inference uses running
+// estimates updated as r ← (1 − momentum) r + momentum · batch value (unbiased variance).
+struct BatchNormSpec {
+  float epsilon = 1e-5f;
+  float momentum = 0.1f;
+};
+using LayerSpec = std::variant<DenseSpec, ActivationSpec, BatchNormSpec>;
 
 // The network in the order of PyTorch's nn.Sequential: layer k's tensors are named "k.weight",
 // "k.bias". The loss applies to the output of the last layer (logits for xent and bce, which
@@ -39,19 +46,28 @@ struct ModelSpec {
   std::vector<LayerSpec> layers;
   Loss loss = Loss::mse;
 
-  // The usual multilayer perceptron: dense(h) + activation for each hidden width, then a
-  // dense output layer with no activation.
+  // The usual multilayer perceptron: dense(h) [+ batch norm] + activation for each hidden
+  // width, then a dense output layer with no activation.
   static ModelSpec mlp(int inputs, std::span<const int> hidden, int outputs, Activation activation,
-                       Loss loss);
+                       Loss loss, bool batch_norm = false);
 };
 
-// One named tensor inside the flat parameter array (PyTorch state_dict naming).
+// What a tensor is for: trained by SGD, or state the forward pass keeps.
+enum class TensorRole {
+  weight,         // dense W: trained and weight-decayed
+  bias,           // dense b, batch-norm γ and β: trained, not decayed
+  running_stat,   // batch-norm running_mean / running_var: float state, not trained
+  batch_counter,  // batch-norm num_batches_tracked: int64 scalar, in counters()
+};
+
+// One named tensor (PyTorch state_dict naming).
 struct TensorInfo {
   std::string name;                 // "0.weight"
-  std::vector<std::int64_t> shape;  // [out, in] for weights, [out] for biases
-  std::size_t offset = 0;           // in floats, into parameters()
-  std::size_t size = 0;             // in floats
-  bool decayed = false;             // weight decay applies (weights yes, biases no)
+  std::vector<std::int64_t> shape;  // [out, in] for weights, [out] for vectors, [] for counters
+  std::size_t offset = 0;           // into parameters() (floats) or counters() (batch_counter)
+  std::size_t size = 0;             // elements
+  TensorRole role = TensorRole::weight;
+  bool trained() const { return role == TensorRole::weight || role == TensorRole::bias; }
 };
 
 namespace detail {
@@ -71,20 +87,26 @@ class Model {
   ~Model();
 
   // Xavier/Glorot uniform for dense layers followed by sigmoid/tanh/identity, He uniform for
-  // those followed by relu; biases zero. A pure function of the seed.
+  // those followed (directly or after a batch norm) by relu; biases zero; batch norm γ = 1,
+  // β = 0, running mean 0, running variance 1, counters 0. A pure function of the seed.
   void initialize(std::uint64_t seed);
 
   const ModelSpec& spec() const;
   int inputs() const;
   int outputs() const;
 
-  // All weights and biases, 64-byte aligned, in tensors() order.
+  // Every float tensor (weights, biases, γ, β, running statistics), 64-byte aligned, in
+  // tensors() order.
   std::span<float> parameters();
   std::span<const float> parameters() const;
+  // The int64 tensors (batch-norm num_batches_tracked), in tensors() order.
+  std::span<std::int64_t> counters();
+  std::span<const std::int64_t> counters() const;
   const std::vector<TensorInfo>& tensors() const;
 
-  // Forward pass in inference mode. features: [rows, inputs] row-major; outputs: [rows,
-  // outputs()]. Raw network outputs (logits for xent/bce). Throws Error on size mismatch.
+  // Forward pass in inference mode (batch norm uses its running statistics). features:
+  // [rows, inputs] row-major; outputs: [rows, outputs()]. Raw network outputs (logits for
+  // xent/bce). Throws Error on size mismatch.
   void predict(std::span<const float> features, std::span<float> outputs) const;
 
   const detail::Network& network() const;  // for the library's own use

@@ -43,16 +43,19 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // One SGD step on a minibatch of 1..batch_size rows. features: [rows, inputs];
-  // targets: [rows, target width] (class indices for xent). Returns the minibatch's mean loss
-  // before the update. No allocation.
+  // One SGD step on a minibatch of 1..batch_size rows (at least 2 with batch norm).
+  // features: [rows, inputs]; targets: [rows, target width] (class indices for xent). Returns
+  // the minibatch's mean loss before the update. Batch-norm layers use the statistics of the
+  // whole minibatch, however it is sharded, and update their running statistics. No allocation.
   double step(std::span<const float> features, std::span<const float> targets);
 
   // One pass over the dataset in minibatches (the last may be smaller), shuffled by
-  // (seed, epoch) unless shuffle is off. Returns the mean of the step losses weighted by rows.
+  // (seed, epoch) unless shuffle is off. With batch norm, a last minibatch of a single row is
+  // skipped. Returns the mean of the step losses weighted by rows (Metrics::rows = rows used).
   Metrics train_epoch(const Dataset& data);
 
-  // Loss and accuracy/RMSE of the current model on a dataset, in inference mode.
+  // Loss and accuracy/RMSE of the current model on a dataset, in inference mode (batch norm
+  // uses its running statistics and does not change them).
   Metrics evaluate(const Dataset& data) const;
 
   int shard_count() const;
