@@ -138,6 +138,19 @@ print("  step/GEMM = GEMM-only step time / step time (target >= 88% at 2 threads
       " variation of the 5 repetitions; vs PyTorch = shardprop / PyTorch samples/s")
 
 print()
+print("batch-norm overhead: medium with BN after each hidden dense layer / medium (step time, medians)")
+print(f"  {'threads':>7} {'shards':>6} {'medium ms':>10} {'medium_bn ms':>12} {'BN/plain':>9}")
+for threads in (2, 1):
+    for shards in (0, 1, 2, 4):
+        plain = median_run(f"BM_Step/medium/threads:{threads}/shards:{shards}/real_time")
+        bn = median_run(f"BM_Step/medium_bn/threads:{threads}/shards:{shards}/real_time")
+        if not plain or not bn:
+            continue
+        a, b = step_seconds(plain) * 1e3, step_seconds(bn) * 1e3
+        print(f"  {threads:>7} {int(bn['shards']):>6} {a:>10.2f} {b:>12.2f} {b / a:>9.3f}")
+print("  target: BN/plain < 1.10")
+
+print()
 print("tiny 2-3-2 sigmoid mse, batch 4 (us per step, medians)")
 print(f"  {'threads':>7} {'shardprop':>10} {'PyTorch':>10} {'PyTorch/shardprop':>17}  PyTorch config")
 for threads in (1, 2):

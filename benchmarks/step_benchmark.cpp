@@ -62,6 +62,17 @@ NetworkCase medium_case() {
           {0, 1, 2, 4}};
 }
 
+// The medium network with batch normalization after each hidden dense layer: its step time
+// over medium's at the same threads and shards is the batch-norm overhead (target < 1.10).
+NetworkCase medium_bn_case() {
+  const std::vector<int> hidden{1024, 1024};
+  return {"medium_bn",
+          shardprop::ModelSpec::mlp(784, hidden, 10, shardprop::Activation::relu,
+                                    shardprop::Loss::xent, /*batch_norm=*/true),
+          256,
+          {0, 1, 2, 4}};
+}
+
 // The textbook 2-3-2 network: sigmoid on the output too, trained on squared error.
 NetworkCase tiny_case() {
   shardprop::ModelSpec spec;
@@ -332,6 +343,14 @@ void register_benchmarks() {
         }
       }
     }
+  }
+  // Batch norm adds no products, so its GEMM-only step is medium's.
+  const NetworkCase medium_bn = medium_bn_case();
+  auto* bn_step =
+      benchmark::RegisterBenchmark(("BM_Step/" + medium_bn.name).c_str(), BM_Step, medium_bn);
+  bn_step->ArgNames({"threads", "shards"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  for (int threads : {1, 2}) {
+    for (int shards : medium_bn.shard_counts) bn_step->Args({threads, shards});
   }
   const NetworkCase medium = medium_case();
   const shardprop::detail::Network net(medium.spec);

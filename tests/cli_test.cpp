@@ -421,3 +421,43 @@ TEST_CASE("shardprop --help and --version exit 0 and describe the program", "[cl
     CHECK(run.exit_code != 0);
   }
 }
+
+TEST_CASE("train --batch-norm writes BatchNorm1d tensors that --init accepts", "[cli][batchnorm]") {
+  CliFixture f;
+  const Run run = run_cli(f.dir, f.train({"--layers", "8,4", "--batch-norm", "--epochs", "3",
+                                          "--seed", "2", "--out", f.path("bn.st")}));
+  CAPTURE(run.out, run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.out, Contains("batch norm"));
+
+  // nn.Sequential(Linear, BatchNorm1d, ReLU, Linear, BatchNorm1d, ReLU, Linear).
+  const ModelSpec spec = ModelSpec::mlp(2, std::vector<int>{8, 4}, 2, Activation::relu, Loss::xent,
+                                        /*batch_norm=*/true);
+  const Model trained = load_model(spec, f.dir / "bn.st");
+  std::vector<std::string> names;
+  for (const shardprop::TensorInfo& t : trained.tensors()) names.push_back(t.name);
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias",
+                                          "1.running_mean", "1.running_var",
+                                          "1.num_batches_tracked", "3.weight", "3.bias", "4.weight",
+                                          "4.bias", "4.running_mean", "4.running_var",
+                                          "4.num_batches_tracked", "6.weight", "6.bias"});
+  // 256 rows in batches of 16, 3 epochs: 48 steps, each updating the running statistics.
+  CHECK(trained.counters()[0] == 48);
+
+  SECTION("--init starts from it, running statistics and counters included") {
+    const Run copy =
+        run_cli(f.dir, f.train({"--layers", "8,4", "--batch-norm", "--epochs", "0", "--init",
+                                f.path("bn.st"), "--out", f.path("copy.st")}));
+    REQUIRE(copy.exit_code == 0);
+    const Model copied = load_model(spec, f.dir / "copy.st");
+    CHECK(same_tensors(trained, copied));
+    CHECK(copied.counters()[0] == 48);
+  }
+  SECTION("a model without batch norm rejects it, naming the tensor") {
+    const Run plain = run_cli(f.dir, f.train({"--layers", "8,4", "--epochs", "0", "--init",
+                                              f.path("bn.st"), "--out", f.path("plain.st")}));
+    CHECK(plain.exit_code == 1);
+    CHECK_THAT(plain.err, Contains("tensor '2.weight'"));
+    CHECK_FALSE(std::filesystem::exists(f.dir / "plain.st"));
+  }
+}
