@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "simd.hpp"
+
 namespace shardprop::detail {
 namespace {
 
@@ -16,6 +18,7 @@ inline float sigmoid(float x) {
 
 }  // namespace
 
+SHARDPROP_MULTIVERSION
 void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
   for (int r = 0; r < x.rows; ++r) {
     const float* in = x.row(r);
@@ -37,6 +40,7 @@ void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
   }
 }
 
+SHARDPROP_MULTIVERSION
 void ActivationLayer::backward(ConstMatrix y, Matrix delta) const {
   for (int r = 0; r < y.rows; ++r) {
     const float* a = y.row(r);

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "simd.hpp"
+
 namespace shardprop::detail {
 
 void merge_moments(MomentsView into, const double* other_count, const double* other_mean,
@@ -20,6 +22,7 @@ void merge_moments(MomentsView into, const double* other_count, const double* ot
   *into.count = n;
 }
 
+SHARDPROP_MULTIVERSION
 void BatchNorm::partial_moments(ConstMatrix z, MomentsView out) const {
   std::fill_n(out.mean, width, 0.0);
   std::fill_n(out.m2, width, 0.0);
@@ -39,6 +42,7 @@ void BatchNorm::partial_moments(ConstMatrix z, MomentsView out) const {
   *out.count = z.rows;
 }
 
+SHARDPROP_MULTIVERSION
 void BatchNorm::normalize(const float* params, const float* mean_hi, const float* mean_lo,
                           const float* inv_std, ConstMatrix z, Matrix xhat, Matrix y) const {
   const float* g = params + gamma;
@@ -54,6 +58,7 @@ void BatchNorm::normalize(const float* params, const float* mean_hi, const float
   }
 }
 
+SHARDPROP_MULTIVERSION
 void BatchNorm::forward_inference(const float* params, ConstMatrix z, Matrix y) const {
   const float* g = params + gamma;
   const float* b = params + beta;
@@ -68,6 +73,7 @@ void BatchNorm::forward_inference(const float* params, ConstMatrix z, Matrix y) 
   }
 }
 
+SHARDPROP_MULTIVERSION
 void BatchNorm::partial_sums(ConstMatrix dy, ConstMatrix xhat, double* sum_dy, double* sum_dy_xhat,
                              float* grads) const {
   std::fill_n(sum_dy, width, 0.0);
@@ -88,6 +94,7 @@ void BatchNorm::partial_sums(ConstMatrix dy, ConstMatrix xhat, double* sum_dy, d
   }
 }
 
+SHARDPROP_MULTIVERSION
 void BatchNorm::backward_input(const float* grad_scale, const float* mean_dy,
                                const float* mean_dy_xhat, ConstMatrix dy, ConstMatrix xhat,
                                Matrix dz) const {

@@ -1,6 +1,8 @@
 // Fixed-order gradient reduction and the fused SGD update.
 #include "gradient_buffer.hpp"
 
+#include "simd.hpp"
+
 #include <algorithm>
 
 namespace shardprop::detail {
@@ -38,8 +40,8 @@ namespace {
 // Up to four shards: one pass that reads each buffer once, no temporary (the sum is formed
 // in registers, still in shard order).
 template <int kShards>
-void apply_sgd_fused(float* w, const float* const* g, std::size_t n, float learning_rate,
-                     float decay) {
+SHARDPROP_MULTIVERSION void apply_sgd_fused(float* w, const float* const* g, std::size_t n,
+                                            float learning_rate, float decay) {
   for (std::size_t i = 0; i < n; ++i) {
     float sum = g[0][i];
     if constexpr (kShards > 1) sum += g[1][i];
