@@ -19,6 +19,12 @@ std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> bytes) {
+  const std::span<const std::byte> one[] = {bytes};
+  write_file_atomically(path, one);
+}
+
+void write_file_atomically(const std::filesystem::path& path,
+                           std::span<const std::span<const std::byte>> pieces) {
   const std::filesystem::path directory =
       path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   // Hidden, in the same directory (same file system, so rename is atomic).
@@ -33,14 +39,16 @@ void write_file_atomically(const std::filesystem::path& path, std::span<const st
     ::unlink(temp.c_str());
     throw Error(path.string() + ": " + what + ": " + reason);
   };
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write failed");
+  for (const std::span<const std::byte> bytes : pieces) {
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail("write failed");
+      }
+      written += static_cast<std::size_t>(n);
     }
-    written += static_cast<std::size_t>(n);
   }
   if (::fchmod(fd, 0644) != 0) fail("cannot set permissions");
   if (::fsync(fd) != 0) fail("fsync failed");

@@ -6,7 +6,13 @@
 
 namespace shardprop::detail {
 
-enum class RngPurpose : std::uint64_t { initialize = 1, shuffle = 2 };
+enum class RngPurpose : std::uint64_t {
+  initialize = 1,
+  shuffle = 2,
+  split = 3,
+  stream_shuffle = 4,  // which buffered row leaves when a streamed row arrives
+  stream_drain = 5,    // the order of the rows left in the buffer at the end of a stream
+};
 
 // SplitMix64's finaliser: a bijection with full avalanche.
 inline constexpr std::uint64_t mix64(std::uint64_t x) {

@@ -81,6 +81,9 @@ struct Trainer::State {
   // One inference workspace per thread, made on first use and kept across evaluate() calls.
   // Which thread evaluates which chunk does not matter: chunks are summed in chunk order.
   mutable tbb::enumerable_thread_specific<detail::ShardWorkspace> evaluation_workspaces;
+  detail::AlignedFloats stream_buffer;  // the streaming shuffle buffer, rows of (x, t)
+
+  detail::MetricSums evaluation_sums(const Dataset& data) const;
 
   State(Model& m, const TrainerSettings& s)
       : model(m),
@@ -277,46 +280,160 @@ Metrics Trainer::train_epoch(const Dataset& data) {
   return m;
 }
 
-Metrics Trainer::evaluate(const Dataset& data) const {
-  const State& st = *state_;
-  const int inputs = st.net.spec.inputs;
-  if (data.feature_count != inputs || data.target_width != st.target_width) {
+namespace {
+
+Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
+  Metrics m;
+  m.rows = rows;
+  m.loss = rows > 0 ? total.loss / static_cast<double>(rows) : 0.0;
+  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
+  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
+  return m;
+}
+
+}  // namespace
+
+detail::MetricSums Trainer::State::evaluation_sums(const Dataset& data) const {
+  const int inputs = net.spec.inputs;
+  if (data.feature_count != inputs || data.target_width != target_width) {
     throw Error("evaluate: dataset has " + std::to_string(data.feature_count) + " features and " +
                 std::to_string(data.target_width) + " targets per row; the model needs " +
-                std::to_string(inputs) + " and " + std::to_string(st.target_width));
+                std::to_string(inputs) + " and " + std::to_string(target_width));
   }
   data.validate();
-  st.check_targets(data.targets.data(), data.rows);
+  check_targets(data.targets.data(), data.rows);
   const std::int64_t chunks = (data.rows + kEvaluateChunkRows - 1) / kEvaluateChunkRows;
   std::vector<detail::MetricSums> sums(static_cast<std::size_t>(chunks));
-  const float* params = st.net.parameters.data();
+  const float* params = net.parameters.data();
   auto run_chunk = [&](std::int64_t c, detail::ShardWorkspace& ws) {
     const std::int64_t begin = c * kEvaluateChunkRows;
     const int rows =
         static_cast<int>(std::min<std::int64_t>(kEvaluateChunkRows, data.rows - begin));
     const detail::ConstMatrix x{data.features.data() + begin * inputs, rows, inputs, inputs};
-    const detail::ConstMatrix y = st.net.forward(params, x, ws);
-    sums[c] =
-        detail::metric_sums(st.net.spec.loss, y, data.targets.data() + begin * st.target_width);
+    const detail::ConstMatrix y = net.forward(params, x, ws);
+    sums[c] = detail::metric_sums(net.spec.loss, y, data.targets.data() + begin * target_width);
   };
   {
     detail::SingleThreadedBlas one_blas_thread;
-    auto body = [&] {
+    run([&] {
       tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, chunks, 1),
                         [&](const tbb::blocked_range<std::int64_t>& r) {
-                          detail::ShardWorkspace& ws = st.evaluation_workspaces.local();
+                          detail::ShardWorkspace& ws = evaluation_workspaces.local();
                           for (std::int64_t c = r.begin(); c < r.end(); ++c) run_chunk(c, ws);
                         });
-    };
-    st.run(body);
+    });
   }
   detail::MetricSums total;
   for (const detail::MetricSums& s : sums) total.add(s);  // chunk order: deterministic
+  return total;
+}
+
+Metrics Trainer::evaluate(const Dataset& data) const {
+  return metrics_from(state_->evaluation_sums(data), data.rows);
+}
+
+Metrics Trainer::evaluate(DataStream& stream) const {
+  detail::MetricSums total;
+  std::int64_t rows = 0;
+  Dataset chunk;
+  stream.rewind();
+  while (stream.next(chunk)) {
+    total.add(state_->evaluation_sums(chunk));  // chunks in stream order: deterministic
+    rows += chunk.rows;
+  }
+  return metrics_from(total, rows);
+}
+
+Metrics Trainer::train_epoch(DataStream& stream) {
+  State& st = *state_;
+  const int inputs = st.net.spec.inputs;
+  const int target_width = st.target_width;
+  const std::size_t row_floats = static_cast<std::size_t>(inputs + target_width);
+  const std::int64_t batch = st.settings.batch_size;
+  const bool shuffle = st.settings.shuffle;
+  const std::int64_t capacity =
+      shuffle ? std::max<std::int64_t>(batch,
+                                       static_cast<std::int64_t>(st.settings.shuffle_buffer_bytes /
+                                                                 (row_floats * sizeof(float))))
+              : 0;
+  // Sized on the first streaming epoch, kept for the next ones.
+  if (st.stream_buffer.size() < static_cast<std::size_t>(capacity) * row_floats) {
+    st.stream_buffer.assign(static_cast<std::size_t>(capacity) * row_floats, 0.0f);
+  }
+  const std::uint64_t seed = st.settings.seed;
+  const auto epoch = static_cast<std::uint64_t>(st.epochs);
+
+  double loss_sum = 0.0;
+  std::int64_t used = 0;
+  int in_batch = 0;
+  auto flush = [&] {
+    loss_sum += st.step(st.batch_features.data(), st.batch_targets.data(), in_batch) * in_batch;
+    used += in_batch;
+    in_batch = 0;
+  };
+  // A row joins the minibatch being assembled; a full minibatch is a step.
+  auto emit = [&](const float* x, const float* t) {
+    std::copy_n(x, inputs,
+                st.batch_features.data() + static_cast<std::ptrdiff_t>(in_batch) * inputs);
+    std::copy_n(t, target_width,
+                st.batch_targets.data() + static_cast<std::ptrdiff_t>(in_batch) * target_width);
+    if (++in_batch == batch) flush();
+  };
+  float* buffer = st.stream_buffer.data();
+  std::int64_t buffered = 0;
+  std::int64_t incoming = 0;
+  Dataset chunk;
+  stream.rewind();
+  while (stream.next(chunk)) {
+    if (chunk.feature_count != inputs || chunk.target_width != target_width) {
+      throw Error("train: the stream has " + std::to_string(chunk.feature_count) +
+                  " features and " + std::to_string(chunk.target_width) +
+                  " targets per row; the model needs " + std::to_string(inputs) + " and " +
+                  std::to_string(target_width));
+    }
+    chunk.validate();
+    st.check_targets(chunk.targets.data(), chunk.rows);
+    for (std::int64_t r = 0; r < chunk.rows; ++r, ++incoming) {
+      const float* x = chunk.features.data() + r * inputs;
+      const float* t = chunk.targets.data() + r * target_width;
+      if (!shuffle) {
+        emit(x, t);
+        continue;
+      }
+      float* slot = nullptr;
+      if (buffered < capacity) {
+        slot = buffer + static_cast<std::size_t>(buffered++) * row_floats;
+      } else {
+        const std::uint64_t j = detail::random_bits(seed, detail::RngPurpose::stream_shuffle, epoch,
+                                                    static_cast<std::uint64_t>(incoming)) %
+                                static_cast<std::uint64_t>(capacity);
+        slot = buffer + j * row_floats;
+        emit(slot, slot + inputs);
+      }
+      std::copy_n(x, inputs, slot);
+      std::copy_n(t, target_width, slot + inputs);
+    }
+  }
+  if (incoming == 0) throw Error("train: the stream has no rows");
+  // The rows still buffered leave in a random order.
+  for (std::int64_t i = buffered - 1; i > 0; --i) {
+    const std::uint64_t j = detail::random_bits(seed, detail::RngPurpose::stream_drain, epoch,
+                                                static_cast<std::uint64_t>(i)) %
+                            static_cast<std::uint64_t>(i + 1);
+    std::swap_ranges(buffer + static_cast<std::size_t>(i) * row_floats,
+                     buffer + static_cast<std::size_t>(i + 1) * row_floats,
+                     buffer + j * row_floats);
+  }
+  for (std::int64_t i = 0; i < buffered; ++i) {
+    const float* row = buffer + static_cast<std::size_t>(i) * row_floats;
+    emit(row, row + inputs);
+  }
+  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
+  if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush();
+  ++st.epochs;
   Metrics m;
-  m.rows = data.rows;
-  m.loss = data.rows > 0 ? total.loss / static_cast<double>(data.rows) : 0.0;
-  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
-  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
+  m.rows = used;
+  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
   return m;
 }
 

@@ -1,16 +1,21 @@
-// An in-memory dataset (row-major features and targets) and a plain numeric CSV reader.
+// In-memory datasets, the CSV reader that fills them, feature standardization and the
+// validation split.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace shardprop {
 
-// features: [rows, feature_count]; targets: [rows, target_width]. For the xent loss the single
-// target column holds class indices 0..classes-1 stored as floats.
+class DataStream;  // data_stream.hpp
+
+// features: [rows, feature_count]; targets: [rows, target_width]. For class labels (and the xent
+// loss) the single target column holds class indices 0..classes-1 stored as floats.
 struct Dataset {
   std::int64_t rows = 0;
   int feature_count = 0;
@@ -18,25 +23,81 @@ struct Dataset {
   std::vector<float> features;
   std::vector<float> targets;
   std::vector<std::string> feature_names;  // may be empty
-  std::string target_name;                 // may be empty
+  std::vector<std::string> target_names;   // may be empty
+  // Non-empty when the targets are class labels: class index i stands for class_names[i].
+  std::vector<std::string> class_names;
 
   // Throws Error when sizes disagree or a value is not finite.
   void validate() const;
   std::span<const float> row_features(std::int64_t row) const;
   std::span<const float> row_targets(std::int64_t row) const;
-  // 1 + the largest target; for class-index targets.
+  // class_names.size() if set, else 1 + the largest target.
   int class_count() const;
+};
+
+// How the target columns are read.
+enum class TargetKind {
+  automatic,  // numbers if every target field is a number, else class labels (one column only)
+  numeric,    // numbers (regression, or class indices given as integers)
+  classes,    // labels (strings or numbers) mapped to class indices, in sorted order: by value
+              // when every label is a number, by bytes otherwise
 };
 
 struct CsvOptions {
   char delimiter = ',';
-  // Column holding the target, by header name or by 0-based index written as a number;
-  // empty means the last column.
-  std::string target;
+  bool header = true;  // false: the first line is data; columns are named "0", "1", ...
+  // Target columns by header name or 0-based index; empty means the last column. Several
+  // columns make a multi-output regression target.
+  std::vector<std::string> targets;
+  // Columns to skip, by header name or 0-based index.
+  std::vector<std::string> ignore;
+  TargetKind target_kind = TargetKind::automatic;
+  // Accept nan/inf tokens in feature columns (they are rejected by default).
+  bool allow_non_finite = false;
+  // The unit of parallel parsing; chunks are cut at record boundaries (quotes respected).
+  std::size_t chunk_bytes = std::size_t{4} << 20;
 };
 
-// Reads a numeric CSV whose first line is a header. Errors name file:line:column and the
-// column's header name.
+// Reads an RFC 4180 CSV file (quoted fields, "" escapes, LF or CRLF, UTF-8 BOM, blank trailing
+// lines) in parallel in the caller's tbb::task_arena; rows keep file order. Every malformed
+// input throws Error naming FILE:LINE:COLUMN and the column's header name; nothing is returned
+// on error.
 Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options = {});
+
+// read_csv with a binary cache: the parsed dataset is kept in `cache_directory` (empty: the CSV
+// file's directory) as ".NAME.HASH.spcache", keyed by the CSV's size and modification time, the
+// parse options and the library version. A later call with the same key reads the cache
+// (memory-mapped) instead of parsing. The cache is written atomically; a missing, stale or
+// damaged cache file is rebuilt, never trusted.
+Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options = {},
+                        const std::filesystem::path& cache_directory = {});
+// The cache file read_csv_cached uses for these arguments.
+std::filesystem::path csv_cache_path(const std::filesystem::path& path, const CsvOptions& options,
+                                     const std::filesystem::path& cache_directory = {});
+
+// z-score standardization of the features: x' = (x − mean) / scale, with scale the standard
+// deviation (1 for a constant column). Fit on training data only, then apply to every set.
+struct Standardization {
+  std::vector<float> mean;
+  std::vector<float> scale;
+
+  static Standardization fit(const Dataset& data);
+  // One pass over a stream (rewound first and afterwards); the same result as fitting the
+  // whole dataset, up to double rounding.
+  static Standardization fit(DataStream& stream);
+  // Throws Error if the feature count differs.
+  void apply(Dataset& data) const;
+  bool empty() const { return mean.empty(); }
+};
+
+// Re-indexes a dataset's class targets to `names` (usually the training set's class_names), so
+// a validation or test file with a subset of the labels, or in another order, lines up.
+// Throws Error naming the first label that is not in `names`.
+void use_class_names(Dataset& data, const std::vector<std::string>& names);
+
+// A seeded split: about `fraction` of the rows (at least one, at most all but one) go to the
+// second dataset, chosen by a permutation of (seed); both keep the original row order.
+std::pair<Dataset, Dataset> split_validation(const Dataset& data, double fraction,
+                                             std::uint64_t seed);
 
 }  // namespace shardprop

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 
+#include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/model.hpp"
 
@@ -23,6 +24,8 @@ struct TrainerSettings {
   float weight_decay = 0.0f;  // λ: ∂J/∂W += λW for weights, not biases
   std::uint64_t seed = 1;     // drives the per-epoch shuffle
   bool shuffle = true;        // false: minibatches are consecutive rows in dataset order
+  // Streaming epochs shuffle through a buffer of this many bytes of rows (see train_epoch).
+  std::size_t shuffle_buffer_bytes = std::size_t{64} << 20;
 };
 
 // Mean loss over the rows of a step or an epoch, and the matching quality measure.
@@ -53,6 +56,14 @@ class Trainer {
   // (seed, epoch) unless shuffle is off. With batch norm, a last minibatch of a single row is
   // skipped. Returns the mean of the step losses weighted by rows (Metrics::rows = rows used).
   Metrics train_epoch(const Dataset& data);
+
+  // One pass over a stream too large for memory. With shuffle on, rows go through a buffer of
+  // K = shuffle_buffer_bytes / row size rows: each incoming row replaces a uniformly drawn
+  // buffered row, which joins the minibatch; the rest leave in random order at the end. A
+  // pure function of (seed, epoch, row index), whatever the chunking.
+  Metrics train_epoch(DataStream& stream);
+  // evaluate() over a stream.
+  Metrics evaluate(DataStream& stream) const;
 
   // Loss and accuracy/RMSE of the current model on a dataset, in inference mode (batch norm
   // uses its running statistics and does not change them).

@@ -1,0 +1,38 @@
+// Cutting CSV records into chunks that start at record boundaries, so each chunk can be parsed
+// on its own, in parallel, straight into its rows of the output. Leaves out parsing fields.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace shardprop::detail {
+
+struct CsvChunk {
+  std::size_t begin = 0;       // offset of its first record
+  std::size_t end = 0;         // offset of the next chunk's first record, or the text's size
+  std::int64_t first_row = 0;  // records in the chunks before it
+  std::int64_t rows = 0;       // records that start in [begin, end)
+};
+
+// At most this many raw chunks: a smaller chunk_bytes is raised (results do not depend on it).
+inline constexpr std::size_t kMaxChunks = std::size_t{1} << 18;
+
+// text holds records only (no header): a record starts at offset 0 and after every '\n' outside
+// quotes, except at the very end. Inside or outside quotes is the parity of the '"' before a
+// position, which is exact for RFC 4180 text; for malformed quoting the cuts may fall inside a
+// record, and the parser then finds a chunk that does not end where the next begins.
+//
+// Three steps over raw pieces of chunk_bytes (>= 1) bytes, the first and last in parallel in
+// the caller's task_arena: count '"' and '\n' per piece; a prefix sum of the quote counts gives
+// the quote state at each piece's start; each piece then finds its first record start and counts
+// the records starting in it (a piece without quotes, entered outside quotes, reuses its newline
+// count). Chunks run from one piece's first record start to the next; empty chunks are dropped.
+// Deterministic: the result depends only on text and chunk_bytes.
+std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_bytes);
+
+// Occurrences of `byte` in text (SSE2 where available).
+std::size_t count_byte(std::string_view text, char byte);
+
+}  // namespace shardprop::detail
