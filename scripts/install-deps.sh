@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages shardprop needs, only those that are missing (idempotent).
-#   scripts/install-deps.sh            build + run: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
-#   scripts/install-deps.sh --test     also Catch2 and Google Benchmark (the test command)
-#   scripts/install-deps.sh --compare  also PyTorch, for the side-by-side benchmark report only
+#   scripts/install-deps.sh            build: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
+#   scripts/install-deps.sh --main     also the Fashion-MNIST package (the README's main job)
+#   scripts/install-deps.sh --test     also Catch2 and clang-format (the test command)
+#   scripts/install-deps.sh --compare  also PyTorch and pandas, for the benchmark reports only
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev libcli11-dev
           nlohmann-json3-dev libfast-float-dev libbenchmark-dev)
 for arg in "$@"; do
   case "$arg" in
+    --main) packages+=(dataset-fashion-mnist) ;;
     --test) packages+=(catch2 clang-format) ;;
-    --compare) packages+=(python3-torch) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --test or --compare)" >&2; exit 2 ;;
+    --compare) packages+=(python3-torch python3-pandas) ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test or --compare)" >&2; exit 2 ;;
   esac
 done
 

@@ -4,8 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/dataset.hpp"
@@ -33,12 +37,35 @@ CLI::Validator at_least(double minimum) {
 }  // namespace
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
-  CLI::App* cmd = app.add_subcommand("train", "Train a network on a numeric CSV file");
-  cmd->add_option("--data", o.data, "Training CSV (header line, numeric fields)")
+  CLI::App* cmd = app.add_subcommand("train", "Train a network on a CSV file");
+  cmd->add_option("--data", o.data, "Training CSV (RFC 4180; numeric features; see docs/csv.md)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--target", o.target,
-                  "Target column: header name or 0-based index (default: last)");
+  auto* val = cmd->add_option("--val", o.validation,
+                              "Validation CSV (same columns); reported after every epoch")
+                  ->check(CLI::ExistingFile);
+  cmd->add_option("--val-split", o.validation_split,
+                  "Hold out this fraction of --data for validation (seeded by --seed)")
+      ->check(CLI::Range(0.0, 1.0).description("in (0, 1)"))
+      ->excludes(val);
+  cmd->add_option("--target", o.targets,
+                  "Target column(s): header names or 0-based indices, comma-separated; several "
+                  "make a multi-output regression (default: the last column)")
+      ->delimiter(',');
+  cmd->add_option("--ignore", o.ignore,
+                  "Columns to skip: names or 0-based indices, comma-separated")
+      ->delimiter(',');
+  cmd->add_option("--delimiter", o.delimiter, "Field delimiter: one character, or 'tab'")
+      ->capture_default_str();
+  cmd->add_flag("--no-header", o.no_header, "The first line is data; columns are named 0, 1, ...");
+  cmd->add_flag("--cache", o.cache,
+                "Keep a binary copy of each parsed CSV next to it (.NAME.HASH.spcache) and reuse "
+                "it while the CSV and the parse options are unchanged");
+  cmd->add_option("--cache-dir", o.cache_dir,
+                  "Like --cache, with the cache files in this directory");
+  cmd->add_flag("--no-standardize", o.no_standardize,
+                "Keep features as they are (default: z-score with statistics of the training "
+                "data, stored in --out)");
   cmd->add_option("--layers", o.layers, "Hidden layer widths, e.g. 16,16 (empty: none)")
       ->delimiter(',')
       ->check(at_least(1))
@@ -83,34 +110,67 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
 
 namespace {
 
-// Class-index targets must be non-negative integers; returns the class count.
-int class_count_of(const Dataset& data, const std::string& file) {
-  for (std::int64_t r = 0; r < data.rows; ++r) {
-    const float t = data.targets[r];
-    if (t < 0.0f || t != std::floor(t) || t > 1.0e6f) {
-      throw Error(file + ": row " + std::to_string(r + 1) + " (line " + std::to_string(r + 2) +
-                  "): target " + std::to_string(t) +
-                  " is not a class index (xent needs integers 0..K-1; use --loss mse for "
-                  "regression)");
-    }
+char parse_delimiter(const std::string& text) {
+  if (text == "tab" || text == "\\t") return '\t';
+  if (text.size() != 1 || text == "\"" || text == "\n" || text == "\r") {
+    throw Error("--delimiter must be one character other than a quote or a line break, got '" +
+                text + "'");
   }
-  const int classes = data.class_count();
-  return classes < 2 ? 2 : classes;
+  return text.front();
 }
 
 }  // namespace
 
 int run_train(const TrainOptions& o) {
-  const Dataset data = read_csv(o.data, CsvOptions{',', o.target});
-  if (data.rows == 0) throw Error(o.data + ": no data rows after the header");
   const Loss loss = parse_loss(o.loss);
-  int outputs = 1;
-  if (loss == Loss::xent) outputs = class_count_of(data, o.data);
+  CsvOptions csv;
+  csv.targets = o.targets;
+  csv.ignore = o.ignore;
+  csv.header = !o.no_header;
+  csv.delimiter = parse_delimiter(o.delimiter);
+  // xent learns classes: labels (strings or numbers) become class indices in sorted order.
+  csv.target_kind = loss == Loss::xent ? TargetKind::classes : TargetKind::numeric;
+  const bool cached = o.cache || !o.cache_dir.empty();
+  auto load = [&](const std::string& file) {
+    return cached ? read_csv_cached(file, csv, o.cache_dir) : read_csv(file, csv);
+  };
+  Dataset data = load(o.data);
+  if (data.rows == 0) throw Error(o.data + ": no data rows");
+  std::optional<Dataset> validation;
+  if (!o.validation.empty()) {
+    validation = load(o.validation);
+    if (validation->feature_count != data.feature_count ||
+        validation->target_width != data.target_width) {
+      throw Error(o.validation + ": " + std::to_string(validation->feature_count) +
+                  " features and " + std::to_string(validation->target_width) +
+                  " targets, the training data has " + std::to_string(data.feature_count) +
+                  " and " + std::to_string(data.target_width));
+    }
+    if (loss == Loss::xent) use_class_names(*validation, data.class_names);
+  } else if (o.validation_split > 0.0) {
+    auto [train_part, validation_part] = split_validation(data, o.validation_split, o.seed);
+    data = std::move(train_part);
+    validation = std::move(validation_part);
+  }
+  Standardization standardization;
+  if (!o.no_standardize) {
+    standardization = Standardization::fit(data);
+    standardization.apply(data);
+    if (validation) standardization.apply(*validation);
+  }
+  int outputs = data.target_width;
+  if (loss == Loss::xent) {
+    outputs = data.class_count();
+    if (outputs < 2) {
+      throw Error(o.data + ": the target has a single class ('" + data.class_names.front() +
+                  "'); xent needs at least 2");
+    }
+  }
   if (loss == Loss::bce) {
     for (std::int64_t r = 0; r < data.rows; ++r) {
       if (data.targets[r] != 0.0f && data.targets[r] != 1.0f) {
-        throw Error(o.data + ": line " + std::to_string(r + 2) +
-                    ": bce needs targets 0 or 1, got " + std::to_string(data.targets[r]));
+        throw Error(o.data + ": row " + std::to_string(r + 1) + ": bce needs targets 0 or 1, got " +
+                    std::to_string(data.targets[r]));
       }
     }
   }
@@ -149,22 +209,35 @@ int run_train(const TrainOptions& o) {
       throw Error("epoch " + std::to_string(epoch) +
                   ": the loss is not finite (try a smaller --lr); no weights written");
     }
-    const Metrics eval = trainer.evaluate(data);
     std::printf("epoch %4d/%d  loss %.6f", epoch, o.epochs, train.loss);
+    // Without a validation set, the quality on the training data after the epoch.
+    const Metrics eval = trainer.evaluate(validation ? *validation : data);
+    const char* prefix = validation ? "val " : "";
+    if (validation) std::printf("  val loss %.6f", eval.loss);
     if (loss == Loss::mse) {
-      std::printf("  rmse %.6f", eval.rmse);
+      std::printf("  %srmse %.6f", prefix, eval.rmse);
     } else {
-      std::printf("  accuracy %6.2f%%", 100.0 * eval.accuracy);
+      std::printf("  %saccuracy %6.2f%%", prefix, 100.0 * eval.accuracy);
     }
     std::printf("  %.0f samples/s  %.2f s\n", static_cast<double>(data.rows) / seconds,
                 std::chrono::duration<double>(Clock::now() - start).count());
     std::fflush(stdout);
   }
   if (!o.out.empty()) {
-    save_safetensors(model, o.out,
-                     {{"shardprop.data", o.data},
-                      {"shardprop.epochs", std::to_string(trainer.epochs_completed())},
-                      {"shardprop.seed", std::to_string(o.seed)}});
+    std::map<std::string, std::string> metadata{
+        {"shardprop.data", o.data},
+        {"shardprop.epochs", std::to_string(trainer.epochs_completed())},
+        {"shardprop.seed", std::to_string(o.seed)},
+        {"shardprop.features", nlohmann::json(data.feature_names).dump()},
+        {"shardprop.targets", nlohmann::json(data.target_names).dump()}};
+    if (!data.class_names.empty()) {
+      metadata["shardprop.classes"] = nlohmann::json(data.class_names).dump();
+    }
+    if (!standardization.empty()) {
+      metadata["shardprop.standardization"] =
+          nlohmann::json{{"mean", standardization.mean}, {"scale", standardization.scale}}.dump();
+    }
+    save_safetensors(model, o.out, metadata);
     std::printf("wrote %s\n", o.out.c_str());
   }
   return 0;

@@ -11,7 +11,15 @@ namespace shardprop::cli {
 
 struct TrainOptions {
   std::string data;
-  std::string target;
+  std::string validation;
+  double validation_split = 0.0;
+  std::vector<std::string> targets;
+  std::vector<std::string> ignore;
+  std::string delimiter = ",";
+  bool no_header = false;
+  bool no_standardize = false;
+  bool cache = false;
+  std::string cache_dir;
   std::vector<int> layers{16, 16};
   std::string activation = "relu";
   std::string loss = "xent";
