@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "csv_chunks.hpp"
+#include "csv_format.hpp"
 #include "csv_labels.hpp"
 #include "csv_parser.hpp"
 #include "mapped_file.hpp"
@@ -33,11 +34,15 @@ using detail::CsvFault;
 using detail::CsvLayout;
 using detail::CsvProblem;
 using detail::CsvText;
+using detail::FaultReport;
+using detail::FirstRecord;
+using detail::column_label;
+using detail::kByteOrderMark;
+using detail::plan_columns;
+using detail::read_first_record;
+using detail::records_end;
 
-constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
-constexpr std::size_t kShownBytes = 40;                    // of a bad value, in a message
 constexpr std::size_t kMaxClasses = std::size_t{1} << 24;  // class indices are exact floats
-constexpr std::size_t kMaxColumns = std::size_t{1} << 30;
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 // Sizes `values` to `count` zeros. A large array asks for transparent huge pages before the
@@ -55,253 +60,6 @@ void resize_zeroed(std::vector<float>& values, std::size_t count) {
   const std::uintptr_t end = (first + count * sizeof(float)) / kHugePage * kHugePage;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
   values.resize(count);
-}
-
-// The end of the records: trailing lines of blanks (and CR) are not records. Returns the offset
-// just past the '\n' of the last line with something in it, or the text's size.
-std::size_t records_end(std::string_view text, char delimiter) {
-  std::size_t last = text.size();
-  while (last > 0) {
-    const char c = text[last - 1];
-    const bool blank = (c == ' ' || c == '\t') && c != delimiter;
-    if (!blank && c != '\r' && c != '\n') break;
-    --last;
-  }
-  if (last == 0) return 0;
-  const std::size_t newline = text.find('\n', last);
-  return newline == std::string_view::npos ? text.size() : newline + 1;
-}
-
-// Bytes of a field for a message: at most kShownBytes, line ends made visible.
-std::string shown(const char* begin, const char* end) {
-  std::size_t size = static_cast<std::size_t>(end - begin);
-  const bool cut = size > kShownBytes;
-  if (cut) {
-    size = kShownBytes;
-    while (size > 0 && (static_cast<unsigned char>(begin[size]) & 0xC0) == 0x80) --size;
-  }
-  std::string text;
-  for (std::size_t i = 0; i < size; ++i) {
-    if (begin[i] == '\n') {
-      text += "\\n";
-    } else if (begin[i] == '\r') {
-      text += "\\r";
-    } else {
-      text.push_back(begin[i]);
-    }
-  }
-  return cut ? text + "..." : text;
-}
-
-// Turns faults into messages: FILE:LINE:COLUMN (column N 'name'): what, or FILE:LINE: what.
-// Lines count from 1 at the start of the file; columns are 1-based bytes within the line (after
-// a byte order mark on line 1).
-class FaultReport {
- public:
-  FaultReport(std::string file, std::string_view text, const std::vector<std::string>* names,
-              std::int64_t expected_fields)
-      : file_(std::move(file)), text_(text), names_(names), expected_fields_(expected_fields) {}
-
-  std::string message(const CsvFault& fault) const {
-    switch (fault.problem) {
-      case CsvProblem::blank_line:
-        return line_prefix(fault.record) + "blank line inside the data";
-      case CsvProblem::field_count:
-        return line_prefix(fault.record) + "expected " + std::to_string(expected_fields_) +
-               " fields, found " + std::to_string(fault.fields);
-      case CsvProblem::chunk_mismatch:
-        return file_ + ": internal error: a chunk of records did not end at the next one";
-      case CsvProblem::empty_field:
-        return field_prefix(fault) + "empty field";
-      case CsvProblem::not_a_number:
-        return field_prefix(fault) + "'" + shown(fault.text_begin, fault.text_end) +
-               "' is not a number";
-      case CsvProblem::non_finite:
-        return field_prefix(fault) + "'" + shown(fault.text_begin, fault.text_end) +
-               "' is not finite";
-      case CsvProblem::out_of_range:
-        return field_prefix(fault) + "'" + shown(fault.text_begin, fault.text_end) +
-               "' is too large for a float";
-      case CsvProblem::unterminated_quote:
-        return field_prefix(fault) + "unterminated quote";
-      case CsvProblem::text_after_quote:
-        return field_prefix(fault) + "characters after the closing quote";
-      case CsvProblem::quote_in_field:
-        return field_prefix(fault) + "quote inside an unquoted field";
-    }
-    return file_ + ": internal error: unknown CSV problem";
-  }
-
- private:
-  std::int64_t line_of(const char* at) const {
-    const std::string_view before(text_.data(), static_cast<std::size_t>(at - text_.data()));
-    return 1 + static_cast<std::int64_t>(detail::count_byte(before, '\n'));
-  }
-  std::string line_prefix(const char* record) const {
-    return file_ + ":" + std::to_string(line_of(record)) + ": ";
-  }
-  std::string field_prefix(const CsvFault& fault) const {
-    const std::string_view before(text_.data(),
-                                  static_cast<std::size_t>(fault.field - text_.data()));
-    const std::size_t newline = before.rfind('\n');
-    const std::size_t line_start = newline == std::string_view::npos ? 0 : newline + 1;
-    std::string prefix = file_ + ":" + std::to_string(line_of(fault.field)) + ":" +
-                         std::to_string(before.size() - line_start + 1) + " (column " +
-                         std::to_string(fault.column + 1);
-    if (names_ != nullptr && fault.column < static_cast<std::int64_t>(names_->size())) {
-      prefix += " '" + (*names_)[static_cast<std::size_t>(fault.column)] + "'";
-    }
-    return prefix + "): ";
-  }
-
-  std::string file_;
-  std::string_view text_;
-  const std::vector<std::string>* names_;
-  std::int64_t expected_fields_;
-};
-
-struct FirstRecord {
-  std::vector<std::string> fields;
-  std::size_t end = 0;  // offset of the next record
-};
-
-// The header (or, without one, the first data record, for its field count).
-FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
-                              bool header) {
-  FirstRecord first;
-  const char* const end = text.data() + text.size();
-  bool blank = false;
-  for (const char* p = text.data();;) {
-    const detail::CsvField field = detail::scan_csv_field(p, end, delimiter);
-    if (!field.ok) {
-      // Without a header, columns are named by index here as on later lines.
-      std::vector<std::string> names;
-      for (std::size_t c = 0; !header && c <= first.fields.size(); ++c) {
-        names.push_back(std::to_string(c));
-      }
-      const CsvFault fault{field.problem,
-                           text.data(),
-                           p,
-                           field.begin,
-                           field.end,
-                           static_cast<std::int64_t>(first.fields.size()),
-                           0};
-      throw Error(FaultReport(file, text, header ? nullptr : &names, 0).message(fault));
-    }
-    blank = first.fields.empty() && !field.quoted && field.begin == field.end;
-    first.fields.push_back(field.escaped ? detail::unescape_quotes(field.begin, field.end)
-                                         : std::string(field.begin, field.end));
-    if (first.fields.size() > kMaxColumns) throw Error(file + ":1: too many columns");
-    if (field.terminator < end && *field.terminator == delimiter) {
-      p = field.terminator + 1;
-      continue;
-    }
-    first.end = field.terminator < end
-                    ? static_cast<std::size_t>(field.terminator + 1 - text.data())
-                    : text.size();
-    break;
-  }
-  if (first.fields.size() == 1 && blank) {
-    throw Error(file +
-                (header ? ":1: the header line is blank" : ":1: blank line inside the data"));
-  }
-  if (first.fields.size() < 2) {
-    throw Error(file + (header ? ":1: the header has 1 column" : ":1: the first line has 1 field") +
-                "; at least one feature and one target are needed");
-  }
-  return first;
-}
-
-// A column by header name or by 0-based index; `target` says which list it is from, for messages.
-std::size_t resolve_column(const std::string& wanted, const std::vector<std::string>& names,
-                           const std::string& file, bool target) {
-  std::size_t found = kNone;
-  for (std::size_t c = 0; c < names.size(); ++c) {
-    if (names[c] != wanted) continue;
-    if (found != kNone) {
-      throw Error(file + ": column name '" + wanted + "' is ambiguous (columns " +
-                  std::to_string(found + 1) + " and " + std::to_string(c + 1) + ")");
-    }
-    found = c;
-  }
-  if (found != kNone) return found;
-  long long index = -1;
-  const char* first = wanted.data();
-  const char* last = first + wanted.size();
-  const auto [ptr, ec] = std::from_chars(first, last, index);
-  if (ec == std::errc() && ptr == last && !wanted.empty()) {
-    if (index < 0 || static_cast<unsigned long long>(index) >= names.size()) {
-      throw Error(file + (target ? ": target column index " : ": ignored column index ") + wanted +
-                  " is out of range (" + std::to_string(names.size()) + " columns)");
-    }
-    return static_cast<std::size_t>(index);
-  }
-  throw Error(file + ": no column named '" + wanted + "' in the header" +
-              (target ? "" : " (ignore list)"));
-}
-
-std::string column_label(std::size_t column, const std::vector<std::string>& names) {
-  return "column " + std::to_string(column + 1) + " '" + names[column] + "'";
-}
-
-// Roles and slots of every column, and the dataset's names.
-CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
-                       const std::string& file, Dataset& data) {
-  const std::size_t columns = names.size();
-  std::vector<std::size_t> targets;
-  if (options.targets.empty()) targets.push_back(columns - 1);
-  for (const std::string& wanted : options.targets) {
-    const std::size_t column = resolve_column(wanted, names, file, true);
-    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
-      throw Error(file + ": " + column_label(column, names) + " is listed twice as a target");
-    }
-    targets.push_back(column);
-  }
-  std::vector<char> ignored(columns, 0);
-  for (const std::string& wanted : options.ignore) {
-    const std::size_t column = resolve_column(wanted, names, file, false);
-    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
-      throw Error(file + ": " + column_label(column, names) + " is both a target and ignored");
-    }
-    ignored[column] = 1;
-  }
-  const auto ignored_count =
-      static_cast<std::size_t>(std::count(ignored.begin(), ignored.end(), 1));
-  if (targets.size() + ignored_count >= columns) {
-    throw Error(file + ": no feature column left (" + std::to_string(columns) +
-                " columns; targets: " + std::to_string(targets.size()) +
-                ", ignored: " + std::to_string(ignored_count) + ")");
-  }
-  if (options.target_kind == TargetKind::classes && targets.size() != 1) {
-    throw Error(file + ": class labels need exactly one target column, " +
-                std::to_string(targets.size()) + " were given");
-  }
-  ColumnRole target_role = ColumnRole::target;
-  if (options.target_kind == TargetKind::classes) target_role = ColumnRole::label;
-  if (options.target_kind == TargetKind::automatic && targets.size() == 1) {
-    target_role = ColumnRole::number_or_label;
-  }
-
-  CsvLayout layout;
-  layout.delimiter = options.delimiter;
-  layout.allow_non_finite = options.allow_non_finite;
-  layout.roles.assign(columns, ColumnRole::ignored);
-  layout.slots.assign(columns, 0);
-  for (std::size_t t = 0; t < targets.size(); ++t) {
-    layout.roles[targets[t]] = target_role;
-    layout.slots[targets[t]] = static_cast<std::int32_t>(t);
-    data.target_names.push_back(names[targets[t]]);
-  }
-  std::int32_t features = 0;
-  for (std::size_t c = 0; c < columns; ++c) {
-    if (ignored[c] != 0 || layout.roles[c] != ColumnRole::ignored) continue;
-    layout.roles[c] = ColumnRole::feature;
-    layout.slots[c] = features++;
-    data.feature_names.push_back(names[c]);
-  }
-  data.feature_count = features;
-  data.target_width = static_cast<int>(targets.size());
-  return layout;
 }
 
 }  // namespace
