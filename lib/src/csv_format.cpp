@@ -1,8 +1,14 @@
 // Header, column plan and fault messages shared by read_csv and CsvStream.
 #include "csv_format.hpp"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+
 #include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -243,6 +249,68 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
   data.feature_count = features;
   data.target_width = static_cast<int>(targets.size());
   return layout;
+}
+
+std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text,
+                                    std::string_view records, std::size_t chunk_bytes,
+                                    const FaultReport& report,
+                                    const std::function<CsvRowSink(std::int64_t rows)>& allocate) {
+  const std::vector<CsvChunk> chunks = split_csv_chunks(records, chunk_bytes);
+  const std::int64_t rows = chunks.empty() ? 0 : chunks.back().first_row + chunks.back().rows;
+  const CsvRowSink out = allocate(rows);
+  const char* const base = records.data();
+  std::vector<ParsedChunk> parsed(chunks.size());
+  std::atomic<std::size_t> first_failed{kNone};
+  tbb::parallel_for(
+      tbb::blocked_range<std::size_t>(0, chunks.size(), 1),
+      [&](const tbb::blocked_range<std::size_t>& range) {
+        for (std::size_t k = range.begin(); k != range.end(); ++k) {
+          // Chunks after a failed one cannot hold the first error.
+          if (k > first_failed.load(std::memory_order_relaxed)) continue;
+          const CsvChunk& chunk = chunks[k];
+          const auto first_row = static_cast<std::size_t>(chunk.first_row);
+          const CsvRowSink sink{
+              out.features + first_row * out.feature_stride,
+              out.feature_stride,
+              out.targets + first_row * out.target_stride,
+              out.target_stride,
+              out.labels != nullptr ? out.labels + first_row * out.label_stride : nullptr,
+              out.label_stride};
+          ParsedChunk& result = parsed[k];
+          result = parse_csv_records(layout, text, base + chunk.begin, base + chunk.end, chunk.rows,
+                                     sink);
+          if (!result.failed && (result.rows != chunk.rows || result.end != base + chunk.end)) {
+            result.failed = true;
+            result.fault.problem = CsvProblem::chunk_mismatch;
+          }
+          if (!result.failed) continue;
+          std::size_t seen = first_failed.load(std::memory_order_relaxed);
+          while (k < seen && !first_failed.compare_exchange_weak(seen, k)) {
+          }
+        }
+      },
+      tbb::simple_partitioner());
+
+  const std::size_t failed = first_failed.load();
+  if (failed != kNone) {
+    // Chunks before it parsed cleanly and ended where the next began, so this chunk starts at a
+    // true record boundary: parsing on from there one record after another meets the first
+    // error of the file (a chunk that merely ended in the wrong place was misled by malformed
+    // quoting further on).
+    const std::size_t features = std::max<std::size_t>(out.feature_stride, 1);
+    const std::size_t targets = std::max<std::size_t>(out.target_stride, 1);
+    std::vector<float> scratch_features(features), scratch_targets(targets);
+    LabelText scratch_label{};
+    const CsvRowSink scratch{scratch_features.data(), 0, scratch_targets.data(), 0,
+                             &scratch_label,          0};
+    const ParsedChunk again = parse_csv_records(layout, text, base + chunks[failed].begin, text.end,
+                                                std::numeric_limits<std::int64_t>::max(), scratch);
+    if (!again.failed) {
+      throw Error(report.message({CsvProblem::chunk_mismatch}));
+    }
+    throw Error(report.message(again.fault));
+  }
+  return parsed;
 }
 
 }  // namespace shardprop::detail

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,5 +62,14 @@ std::string column_label(std::size_t column, const std::vector<std::string>& nam
 // Roles and slots of every column; fills the dataset's names, feature count and target width.
 CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
                        const std::string& file, Dataset& data);
+
+// Parses the complete records in `records` (a part of text.begin..text.end starting at a record
+// start) in parallel chunks of about chunk_bytes, in the caller's task_arena. `allocate` gets
+// the row count once and returns where rows go (strides per row). Throws Error with the first
+// fault in file order, whatever the chunking.
+std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text,
+                                    std::string_view records, std::size_t chunk_bytes,
+                                    const FaultReport& report,
+                                    const std::function<CsvRowSink(std::int64_t rows)>& allocate);
 
 }  // namespace shardprop::detail
