@@ -272,7 +272,7 @@ TEST_CASE("bad options and bad input exit non-zero with a one-line message and l
   CliFixture f;
   write_text(f.dir / "bad.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,-0.5,0\n0.1,abc,1\n");
   write_text(f.dir / "short.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,0\n");
-  write_text(f.dir / "fraction.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,-0.5,0.5\n");
+  write_text(f.dir / "outside.csv", "x1,x2,label\n0.5,0.5,1\n-0.5,-0.5,2\n");
   // (description, options, what the first line of stderr must contain, exit status: 2 for a
   // usage error, 1 for bad input). The CLI runs in the
   // fixture's directory; the generator outlives this run's TempDir, so relative names only.
@@ -292,8 +292,8 @@ TEST_CASE("bad options and bad input exit non-zero with a one-line message and l
           {"a short CSV row", Args{"--data", "short.csv"},
            "shardprop: error: short.csv:3: expected 3 fields, found 2", 1},
           {"an unknown --target", Args{"--target", "colour"}, "no column named 'colour'", 1},
-          {"a bce target that is not 0 or 1", Args{"--data", "fraction.csv", "--loss", "bce"},
-           "bce needs targets 0 or 1", 1},
+          {"a bce target outside [0, 1]", Args{"--data", "outside.csv", "--loss", "bce"},
+           "outside.csv: target of row 1 is 2.000000; bce needs targets in [0, 1]", 1},
           {"--shards larger than --batch-size (16)", Args{"--shards", "17"},
            "shards (17) exceeds the batch size (16)", 1},
           {"--init with a file that is not safetensors", Args{"--init", "train.csv"},
@@ -460,4 +460,50 @@ TEST_CASE("train --batch-norm writes BatchNorm1d tensors that --init accepts", "
     CHECK_THAT(plain.err, Contains("tensor '2.weight'"));
     CHECK_FALSE(std::filesystem::exists(f.dir / "plain.st"));
   }
+}
+
+TEST_CASE("train --stream reads the file in blocks and learns what loading it learns",
+          "[cli][stream]") {
+  CliFixture f;
+  // Same row order (no shuffle) and no standardization: the streamed run must give the bytes
+  // of the in-memory run.
+  const Args common{"--epochs", "2", "--no-shuffle", "--no-standardize", "--seed", "4"};
+  Args memory = common, streamed = common;
+  memory.insert(memory.end(), {"--out", f.path("memory.st")});
+  streamed.insert(streamed.end(), {"--stream", "--out", f.path("stream.st")});
+  const Run a = run_cli(f.dir, f.train(memory));
+  const Run b = run_cli(f.dir, f.train(streamed));
+  CAPTURE(a.out, a.err, b.out, b.err);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  CHECK_THAT(b.out, Contains("streamed"));
+  CHECK(same_tensors(load_model(cli_spec({8}), f.dir / "memory.st"),
+                     load_model(cli_spec({8}), f.dir / "stream.st")));
+
+  SECTION("streaming chooses itself above --stream-above-mb") {
+    const Run auto_stream =
+        run_cli(f.dir, f.train({"--epochs", "1", "--stream-above-mb", "0.001"}));
+    CHECK(auto_stream.exit_code == 0);
+    CHECK_THAT(auto_stream.out, Contains("streamed"));
+  }
+  SECTION("--val-split needs the data in memory") {
+    const Run split = run_cli(f.dir, f.train({"--epochs", "1", "--stream", "--val-split", "0.2"}));
+    CHECK(split.exit_code == 1);
+    CHECK_THAT(split.err, Contains("--val-split") && Contains("--val"));
+  }
+}
+
+TEST_CASE("train --cache parses once and reuses the parsed copy", "[cli][cache]") {
+  CliFixture f;
+  const Args args{"--epochs", "1", "--cache", "--out", f.path("a.st")};
+  REQUIRE(run_cli(f.dir, f.train(args)).exit_code == 0);
+  int caches = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path())) {
+    caches += entry.path().extension() == ".spcache" ? 1 : 0;
+  }
+  CHECK(caches == 1);
+  const Args again{"--epochs", "1", "--cache", "--out", f.path("b.st")};
+  REQUIRE(run_cli(f.dir, f.train(again)).exit_code == 0);
+  CHECK(same_tensors(load_model(cli_spec({8}), f.dir / "a.st"),
+                     load_model(cli_spec({8}), f.dir / "b.st")));
 }

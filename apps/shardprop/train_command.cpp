@@ -1,10 +1,14 @@
 // `shardprop train`. No mathematics here: everything goes through the public API.
 #include "train_command.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -12,6 +16,7 @@
 #include <utility>
 
 #include "shardprop/checkpoint.hpp"
+#include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
@@ -63,6 +68,17 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
                 "it while the CSV and the parse options are unchanged");
   cmd->add_option("--cache-dir", o.cache_dir,
                   "Like --cache, with the cache files in this directory");
+  cmd->add_flag("--stream", o.stream,
+                "Read --data in bounded blocks instead of loading it (for files larger than "
+                "memory); shuffling then uses a bounded buffer (see --shuffle-buffer-mb)");
+  cmd->add_option("--stream-above-mb", o.stream_above_mb,
+                  "Stream automatically when --data is larger than this (default: a quarter of "
+                  "physical memory)")
+      ->check(at_least(0));
+  cmd->add_option("--shuffle-buffer-mb", o.shuffle_buffer_mb,
+                  "Rows buffered for shuffling while streaming, in MB")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_flag("--no-standardize", o.no_standardize,
                 "Keep features as they are (default: z-score with statistics of the training "
                 "data, stored in --out)");
@@ -121,6 +137,93 @@ char parse_delimiter(const std::string& text) {
 
 }  // namespace
 
+namespace {
+
+// What training reads: in memory, or streamed block by block.
+struct TrainingData {
+  Dataset shape;  // names, feature count, target width, class names (rows: in memory only)
+  std::optional<Dataset> train, validation;
+  std::unique_ptr<CsvStream> train_stream, validation_stream;
+  Standardization standardization;
+  bool streaming() const { return train_stream != nullptr; }
+};
+
+bool should_stream(const TrainOptions& o) {
+  if (o.stream) return true;
+  double threshold_mb = o.stream_above_mb;
+  if (threshold_mb <= 0.0) {
+    const double pages = static_cast<double>(::sysconf(_SC_PHYS_PAGES));
+    const double page_size = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    threshold_mb = pages * page_size / 4.0 / (1024.0 * 1024.0);
+  }
+  return static_cast<double>(std::filesystem::file_size(o.data)) / (1024.0 * 1024.0) > threshold_mb;
+}
+
+void check_shape(const Dataset& other, const Dataset& shape, const std::string& file) {
+  if (other.feature_count != shape.feature_count || other.target_width != shape.target_width) {
+    throw Error(file + ": " + std::to_string(other.feature_count) + " features and " +
+                std::to_string(other.target_width) + " targets, the training data has " +
+                std::to_string(shape.feature_count) + " and " + std::to_string(shape.target_width));
+  }
+}
+
+TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss loss) {
+  TrainingData d;
+  const bool cached = o.cache || !o.cache_dir.empty();
+  auto load = [&](const std::string& file) {
+    return cached ? read_csv_cached(file, csv, o.cache_dir) : read_csv(file, csv);
+  };
+  d.train = load(o.data);
+  if (d.train->rows == 0) throw Error(o.data + ": no data rows");
+  if (!o.validation.empty()) {
+    d.validation = load(o.validation);
+    check_shape(*d.validation, *d.train, o.validation);
+    if (loss == Loss::xent) use_class_names(*d.validation, d.train->class_names);
+  } else if (o.validation_split > 0.0) {
+    auto [train_part, validation_part] = split_validation(*d.train, o.validation_split, o.seed);
+    d.train = std::move(train_part);
+    d.validation = std::move(validation_part);
+  }
+  if (!o.no_standardize) {
+    d.standardization = Standardization::fit(*d.train);
+    d.standardization.apply(*d.train);
+    if (d.validation) d.standardization.apply(*d.validation);
+  }
+  d.shape = *d.train;
+  return d;
+}
+
+TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss) {
+  if (o.validation_split > 0.0) {
+    throw Error("--val-split needs the data in memory; with --stream give a --val file");
+  }
+  if (o.cache || !o.cache_dir.empty()) {
+    throw Error("--cache keeps a parsed copy of files that fit in memory; not with --stream");
+  }
+  TrainingData d;
+  // Labels are sorted over the whole file, so a first pass collects them.
+  std::vector<std::string> classes;
+  if (loss == Loss::xent) classes = collect_class_names(o.data, csv);
+  d.train_stream = std::make_unique<CsvStream>(o.data, csv, classes);
+  if (!o.no_standardize) {
+    d.standardization = Standardization::fit(*d.train_stream);
+    d.train_stream->set_standardization(d.standardization);
+  }
+  if (!d.train_stream->next(d.shape)) throw Error(o.data + ": no data rows");
+  d.train_stream->rewind();
+  d.shape.class_names = classes;
+  if (!o.validation.empty()) {
+    d.validation_stream = std::make_unique<CsvStream>(o.validation, csv, classes);
+    Dataset first;
+    if (d.validation_stream->next(first)) check_shape(first, d.shape, o.validation);
+    d.validation_stream->rewind();
+    if (!d.standardization.empty()) d.validation_stream->set_standardization(d.standardization);
+  }
+  return d;
+}
+
+}  // namespace
+
 int run_train(const TrainOptions& o) {
   const Loss loss = parse_loss(o.loss);
   CsvOptions csv;
@@ -130,51 +233,18 @@ int run_train(const TrainOptions& o) {
   csv.delimiter = parse_delimiter(o.delimiter);
   // xent learns classes: labels (strings or numbers) become class indices in sorted order.
   csv.target_kind = loss == Loss::xent ? TargetKind::classes : TargetKind::numeric;
-  const bool cached = o.cache || !o.cache_dir.empty();
-  auto load = [&](const std::string& file) {
-    return cached ? read_csv_cached(file, csv, o.cache_dir) : read_csv(file, csv);
-  };
-  Dataset data = load(o.data);
-  if (data.rows == 0) throw Error(o.data + ": no data rows");
-  std::optional<Dataset> validation;
-  if (!o.validation.empty()) {
-    validation = load(o.validation);
-    if (validation->feature_count != data.feature_count ||
-        validation->target_width != data.target_width) {
-      throw Error(o.validation + ": " + std::to_string(validation->feature_count) +
-                  " features and " + std::to_string(validation->target_width) +
-                  " targets, the training data has " + std::to_string(data.feature_count) +
-                  " and " + std::to_string(data.target_width));
-    }
-    if (loss == Loss::xent) use_class_names(*validation, data.class_names);
-  } else if (o.validation_split > 0.0) {
-    auto [train_part, validation_part] = split_validation(data, o.validation_split, o.seed);
-    data = std::move(train_part);
-    validation = std::move(validation_part);
-  }
-  Standardization standardization;
-  if (!o.no_standardize) {
-    standardization = Standardization::fit(data);
-    standardization.apply(data);
-    if (validation) standardization.apply(*validation);
-  }
-  int outputs = data.target_width;
+  TrainingData data =
+      should_stream(o) ? load_streaming(o, csv, loss) : load_in_memory(o, csv, loss);
+  const Dataset& shape = data.shape;
+  int outputs = shape.target_width;
   if (loss == Loss::xent) {
-    outputs = data.class_count();
+    outputs = shape.class_count();
     if (outputs < 2) {
-      throw Error(o.data + ": the target has a single class ('" + data.class_names.front() +
+      throw Error(o.data + ": the target has a single class ('" + shape.class_names.front() +
                   "'); xent needs at least 2");
     }
   }
-  if (loss == Loss::bce) {
-    for (std::int64_t r = 0; r < data.rows; ++r) {
-      if (data.targets[r] != 0.0f && data.targets[r] != 1.0f) {
-        throw Error(o.data + ": row " + std::to_string(r + 1) + ": bce needs targets 0 or 1, got " +
-                    std::to_string(data.targets[r]));
-      }
-    }
-  }
-  Model model(ModelSpec::mlp(data.feature_count, o.layers, outputs, parse_activation(o.activation),
+  Model model(ModelSpec::mlp(shape.feature_count, o.layers, outputs, parse_activation(o.activation),
                              loss, o.batch_norm));
   if (o.init.empty()) {
     model.initialize(o.seed);
@@ -190,36 +260,55 @@ int run_train(const TrainOptions& o) {
   settings.weight_decay = o.weight_decay;
   settings.seed = o.seed;
   settings.shuffle = !o.no_shuffle;
+  settings.shuffle_buffer_bytes = static_cast<std::size_t>(o.shuffle_buffer_mb * 1024 * 1024);
   Trainer trainer(model, settings);
 
-  std::printf("shardprop %s | %s: %lld rows, %d features | model %d", version().c_str(),
-              o.data.c_str(), static_cast<long long>(data.rows), data.feature_count,
-              data.feature_count);
+  std::printf("shardprop %s | %s: ", version().c_str(), o.data.c_str());
+  if (data.streaming()) {
+    std::printf("streamed");
+  } else {
+    std::printf("%lld rows", static_cast<long long>(shape.rows));
+  }
+  std::printf(", %d features | model %d", shape.feature_count, shape.feature_count);
   for (int width : o.layers) std::printf("-%d", width);
   std::printf("-%d %s%s, loss %s | batch %d, shards %d, BLAS core %s\n", outputs,
               o.activation.c_str(), o.batch_norm ? " + batch norm" : "", o.loss.c_str(),
               o.batch_size, trainer.shard_count(), blas_core_name().c_str());
+  const bool has_validation = data.validation || data.validation_stream;
+  auto train_epoch = [&] {
+    try {
+      return data.streaming() ? trainer.train_epoch(*data.train_stream)
+                              : trainer.train_epoch(*data.train);
+    } catch (const Error& e) {
+      throw Error(o.data + ": " + e.what());
+    }
+  };
+  // Without a validation set, the quality on the training data after the epoch.
+  auto evaluate = [&] {
+    if (data.validation_stream) return trainer.evaluate(*data.validation_stream);
+    if (data.validation) return trainer.evaluate(*data.validation);
+    return data.streaming() ? trainer.evaluate(*data.train_stream) : trainer.evaluate(*data.train);
+  };
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
-    const Metrics train = trainer.train_epoch(data);
+    const Metrics train = train_epoch();
     const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     if (!std::isfinite(train.loss)) {
       throw Error("epoch " + std::to_string(epoch) +
                   ": the loss is not finite (try a smaller --lr); no weights written");
     }
     std::printf("epoch %4d/%d  loss %.6f", epoch, o.epochs, train.loss);
-    // Without a validation set, the quality on the training data after the epoch.
-    const Metrics eval = trainer.evaluate(validation ? *validation : data);
-    const char* prefix = validation ? "val " : "";
-    if (validation) std::printf("  val loss %.6f", eval.loss);
+    const Metrics eval = evaluate();
+    const char* prefix = has_validation ? "val " : "";
+    if (has_validation) std::printf("  val loss %.6f", eval.loss);
     if (loss == Loss::mse) {
       std::printf("  %srmse %.6f", prefix, eval.rmse);
     } else {
       std::printf("  %saccuracy %6.2f%%", prefix, 100.0 * eval.accuracy);
     }
-    std::printf("  %.0f samples/s  %.2f s\n", static_cast<double>(data.rows) / seconds,
+    std::printf("  %.0f samples/s  %.2f s\n", static_cast<double>(train.rows) / seconds,
                 std::chrono::duration<double>(Clock::now() - start).count());
     std::fflush(stdout);
   }
@@ -228,14 +317,15 @@ int run_train(const TrainOptions& o) {
         {"shardprop.data", o.data},
         {"shardprop.epochs", std::to_string(trainer.epochs_completed())},
         {"shardprop.seed", std::to_string(o.seed)},
-        {"shardprop.features", nlohmann::json(data.feature_names).dump()},
-        {"shardprop.targets", nlohmann::json(data.target_names).dump()}};
-    if (!data.class_names.empty()) {
-      metadata["shardprop.classes"] = nlohmann::json(data.class_names).dump();
+        {"shardprop.features", nlohmann::json(shape.feature_names).dump()},
+        {"shardprop.targets", nlohmann::json(shape.target_names).dump()}};
+    if (!shape.class_names.empty()) {
+      metadata["shardprop.classes"] = nlohmann::json(shape.class_names).dump();
     }
-    if (!standardization.empty()) {
-      metadata["shardprop.standardization"] =
-          nlohmann::json{{"mean", standardization.mean}, {"scale", standardization.scale}}.dump();
+    if (!data.standardization.empty()) {
+      metadata["shardprop.standardization"] = nlohmann::json{
+          {"mean", data.standardization.mean},
+          {"scale", data.standardization.scale}}.dump();
     }
     save_safetensors(model, o.out, metadata);
     std::printf("wrote %s\n", o.out.c_str());

@@ -19,6 +19,9 @@ struct TrainOptions {
   bool no_header = false;
   bool no_standardize = false;
   bool cache = false;
+  bool stream = false;
+  double stream_above_mb = 0.0;  // 0: a quarter of physical memory
+  double shuffle_buffer_mb = 64.0;
   std::string cache_dir;
   std::vector<int> layers{16, 16};
   std::string activation = "relu";

@@ -117,8 +117,20 @@ struct Trainer::State {
     }
   }
 
+  // Class indices for xent (anything else would index out of bounds); targets in [0, 1] for
+  // bce (probabilities: 0/1 labels or soft ones). mse takes any finite number.
   void check_targets(const float* targets, std::int64_t rows) const {
-    if (net.spec.loss != Loss::xent) return;
+    if (net.spec.loss == Loss::mse) return;
+    if (net.spec.loss == Loss::bce) {
+      const std::int64_t values = rows * target_width;
+      for (std::int64_t i = 0; i < values; ++i) {
+        if (!(targets[i] >= 0.0f && targets[i] <= 1.0f)) {
+          throw Error("target of row " + std::to_string(i / target_width) + " is " +
+                      std::to_string(targets[i]) + "; bce needs targets in [0, 1]");
+        }
+      }
+      return;
+    }
     const int classes = net.outputs();
     for (std::int64_t r = 0; r < rows; ++r) {
       const float t = targets[r];

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "shardprop/dataset.hpp"
 
@@ -21,14 +23,20 @@ class DataStream {
   virtual bool next(Dataset& chunk) = 0;
 };
 
-// A CSV file read in chunks of about `chunk_bytes`; the memory held does not grow with the file.
-// Same rules and messages as read_csv. Class labels need the full label set up front (a
-// stream cannot sort labels it has not seen): pass `class_names` (for example from a first
-// pass with collect_class_names) when options.target_kind is classes.
+// A CSV file read in blocks of about `block_bytes` (each parsed in parallel in chunks of
+// options.chunk_bytes); the memory held does not grow with the file: one block buffer (larger
+// only to fit a single record longer than a block) and the parsed rows of one block. Same rules
+// and messages as read_csv (line numbers count from the start of the file). Class labels need
+// the whole label set up front, since a stream cannot sort labels it has not seen: pass
+// `class_names` (from collect_class_names, or the training set's) and the target is read as
+// labels; without them an automatic target is read as numbers.
 class CsvStream final : public DataStream {
  public:
+  static constexpr std::size_t kDefaultBlockBytes = std::size_t{64} << 20;
+
   CsvStream(const std::filesystem::path& path, const CsvOptions& options,
-            std::vector<std::string> class_names = {});
+            std::vector<std::string> class_names = {},
+            std::size_t block_bytes = kDefaultBlockBytes);
   ~CsvStream() override;
   CsvStream(const CsvStream&) = delete;
   CsvStream& operator=(const CsvStream&) = delete;
@@ -42,6 +50,8 @@ class CsvStream final : public DataStream {
   std::size_t peak_bytes() const;
 
  private:
+  friend std::vector<std::string> collect_class_names(const std::filesystem::path& path,
+                                                      const CsvOptions& options);
   struct State;
   std::unique_ptr<State> state_;
 };
