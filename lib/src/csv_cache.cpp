@@ -1,18 +1,17 @@
 // The parsed-CSV cache: "SPCACHE1", a JSON header (key, shapes, names), zero padding to 64
 // bytes, then the feature and target floats. Validated fully before use; anything odd means
 // "rebuild".
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "atomic_file.hpp"
+#include "mapped_file.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
@@ -68,36 +67,15 @@ std::uint64_t fnv1a(const std::string& text) {
   return h;
 }
 
-// A read-only mapping of a whole file, unmapped on destruction.
-class Mapping {
- public:
-  explicit Mapping(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat info {};
-    if (::fstat(fd, &info) == 0 && info.st_size > 0) {
-      size_ = static_cast<std::size_t>(info.st_size);
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      data_ = p == MAP_FAILED ? nullptr : static_cast<const char*>(p);
-    }
-    ::close(fd);
-  }
-  ~Mapping() {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-  }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  const char* data() const { return data_; }
-  std::size_t size() const { return data_ != nullptr ? size_ : 0; }
-
- private:
-  const char* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
 // The cached dataset if `cache` holds exactly `key`'s data; nothing otherwise.
 bool load(const std::filesystem::path& cache, const std::string& key, Dataset& out) {
-  const Mapping map(cache);
+  std::unique_ptr<detail::MappedFile> mapped;
+  try {
+    mapped = std::make_unique<detail::MappedFile>(cache);
+  } catch (const Error&) {
+    return false;  // no cache yet, or unreadable: parse instead
+  }
+  const detail::MappedFile& map = *mapped;
   if (map.size() < 16 || std::memcmp(map.data(), kMagic, 8) != 0) return false;
   std::uint64_t header_length = 0;
   std::memcpy(&header_length, map.data() + 8, 8);
