@@ -12,7 +12,7 @@ for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;
     --test) packages+=(catch2 clang-format) ;;
-    --compare) packages+=(python3-torch python3-pandas) ;;
+    --compare) packages+=(python3-torch python3-pandas time) ;;
     *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test or --compare)" >&2; exit 2 ;;
   esac
 done

@@ -507,3 +507,33 @@ TEST_CASE("train --cache parses once and reuses the parsed copy", "[cli][cache]"
   CHECK(same_tensors(load_model(cli_spec({8}), f.dir / "a.st"),
                      load_model(cli_spec({8}), f.dir / "b.st")));
 }
+
+TEST_CASE("train reports validation from a file with its own label order or from a split",
+          "[cli][csv]") {
+  CliFixture f;
+  // Labels as words; the validation file lists them in another order and lacks one.
+  write_text(f.dir / "words.csv", "x,label\n-2,low\n-1,low\n0,mid\n1,high\n2,high\n-1.5,low\n");
+  write_text(f.dir / "words-val.csv", "x,label\n2.5,high\n-2.5,low\n");
+  const Run run =
+      run_cli(f.dir, {"train", "--data", "words.csv", "--val", "words-val.csv", "--layers", "4",
+                      "--epochs", "2", "--batch-size", "2", "--out", f.path("w.st")});
+  CAPTURE(run.out, run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.out, Contains("val loss") && Contains("val accuracy"));
+  const auto metadata = shardprop::read_safetensors_metadata(f.dir / "w.st");
+  CHECK(metadata.at("shardprop.classes") == R"(["high","low","mid"])");
+  CHECK(metadata.count("shardprop.standardization") == 1);
+
+  SECTION("a validation label the training data never had is an error naming it") {
+    write_text(f.dir / "words-bad.csv", "x,label\n0,extreme\n");
+    const Run bad =
+        run_cli(f.dir, {"train", "--data", "words.csv", "--val", "words-bad.csv", "--epochs", "1"});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Contains("'extreme'"));
+  }
+  SECTION("--val-split holds out rows of --data") {
+    const Run split = run_cli(f.dir, f.train({"--epochs", "1", "--val-split", "0.25"}));
+    CHECK(split.exit_code == 0);
+    CHECK_THAT(split.out, Contains("192 rows") && Contains("val accuracy"));
+  }
+}
