@@ -33,8 +33,8 @@ struct BatchNorm {
   float epsilon = 1e-5f;
   float momentum = 0.1f;
 
-  // Two passes over z: [rows, width] in double, so a feature with mean 1e4 and deviation 1e-2
-  // keeps its digits (a Σz² − (Σz)² formula would not).
+  // One pass over z: [rows, width] in double, shifted by the first row, so a feature with mean
+  // 1e4 and deviation 1e-2 keeps its digits (an unshifted Σz² − (Σz)² formula would not).
   void partial_moments(ConstMatrix z, MomentsView out) const;
 
   // Training forward with the whole minibatch's mean (= mean_hi + mean_lo) and 1/√(σ² + ε):
