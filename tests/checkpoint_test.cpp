@@ -535,3 +535,33 @@ TEST_CASE("saving replaces an existing file atomically and leaves no temporary f
     CHECK(std::filesystem::is_directory(path));
   }
 }
+
+TEST_CASE("load_model rebuilds the architecture from the file's metadata", "[checkpoint]") {
+  TempDir dir;
+  const ModelSpec spec = ModelSpec::mlp(3, std::vector<int>{5, 4}, 2, Activation::tanh, Loss::bce,
+                                        /*batch_norm=*/true);
+  Model model(spec);
+  model.initialize(9);
+  save_safetensors(model, dir / "m.st");
+  const Model loaded = shardprop::load_model(dir / "m.st");
+  CHECK(loaded.inputs() == 3);
+  CHECK(loaded.outputs() == 2);
+  CHECK(loaded.spec().loss == Loss::bce);
+  REQUIRE(loaded.spec().layers.size() == spec.layers.size());
+  CHECK(std::holds_alternative<shardprop::BatchNormSpec>(loaded.spec().layers[1]));
+  REQUIRE(loaded.parameters().size() == model.parameters().size());
+  CHECK(std::memcmp(loaded.parameters().data(), model.parameters().data(),
+                    model.parameters().size_bytes()) == 0);
+
+  SECTION("a file that does not describe its model is an error naming the file") {
+    // Rewrite the metadata value so it is no model description.
+    std::vector<char> bytes = read_bytes(dir / "m.st");
+    const std::string needle = "shardprop.model";
+    const auto at = std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end());
+    REQUIRE(at != bytes.end());
+    std::copy_n("shardprop.xxxxx", needle.size(), at);
+    write_bytes(dir / "anonymous.st", bytes);
+    CHECK_THROWS_WITH(shardprop::load_model(dir / "anonymous.st"),
+                      Contains("anonymous.st") && Contains("shardprop.model"));
+  }
+}

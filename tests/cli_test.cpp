@@ -537,3 +537,25 @@ TEST_CASE("train reports validation from a file with its own label order or from
     CHECK_THAT(split.out, Contains("192 rows") && Contains("val accuracy"));
   }
 }
+
+TEST_CASE("info describes a weights file and rejects a damaged one", "[cli][info]") {
+  CliFixture f;
+  REQUIRE(run_cli(f.dir, f.train({"--layers", "8,4", "--batch-norm", "--epochs", "1", "--out",
+                                  f.path("m.st")}))
+              .exit_code == 0);
+  const Run info = run_cli(f.dir, {"info", "m.st"});
+  CAPTURE(info.out, info.err);
+  REQUIRE(info.exit_code == 0);
+  CHECK_THAT(info.out, Contains("2 inputs -> dense(8) batchnorm relu dense(4) batchnorm relu "
+                                "dense(2) -> 2 outputs; loss xent"));
+  // 8·2+8 + 8+8 (γ, β) + 4·8+4 + 4+4 + 2·4+2 trained values.
+  CHECK_THAT(info.out, Contains("94 trained"));
+  CHECK_THAT(info.out, Contains("1.num_batches_tracked    I64 []"));
+  CHECK_THAT(info.out, Contains("classes:     0, 1"));
+
+  const std::vector<char> bytes = read_bytes(f.dir / "m.st");
+  write_bytes(f.dir / "cut.st", std::vector<char>(bytes.begin(), bytes.begin() + 100));
+  const Run cut = run_cli(f.dir, {"info", "cut.st"});
+  CHECK(cut.exit_code == 1);
+  CHECK_THAT(cut.err, Contains("cut.st") && Contains("header length"));
+}

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "info_command.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
 #include "train_command.hpp"
@@ -16,6 +17,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   shardprop::cli::TrainOptions train_options;
   CLI::App* train = shardprop::cli::add_train_command(app, train_options);
+  shardprop::cli::InfoOptions info_options;
+  CLI::App* info = shardprop::cli::add_info_command(app, info_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -24,6 +27,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (train->parsed()) return shardprop::cli::run_train(train_options);
+    if (info->parsed()) return shardprop::cli::run_info(info_options);
   } catch (const shardprop::Error& e) {
     std::fprintf(stderr, "shardprop: error: %s\n", e.what());
     return 1;

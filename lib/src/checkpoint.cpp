@@ -6,8 +6,10 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,6 +41,55 @@ std::string spec_to_json(const ModelSpec& spec) {
     }
   }
   return json{{"inputs", spec.inputs}, {"layers", layers}, {"loss", to_string(spec.loss)}}.dump();
+}
+
+// The inverse of spec_to_json; every malformed piece is an Error naming the file.
+ModelSpec spec_from_json(const std::string& text, const std::string& file) {
+  auto fail = [&](const std::string& what) -> ModelSpec {
+    throw Error(file + ": metadata 'shardprop.model': " + what);
+  };
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("inputs") || !j["inputs"].is_number_integer() ||
+      !j.contains("layers") || !j["layers"].is_array() || !j.contains("loss") ||
+      !j["loss"].is_string()) {
+    return fail("not a model description (inputs, layers, loss)");
+  }
+  ModelSpec spec;
+  spec.inputs = j["inputs"].get<int>();
+  try {
+    spec.loss = parse_loss(j["loss"].get<std::string>());
+  } catch (const Error& e) {
+    return fail(e.what());
+  }
+  for (const json& layer : j["layers"]) {
+    if (layer.is_string()) {
+      const std::string name = layer.get<std::string>();
+      int units = 0;
+      if (std::sscanf(name.c_str(), "dense(%d)", &units) == 1) {
+        spec.layers.emplace_back(DenseSpec{units});
+        continue;
+      }
+      try {
+        spec.layers.emplace_back(ActivationSpec{parse_activation(name)});
+      } catch (const Error& e) {
+        return fail(e.what());
+      }
+      continue;
+    }
+    if (layer.is_object() && layer.contains("batchnorm") && layer["batchnorm"].is_object()) {
+      const json& b = layer["batchnorm"];
+      BatchNormSpec bn;
+      if (!b.value("epsilon", json()).is_number() || !b.value("momentum", json()).is_number()) {
+        return fail("batch norm needs numeric epsilon and momentum");
+      }
+      bn.epsilon = b["epsilon"].get<float>();
+      bn.momentum = b["momentum"].get<float>();
+      spec.layers.emplace_back(bn);
+      continue;
+    }
+    return fail("unknown layer " + layer.dump());
+  }
+  return spec;
 }
 
 // Float tensors are F32; batch-norm num_batches_tracked is I64, as in PyTorch.
@@ -230,6 +281,24 @@ void load_safetensors(Model& model, const std::filesystem::path& path) {
                                  : static_cast<void*>(model.parameters().data() + t.offset);
     std::memcpy(target, parsed.bytes.data() + parsed.data_begin + begin, t.size * element_size(t));
   }
+}
+
+Model load_model(const std::filesystem::path& path) {
+  const std::map<std::string, std::string> metadata = read_safetensors_metadata(path);
+  const auto found = metadata.find("shardprop.model");
+  if (found == metadata.end()) {
+    throw Error(path.string() +
+                ": no 'shardprop.model' metadata: the file does not say which model it holds");
+  }
+  ModelSpec spec = spec_from_json(found->second, path.string());
+  std::unique_ptr<Model> model;
+  try {
+    model = std::make_unique<Model>(std::move(spec));
+  } catch (const Error& e) {  // a spec the library rejects, e.g. a zero width
+    throw Error(path.string() + ": metadata 'shardprop.model': " + e.what());
+  }
+  load_safetensors(*model, path);
+  return std::move(*model);
 }
 
 std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path) {

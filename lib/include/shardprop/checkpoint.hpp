@@ -21,6 +21,10 @@ void save_safetensors(const Model& model, const std::filesystem::path& path,
 // naming the file and the tensor; the model is unchanged on error.
 void load_safetensors(Model& model, const std::filesystem::path& path);
 
+// A model rebuilt from a file this library wrote: the architecture from its "shardprop.model"
+// metadata, then load_safetensors. Throws Error naming the file and what is wrong.
+Model load_model(const std::filesystem::path& path);
+
 // The string metadata of a safetensors file (validated like load_safetensors does).
 std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path);
 
