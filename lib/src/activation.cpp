@@ -7,16 +7,6 @@
 #include "simd.hpp"
 
 namespace shardprop::detail {
-namespace {
-
-// Never evaluates exp of a large positive number, so no overflow for any finite input.
-inline float sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
-  const float e = std::exp(x);
-  return e / (1.0f + e);
-}
-
-}  // namespace
 
 SHARDPROP_MULTIVERSION
 void ActivationLayer::forward(ConstMatrix x, Matrix y) const {

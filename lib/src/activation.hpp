@@ -2,10 +2,20 @@
 // tanh' = 1−y², relu' = [y > 0]), so the input need not be kept.
 #pragma once
 
+#include <cmath>
+
 #include "matrix.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop::detail {
+
+// σ(x) without evaluating exp of a large positive number: no overflow for any finite input.
+// Shared by the activation and the bce loss so both give the same bits.
+inline float sigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+  const float e = std::exp(x);
+  return e / (1.0f + e);
+}
 
 struct ActivationLayer {
   Activation kind = Activation::identity;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "activation.hpp"
+
 namespace shardprop::detail {
 namespace {
 
@@ -22,12 +24,6 @@ SoftmaxRow softmax_row(const float* z, int n) {
 // −[t log σ(z) + (1−t) log(1−σ(z))] = max(z,0) − z·t + log(1 + exp(−|z|)).
 inline double bce_term(float z, float t) {
   return std::max(z, 0.0f) - static_cast<double>(z) * t + std::log1p(std::exp(-std::fabs(z)));
-}
-
-inline float sigmoid(float z) {
-  if (z >= 0.0f) return 1.0f / (1.0f + std::exp(-z));
-  const float e = std::exp(z);
-  return e / (1.0f + e);
 }
 
 }  // namespace

@@ -141,6 +141,18 @@ struct Trainer::State {
     }
   }
 
+  // The columns, values and targets of a dataset (or a stream's chunk) the trainer is given.
+  void check_data(const Dataset& data, const char* what) const {
+    if (data.feature_count != net.spec.inputs || data.target_width != target_width) {
+      throw Error(std::string(what) + ": dataset has " + std::to_string(data.feature_count) +
+                  " features and " + std::to_string(data.target_width) +
+                  " targets per row; the model needs " + std::to_string(net.spec.inputs) + " and " +
+                  std::to_string(target_width));
+    }
+    data.validate();
+    check_targets(data.targets.data(), data.rows);
+  }
+
   // The step proper, on validated input.
   double step(const float* features, const float* targets, int rows) {
     const detail::ShardPlan plan(rows, shards);
@@ -241,14 +253,8 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
 Metrics Trainer::train_epoch(const Dataset& data) {
   State& st = *state_;
   const int inputs = st.net.spec.inputs;
-  if (data.feature_count != inputs || data.target_width != st.target_width) {
-    throw Error("train: dataset has " + std::to_string(data.feature_count) + " features and " +
-                std::to_string(data.target_width) + " targets per row; the model needs " +
-                std::to_string(inputs) + " and " + std::to_string(st.target_width));
-  }
-  data.validate();
+  st.check_data(data, "train");
   if (data.rows == 0) throw Error("train: the dataset has no rows");
-  st.check_targets(data.targets.data(), data.rows);
 
   st.order.resize(static_cast<std::size_t>(data.rows));
   std::iota(st.order.begin(), st.order.end(), std::int64_t{0});
@@ -306,14 +312,8 @@ Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
 }  // namespace
 
 detail::MetricSums Trainer::State::evaluation_sums(const Dataset& data) const {
+  check_data(data, "evaluate");
   const int inputs = net.spec.inputs;
-  if (data.feature_count != inputs || data.target_width != target_width) {
-    throw Error("evaluate: dataset has " + std::to_string(data.feature_count) + " features and " +
-                std::to_string(data.target_width) + " targets per row; the model needs " +
-                std::to_string(inputs) + " and " + std::to_string(target_width));
-  }
-  data.validate();
-  check_targets(data.targets.data(), data.rows);
   const std::int64_t chunks = (data.rows + kEvaluateChunkRows - 1) / kEvaluateChunkRows;
   std::vector<detail::MetricSums> sums(static_cast<std::size_t>(chunks));
   const float* params = net.parameters.data();
@@ -397,14 +397,7 @@ Metrics Trainer::train_epoch(DataStream& stream) {
   Dataset chunk;
   stream.rewind();
   while (stream.next(chunk)) {
-    if (chunk.feature_count != inputs || chunk.target_width != target_width) {
-      throw Error("train: the stream has " + std::to_string(chunk.feature_count) +
-                  " features and " + std::to_string(chunk.target_width) +
-                  " targets per row; the model needs " + std::to_string(inputs) + " and " +
-                  std::to_string(target_width));
-    }
-    chunk.validate();
-    st.check_targets(chunk.targets.data(), chunk.rows);
+    st.check_data(chunk, "train");
     for (std::int64_t r = 0; r < chunk.rows; ++r, ++incoming) {
       const float* x = chunk.features.data() + r * inputs;
       const float* t = chunk.targets.data() + r * target_width;
