@@ -27,6 +27,9 @@ std::string layer_text(const LayerSpec& layer) {
   if (const auto* d = std::get_if<DenseSpec>(&layer))
     return "dense(" + std::to_string(d->units) + ")";
   if (std::holds_alternative<BatchNormSpec>(layer)) return "batchnorm";
+  if (const auto* d = std::get_if<DropoutSpec>(&layer)) {
+    return "dropout(" + std::to_string(d->rate) + ")";
+  }
   return std::string(to_string(std::get<ActivationSpec>(layer).activation));
 }
 

@@ -36,6 +36,8 @@ std::string spec_to_json(const ModelSpec& spec) {
       layers.push_back("dense(" + std::to_string(d->units) + ")");
     } else if (const auto* b = std::get_if<BatchNormSpec>(&layer)) {
       layers.push_back({{"batchnorm", {{"epsilon", b->epsilon}, {"momentum", b->momentum}}}});
+    } else if (const auto* dropout = std::get_if<DropoutSpec>(&layer)) {
+      layers.push_back({{"dropout", dropout->rate}});
     } else {
       layers.push_back(std::string(to_string(std::get<ActivationSpec>(layer).activation)));
     }
@@ -85,6 +87,10 @@ ModelSpec spec_from_json(const std::string& text, const std::string& file) {
       bn.epsilon = b["epsilon"].get<float>();
       bn.momentum = b["momentum"].get<float>();
       spec.layers.emplace_back(bn);
+      continue;
+    }
+    if (layer.is_object() && layer.contains("dropout") && layer["dropout"].is_number()) {
+      spec.layers.emplace_back(DropoutSpec{layer["dropout"].get<float>()});
       continue;
     }
     return fail("unknown layer " + layer.dump());

@@ -54,7 +54,7 @@ std::string_view to_string(Loss loss) {
 }
 
 ModelSpec ModelSpec::mlp(int inputs, std::span<const int> hidden, int outputs,
-                         Activation activation, Loss loss, bool batch_norm) {
+                         Activation activation, Loss loss, bool batch_norm, float dropout) {
   ModelSpec spec;
   spec.inputs = inputs;
   spec.loss = loss;
@@ -62,6 +62,7 @@ ModelSpec ModelSpec::mlp(int inputs, std::span<const int> hidden, int outputs,
     spec.layers.emplace_back(DenseSpec{width});
     if (batch_norm) spec.layers.emplace_back(BatchNormSpec{});
     spec.layers.emplace_back(ActivationSpec{activation});
+    if (dropout > 0.0f) spec.layers.emplace_back(DropoutSpec{dropout});
   }
   spec.layers.emplace_back(DenseSpec{outputs});
   return spec;

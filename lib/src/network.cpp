@@ -95,6 +95,9 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
               batch_norms.push_back(static_cast<int>(k));
               layers.emplace_back(bn);
             },
+            [&](const DropoutSpec&) {
+              throw Error("model: layer " + index + ": dropout is not implemented yet");
+            },
         },
         spec.layers[k]);
     if (!found_trainable && !std::holds_alternative<ActivationLayer>(layers.back())) {

@@ -36,7 +36,14 @@ struct BatchNormSpec {
   float epsilon = 1e-5f;
   float momentum = 0.1f;
 };
-using LayerSpec = std::variant<DenseSpec, ActivationSpec, BatchNormSpec>;
+// Inverted dropout, as PyTorch's nn.Dropout(rate): in training each value is zeroed with
+// probability `rate` and the rest scaled by 1/(1 − rate); in inference it passes unchanged.
+// Masks are a pure function of (trainer seed, step, sample index in the minibatch, feature),
+// so they do not depend on threads or shards. No tensors.
+struct DropoutSpec {
+  float rate = 0.5f;  // in [0, 1)
+};
+using LayerSpec = std::variant<DenseSpec, ActivationSpec, BatchNormSpec, DropoutSpec>;
 
 // The network in the order of PyTorch's nn.Sequential: layer k's tensors are named "k.weight",
 // "k.bias". The loss applies to the output of the last layer (logits for xent and bce, which
@@ -49,8 +56,16 @@ struct ModelSpec {
   // The usual multilayer perceptron: dense(h) [+ batch norm] + activation for each hidden
   // width, then a dense output layer with no activation.
   static ModelSpec mlp(int inputs, std::span<const int> hidden, int outputs, Activation activation,
-                       Loss loss, bool batch_norm = false);
+                       Loss loss, bool batch_norm = false, float dropout = 0.0f);
 };
+
+// A layer stack from its text form, for example "dense(256) bn relu dropout(0.2) dense(10)".
+// Grammar (docs/model-spec.md): layers separated by spaces or commas; dense(N), bn or
+// batchnorm (optionally bn(eps=E, momentum=M)), relu, tanh, sigmoid, identity, dropout(P).
+// Throws Error naming the position of the first problem.
+std::vector<LayerSpec> parse_layers(std::string_view text);
+// The text form of a layer stack, which parse_layers reads back to the same layers.
+std::string format_layers(std::span<const LayerSpec> layers);
 
 // What a tensor is for: trained by SGD, or state the forward pass keeps.
 enum class TensorRole {
