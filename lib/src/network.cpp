@@ -95,12 +95,18 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
               batch_norms.push_back(static_cast<int>(k));
               layers.emplace_back(bn);
             },
-            [&](const DropoutSpec&) {
-              throw Error("model: layer " + index + ": dropout is not implemented yet");
+            [&](const DropoutSpec& d) {
+              if (!(d.rate >= 0.0f && d.rate < 1.0f)) {
+                throw Error("model: layer " + index + " (dropout) needs a rate in [0, 1), got " +
+                            std::to_string(d.rate));
+              }
+              layers.emplace_back(Dropout{d.rate, width, static_cast<int>(k)});
             },
         },
         spec.layers[k]);
-    if (!found_trainable && !std::holds_alternative<ActivationLayer>(layers.back())) {
+    const bool has_parameters = std::holds_alternative<Dense>(layers.back()) ||
+                                std::holds_alternative<BatchNorm>(layers.back());
+    if (!found_trainable && has_parameters) {
       first_trainable = k;
       found_trainable = true;
     }
@@ -125,6 +131,8 @@ ShardWorkspace Network::make_workspace(int capacity_rows) const {
     ws.outputs.emplace_back(rows * widths[l], 0.0f);
     const bool is_bn = std::holds_alternative<BatchNorm>(layers[l]);
     ws.xhat.emplace_back(is_bn ? rows * widths[l] : 0, 0.0f);
+    const bool is_dropout = std::holds_alternative<Dropout>(layers[l]);
+    ws.masks.emplace_back(is_dropout ? rows * widths[l] : 0, 0.0f);
     if (is_bn) ws.partials.emplace_back(1 + 4 * static_cast<std::size_t>(widths[l]), 0.0);
   }
   ws.delta_a.assign(rows * max_width, 0.0f);
@@ -157,11 +165,13 @@ double Network::forward_flops_per_row() const {
 ConstMatrix Network::forward(const float* params, ConstMatrix x, ShardWorkspace& ws) const {
   ConstMatrix in = x;
   for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (std::holds_alternative<Dropout>(layers[l])) continue;  // the identity in inference
     Matrix out = view(ws.outputs[l], x.rows, widths[l]);
     std::visit(Overloaded{
                    [&](const Dense& d) { d.forward(params, in, out); },
                    [&](const ActivationLayer& a) { a.forward(in, out); },
                    [&](const BatchNorm& b) { b.forward_inference(params, in, out); },
+                   [&](const Dropout&) {},
                },
                layers[l]);
     in = out;
@@ -169,12 +179,13 @@ ConstMatrix Network::forward(const float* params, ConstMatrix x, ShardWorkspace&
   return in;
 }
 
-void Network::begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets,
-                         float scale) const {
+void Network::begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets, float scale,
+                         DropoutKey key) const {
   assert(x.rows <= ws.capacity_rows);
   ws.x = x;
   ws.targets = targets;
   ws.scale = scale;
+  ws.dropout = key;
   ws.loss = 0.0;
 }
 
@@ -212,6 +223,9 @@ struct PhaseRunner {
                        b.normalize(params, s.mean_hi.data(), s.mean_lo.data(), s.inv_std.data(), in,
                                    view(ws.xhat[l], rows(), b.width), out);
                      },
+                     [&](const Dropout& d) {
+                       d.forward_train(ws.dropout, in, out, view(ws.masks[l], rows(), d.width));
+                     },
                  },
                  net.layers[l]);
     }
@@ -238,18 +252,20 @@ struct PhaseRunner {
   // dL/d(output of top) on entry and dL/d(input of bottom) on return.
   void backward(std::size_t top, std::size_t bottom) {
     for (std::size_t l = top + 1; l-- > bottom;) {
-      std::visit(Overloaded{
-                     [&](const Dense& d) {
-                       Matrix dx{};
-                       if (l > net.first_trainable) dx = {ws.spare.data, rows(), d.in, d.in};
-                       d.backward(params, input_of(l), ws.delta, grads, dx);
-                       std::swap(ws.delta.data, ws.spare.data);
-                       ws.delta.cols = ws.delta.stride = d.in;
-                     },
-                     [&](const ActivationLayer& a) { a.backward(output_of(l), ws.delta); },
-                     [&](const BatchNorm&) { assert(false && "phases end at batch norms"); },
-                 },
-                 net.layers[l]);
+      std::visit(
+          Overloaded{
+              [&](const Dense& d) {
+                Matrix dx{};
+                if (l > net.first_trainable) dx = {ws.spare.data, rows(), d.in, d.in};
+                d.backward(params, input_of(l), ws.delta, grads, dx);
+                std::swap(ws.delta.data, ws.spare.data);
+                ws.delta.cols = ws.delta.stride = d.in;
+              },
+              [&](const ActivationLayer& a) { a.backward(output_of(l), ws.delta); },
+              [&](const Dropout& d) { d.backward(view(ws.masks[l], rows(), d.width), ws.delta); },
+              [&](const BatchNorm&) { assert(false && "phases end at batch norms"); },
+          },
+          net.layers[l]);
     }
   }
 };
@@ -384,10 +400,10 @@ void Network::combine(int phase, std::span<ShardWorkspace> shards, Communicator&
 }
 
 double Network::training_pass(const float* params, ConstMatrix x, const float* targets, float scale,
-                              ShardWorkspace& ws, float* grads) const {
+                              ShardWorkspace& ws, float* grads, DropoutKey key) const {
   LocalCommunicator comm;
   std::vector<BatchNormSync> syncs = make_syncs(comm.size());
-  begin_pass(ws, x, targets, scale);
+  begin_pass(ws, x, targets, scale, key);
   for (int phase = 0; phase < phase_count(); ++phase) {
     run_phase(phase, params, syncs, ws, grads);
     if (phase + 1 < phase_count()) {

@@ -14,18 +14,20 @@
 #include "batch_norm.hpp"
 #include "comm.hpp"
 #include "dense.hpp"
+#include "dropout.hpp"
 #include "matrix.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop::detail {
 
-using Layer = std::variant<Dense, ActivationLayer, BatchNorm>;
+using Layer = std::variant<Dense, ActivationLayer, BatchNorm, Dropout>;
 
 // Everything one shard's pass writes, sized once for `capacity_rows` rows.
 struct ShardWorkspace {
   int capacity_rows = 0;
   std::vector<AlignedFloats> outputs;  // per layer: [capacity_rows, width]
   std::vector<AlignedFloats> xhat;     // per layer, batch-norm layers only: [capacity_rows, width]
+  std::vector<AlignedFloats> masks;    // per layer, dropout layers only: [capacity_rows, width]
   AlignedFloats delta_a, delta_b;      // ping-pong dL/d(activations): [capacity_rows, max width]
   // Per batch-norm layer: count, mean[w], m2[w] (forward) then Σdy[w], Σdy·xhat[w] (backward).
   std::vector<std::vector<double>> partials;
@@ -34,6 +36,7 @@ struct ShardWorkspace {
   ConstMatrix x;
   const float* targets = nullptr;
   float scale = 0.0f;
+  DropoutKey dropout;
   Matrix delta, spare;
   double loss = 0.0;
 };
@@ -80,8 +83,10 @@ struct Network {
   // combine() over all shards. Without batch norm there is one phase: the whole pass.
   int phase_count() const { return 2 * static_cast<int>(batch_norms.size()) + 1; }
 
-  // x: [rows, inputs], targets: this shard's rows, scale: 1/B for the whole minibatch.
-  void begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets, float scale) const;
+  // x: [rows, inputs], targets: this shard's rows, scale: 1/B for the whole minibatch, key:
+  // which dropout masks this shard's rows draw.
+  void begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets, float scale,
+                  DropoutKey key = {}) const;
   // Writes every trained parameter's gradient into grads by the end of the last phase.
   void run_phase(int phase, const float* params, std::span<const BatchNormSync> syncs,
                  ShardWorkspace& ws, float* grads) const;
@@ -95,7 +100,7 @@ struct Network {
   // One whole-minibatch training pass on a single shard (no running-statistics update):
   // the reference the sharded step is compared with, and the tests' gradient.
   double training_pass(const float* params, ConstMatrix x, const float* targets, float scale,
-                       ShardWorkspace& ws, float* grads) const;
+                       ShardWorkspace& ws, float* grads, DropoutKey key = {}) const;
 };
 
 }  // namespace shardprop::detail
