@@ -1,6 +1,7 @@
 // Per-shard gradient buffers that mirror the flat parameter layout, their fixed-order
-// reduction and the SGD update. Each parameter's sum runs over shards 0, 1, …, S−1 in that
-// order whatever thread computes it, so results are bitwise independent of the thread count.
+// reduction (the update rules that consume it are in optimizer.hpp). Each parameter's sum runs over
+// shards 0, 1, …, S−1 in that order whatever thread computes it, so results are bitwise independent
+// of the thread count.
 #pragma once
 
 #include <cstddef>
@@ -41,10 +42,5 @@ std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& 
 // out[i] = Σ_{s < active} buffers.shard(s)[i] for i in the segment, in shard order.
 void reduce_gradients(const GradientBuffers& buffers, int active, ParameterSegment segment,
                       float* out);
-
-// params[i] −= η (Σ_s g_s[i] + λ params[i]) (λ only where the segment is decayed), with the
-// same shard-order sum as reduce_gradients, fused so memory is read once.
-void apply_sgd(float* params, const GradientBuffers& buffers, int active, ParameterSegment segment,
-               float learning_rate, float weight_decay);
 
 }  // namespace shardprop::detail

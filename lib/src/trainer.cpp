@@ -18,6 +18,7 @@
 #include "gradient_buffer.hpp"
 #include "loss.hpp"
 #include "network.hpp"
+#include "optimizer.hpp"
 #include "rng.hpp"
 #include "shard_plan.hpp"
 #include "shardprop/error.hpp"
@@ -49,9 +50,69 @@ void validate_settings(const TrainerSettings& s) {
   if (!std::isfinite(s.weight_decay) || s.weight_decay < 0.0f) {
     fail("weight decay must be finite and >= 0, got " + std::to_string(s.weight_decay));
   }
+  if (!(s.momentum >= 0.0f && s.momentum < 1.0f)) {
+    fail("momentum must be in [0, 1), got " + std::to_string(s.momentum));
+  }
+  if (s.nesterov && (s.optimizer != Optimizer::sgd || s.momentum <= 0.0f)) {
+    fail("nesterov needs the sgd optimizer with momentum > 0");
+  }
+  if (s.optimizer == Optimizer::adam && s.momentum > 0.0f) {
+    fail("momentum is an sgd setting; adam uses beta1 (" + std::to_string(s.adam_beta1) + ")");
+  }
+  if (!(s.adam_beta1 >= 0.0f && s.adam_beta1 < 1.0f) ||
+      !(s.adam_beta2 >= 0.0f && s.adam_beta2 < 1.0f)) {
+    fail("adam betas must be in [0, 1)");
+  }
+  if (!(s.adam_epsilon > 0.0f) || !std::isfinite(s.adam_epsilon)) {
+    fail("adam epsilon must be finite and > 0");
+  }
+  if (!std::isfinite(s.clip_grad_norm) || s.clip_grad_norm < 0.0f) {
+    fail("gradient clipping norm must be finite and >= 0 (0 = off), got " +
+         std::to_string(s.clip_grad_norm));
+  }
+  if (s.schedule == LearningRateSchedule::step &&
+      (s.schedule_step_epochs < 1 || !(s.schedule_gamma > 0.0f) ||
+       !std::isfinite(s.schedule_gamma))) {
+    fail("the step schedule needs step epochs >= 1 and a finite gamma > 0");
+  }
+  if (s.schedule == LearningRateSchedule::cosine && s.cosine_epochs < 1) {
+    fail("the cosine schedule needs cosine_epochs >= 1 (the run's epoch count)");
+  }
 }
 
+constexpr double kPi = 3.14159265358979323846;
+
 }  // namespace
+
+Optimizer parse_optimizer(std::string_view name) {
+  if (name == "sgd") return Optimizer::sgd;
+  if (name == "adam") return Optimizer::adam;
+  throw Error("unknown optimizer '" + std::string(name) + "' (expected sgd or adam)");
+}
+
+LearningRateSchedule parse_schedule(std::string_view name) {
+  if (name == "constant") return LearningRateSchedule::constant;
+  if (name == "step") return LearningRateSchedule::step;
+  if (name == "cosine") return LearningRateSchedule::cosine;
+  throw Error("unknown learning-rate schedule '" + std::string(name) +
+              "' (expected constant, step or cosine)");
+}
+
+std::string_view to_string(Optimizer optimizer) {
+  return optimizer == Optimizer::adam ? "adam" : "sgd";
+}
+
+std::string_view to_string(LearningRateSchedule schedule) {
+  switch (schedule) {
+    case LearningRateSchedule::step:
+      return "step";
+    case LearningRateSchedule::cosine:
+      return "cosine";
+    case LearningRateSchedule::constant:
+      break;
+  }
+  return "constant";
+}
 
 int default_shard_count(const ModelSpec& spec, int batch_size) {
   const detail::Network net(spec);
@@ -82,6 +143,10 @@ struct Trainer::State {
   // Which thread evaluates which chunk does not matter: chunks are summed in chunk order.
   mutable tbb::enumerable_thread_specific<detail::ShardWorkspace> evaluation_workspaces;
   detail::AlignedFloats stream_buffer;  // the streaming shuffle buffer, rows of (x, t)
+  std::int64_t steps = 0;
+  double gradient_norm = 0.0;
+  std::vector<detail::AlignedFloats> optimizer_state;  // slots, each like the parameters
+  std::vector<double> segment_squares;                 // per segment, written in parallel
 
   detail::MetricSums evaluation_sums(const Dataset& data) const;
 
@@ -104,6 +169,10 @@ struct Trainer::State {
     for (int shard = 0; shard < shards; ++shard) {
       workspaces.push_back(net.make_workspace(std::max(1, plan.size(shard))));
     }
+    for (int slot = 0; slot < detail::optimizer_slots(s); ++slot) {
+      optimizer_state.emplace_back(net.parameter_count, 0.0f);
+    }
+    segment_squares.assign(segments.size(), 0.0);
     batch_features.assign(static_cast<std::size_t>(s.batch_size) * net.spec.inputs, 0.0f);
     batch_targets.assign(static_cast<std::size_t>(s.batch_size) * target_width, 0.0f);
   }
@@ -153,6 +222,51 @@ struct Trainer::State {
     check_targets(data.targets.data(), data.rows);
   }
 
+  // The schedule at the current epoch; a pure function of the epoch, so resumes agree.
+  double learning_rate() const {
+    const double base = settings.learning_rate;
+    switch (settings.schedule) {
+      case LearningRateSchedule::step:
+        return base * std::pow(static_cast<double>(settings.schedule_gamma),
+                               epochs / settings.schedule_step_epochs);
+      case LearningRateSchedule::cosine: {
+        const int e = std::min(epochs, settings.cosine_epochs);
+        return base * 0.5 * (1.0 + std::cos(kPi * e / settings.cosine_epochs));
+      }
+      case LearningRateSchedule::constant:
+        break;
+    }
+    return base;
+  }
+
+  template <class F>
+  void for_each_segment(F&& f) {
+    if (parallel && net.parameter_count >= kParallelUpdateFloats) {
+      run([&] {
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, segments.size(), 1),
+                          [&](const tbb::blocked_range<std::size_t>& r) {
+                            for (std::size_t i = r.begin(); i < r.end(); ++i) f(i);
+                          });
+      });
+    } else {
+      for (std::size_t i = 0; i < segments.size(); ++i) f(i);
+    }
+  }
+
+  // Segment sums in segment order: the same bits whatever ran in parallel.
+  double total_squares() const {
+    double total = 0.0;
+    for (double v : segment_squares) total += v;
+    return total;
+  }
+
+  [[noreturn]] void fail_not_finite(const char* what) const {
+    throw Error("epoch " + std::to_string(epochs + 1) + ", step " + std::to_string(steps + 1) +
+                ": the " + what +
+                " is not finite (NaN or Inf); the learning rate is probably too large (it is " +
+                std::to_string(learning_rate()) + "), or the inputs are not standardized");
+  }
+
   // The step proper, on validated input.
   double step(const float* features, const float* targets, int rows) {
     const detail::ShardPlan plan(rows, shards);
@@ -166,7 +280,7 @@ struct Trainer::State {
       const detail::ConstMatrix x{features + static_cast<std::ptrdiff_t>(begin) * inputs,
                                   plan.size(s), inputs, inputs};
       net.begin_pass(workspaces[s], x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
-                     scale);
+                     scale, {settings.seed, static_cast<std::uint64_t>(steps), begin});
     }
     // One parallel region per phase; without batch norm that is the whole pass.
     const int phases = net.phase_count();
@@ -193,24 +307,43 @@ struct Trainer::State {
     }
     double loss = 0.0;
     for (int s = 0; s < plan.shards; ++s) loss += workspaces[s].loss;
+    if (!std::isfinite(loss)) fail_not_finite("loss");
 
-    float* w = model.parameters().data();
-    const float lr = settings.learning_rate;
-    const float decay = settings.weight_decay;
-    if (parallel && net.parameter_count >= kParallelUpdateFloats) {
-      run([&] {
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, segments.size(), 1),
-                          [&](const tbb::blocked_range<std::size_t>& r) {
-                            for (std::size_t i = r.begin(); i < r.end(); ++i) {
-                              detail::apply_sgd(w, gradients, plan.shards, segments[i], lr, decay);
-                            }
-                          });
+    detail::UpdateRule rule;
+    rule.optimizer = settings.optimizer;
+    rule.learning_rate = static_cast<float>(learning_rate());
+    rule.weight_decay = settings.weight_decay;
+    rule.momentum = settings.momentum;
+    rule.nesterov = settings.nesterov;
+    rule.beta1 = settings.adam_beta1;
+    rule.beta2 = settings.adam_beta2;
+    rule.epsilon = settings.adam_epsilon;
+    const double t = static_cast<double>(steps + 1);
+    rule.bias_correction1 = static_cast<float>(1.0 - std::pow(settings.adam_beta1, t));
+    rule.bias_correction2 = static_cast<float>(1.0 - std::pow(settings.adam_beta2, t));
+    const int active = plan.shards;
+    if (settings.clip_grad_norm > 0.0f) {
+      // The norm must be known before any parameter moves: one more read of the buffers.
+      for_each_segment([&](std::size_t i) {
+        segment_squares[i] = detail::summed_gradient_squares(gradients, active, segments[i]);
       });
-    } else {
-      for (const detail::ParameterSegment& segment : segments) {
-        detail::apply_sgd(w, gradients, plan.shards, segment, lr, decay);
+      gradient_norm = std::sqrt(total_squares());
+      if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
+      const double limit = settings.clip_grad_norm;
+      if (gradient_norm > limit) {
+        rule.gradient_scale = static_cast<float>(limit / (gradient_norm + 1e-6));
       }
     }
+    float* w = model.parameters().data();
+    float* state0 = optimizer_state.empty() ? nullptr : optimizer_state[0].data();
+    float* state1 = optimizer_state.size() < 2 ? nullptr : optimizer_state[1].data();
+    for_each_segment([&](std::size_t i) {
+      segment_squares[i] =
+          detail::apply_update(w, state0, state1, gradients, active, segments[i], rule);
+    });
+    gradient_norm = std::sqrt(total_squares());
+    if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
+    ++steps;
     return loss / rows;
   }
 };
@@ -250,7 +383,7 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
   return st.step(features.data(), targets.data(), static_cast<int>(rows));
 }
 
-Metrics Trainer::train_epoch(const Dataset& data) {
+Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progress) {
   State& st = *state_;
   const int inputs = st.net.spec.inputs;
   st.check_data(data, "train");
@@ -291,6 +424,7 @@ Metrics Trainer::train_epoch(const Dataset& data) {
       t = st.batch_targets.data();
     }
     loss_sum += st.step(x, t, rows) * rows;
+    if (progress) progress(begin + rows, usable);
   }
   ++st.epochs;
   m.loss = loss_sum / static_cast<double>(usable);
@@ -356,7 +490,7 @@ Metrics Trainer::evaluate(DataStream& stream) const {
   return metrics_from(total, rows);
 }
 
-Metrics Trainer::train_epoch(DataStream& stream) {
+Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progress) {
   State& st = *state_;
   const int inputs = st.net.spec.inputs;
   const int target_width = st.target_width;
@@ -382,6 +516,7 @@ Metrics Trainer::train_epoch(DataStream& stream) {
     loss_sum += st.step(st.batch_features.data(), st.batch_targets.data(), in_batch) * in_batch;
     used += in_batch;
     in_batch = 0;
+    if (progress) progress(used, -1);
   };
   // A row joins the minibatch being assembled; a full minibatch is a step.
   auto emit = [&](const float* x, const float* t) {
@@ -444,6 +579,35 @@ Metrics Trainer::train_epoch(DataStream& stream) {
 
 int Trainer::shard_count() const { return state_->shards; }
 int Trainer::epochs_completed() const { return state_->epochs; }
+std::int64_t Trainer::steps_completed() const { return state_->steps; }
+double Trainer::learning_rate() const { return state_->learning_rate(); }
+double Trainer::last_gradient_norm() const { return state_->gradient_norm; }
+
+std::vector<std::string> Trainer::optimizer_state_names() const {
+  if (state_->settings.optimizer == Optimizer::adam) return {"exp_avg", "exp_avg_sq"};
+  if (state_->optimizer_state.size() == 1) return {"momentum_buffer"};
+  return {};
+}
+
+std::span<float> Trainer::optimizer_state(int slot) {
+  if (slot < 0 || slot >= static_cast<int>(state_->optimizer_state.size())) {
+    throw Error("optimizer state slot " + std::to_string(slot) + " does not exist");
+  }
+  return {state_->optimizer_state[slot].data(), state_->optimizer_state[slot].size()};
+}
+
+std::span<const float> Trainer::optimizer_state(int slot) const {
+  return const_cast<Trainer*>(this)->optimizer_state(slot);
+}
+
+void Trainer::set_progress(int epochs, std::int64_t steps) {
+  if (epochs < 0 || steps < 0) {
+    throw Error("trainer progress must be >= 0, got epoch " + std::to_string(epochs) + ", step " +
+                std::to_string(steps));
+  }
+  state_->epochs = epochs;
+  state_->steps = steps;
+}
 const TrainerSettings& Trainer::settings() const { return state_->settings; }
 
 }  // namespace shardprop

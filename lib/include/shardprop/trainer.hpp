@@ -4,14 +4,29 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop {
+
+// torch.optim.SGD (with optional momentum / Nesterov, dampening 0) or torch.optim.Adam.
+enum class Optimizer { sgd, adam };
+// The learning rate of epoch e (0-based): constant η; step: η·γ^⌊e/step_epochs⌋ (StepLR);
+// cosine: η·(1 + cos(π·e/cosine_epochs))/2 (CosineAnnealingLR with η_min = 0).
+enum class LearningRateSchedule { constant, step, cosine };
+
+// "sgd", "adam" / "constant", "step", "cosine". Throws Error on anything else.
+Optimizer parse_optimizer(std::string_view name);
+LearningRateSchedule parse_schedule(std::string_view name);
+std::string_view to_string(Optimizer optimizer);
+std::string_view to_string(LearningRateSchedule schedule);
 
 struct TrainerSettings {
   // Worker threads. 0: run in the caller's current tbb::task_arena (the application decides).
@@ -26,7 +41,24 @@ struct TrainerSettings {
   bool shuffle = true;        // false: minibatches are consecutive rows in dataset order
   // Streaming epochs shuffle through a buffer of this many bytes of rows (see train_epoch).
   std::size_t shuffle_buffer_bytes = std::size_t{64} << 20;
+
+  Optimizer optimizer = Optimizer::sgd;
+  float momentum = 0.0f;  // SGD: buf ← μ·buf + g, step along buf; in [0, 1)
+  bool nesterov = false;  // SGD: step along g + μ·buf (needs momentum > 0)
+  float adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_epsilon = 1e-8f;
+  // > 0: the minibatch gradient (summed over shards, before weight decay) is scaled so its L2
+  // norm over all trained tensors is at most this, as torch.nn.utils.clip_grad_norm_ does.
+  float clip_grad_norm = 0.0f;
+  LearningRateSchedule schedule = LearningRateSchedule::constant;
+  int schedule_step_epochs = 10;  // step: multiply by schedule_gamma every this many epochs
+  float schedule_gamma = 0.1f;
+  int cosine_epochs = 0;  // cosine: the epoch count over which η falls to 0 (> 0 for cosine)
 };
+
+// What a step or an epoch is told of, for progress displays. Runs on the driving thread.
+// rows_done: rows of this epoch trained so far; rows_total: the epoch's rows (-1 if unknown,
+// as when streaming).
+using ProgressCallback = std::function<void(std::int64_t rows_done, std::int64_t rows_total)>;
 
 // Mean loss over the rows of a step or an epoch, and the matching quality measure.
 struct Metrics {
@@ -55,13 +87,15 @@ class Trainer {
   // One pass over the dataset in minibatches (the last may be smaller), shuffled by
   // (seed, epoch) unless shuffle is off. With batch norm, a last minibatch of a single row is
   // skipped. Returns the mean of the step losses weighted by rows (Metrics::rows = rows used).
-  Metrics train_epoch(const Dataset& data);
+  // Throws Error naming the epoch and step if the loss or the gradient is not finite (the model
+  // is unchanged for a non-finite loss; after a non-finite gradient it is not usable).
+  Metrics train_epoch(const Dataset& data, const ProgressCallback& progress = {});
 
   // One pass over a stream too large for memory. With shuffle on, rows go through a buffer of
   // K = shuffle_buffer_bytes / row size rows: each incoming row replaces a uniformly drawn
   // buffered row, which joins the minibatch; the rest leave in random order at the end. A
   // pure function of (seed, epoch, row index), whatever the chunking.
-  Metrics train_epoch(DataStream& stream);
+  Metrics train_epoch(DataStream& stream, const ProgressCallback& progress = {});
   // evaluate() over a stream.
   Metrics evaluate(DataStream& stream) const;
 
@@ -71,7 +105,24 @@ class Trainer {
 
   int shard_count() const;
   int epochs_completed() const;
+  std::int64_t steps_completed() const;  // Adam's t, and the dropout masks' step key
+  // The learning rate the next epoch uses (the schedule at epochs_completed()).
+  double learning_rate() const;
+  // L2 norm of the last step's minibatch gradient (summed over shards, before clipping and
+  // weight decay); 0 before the first step.
+  double last_gradient_norm() const;
   const TrainerSettings& settings() const;
+
+  // --- Resuming (checkpoint.hpp uses these) ---------------------------------------------
+  // The optimizer's state: one buffer per slot laid out like Model::parameters() (only the
+  // trained tensors' ranges are meaningful). Slot names follow torch.optim's state keys:
+  // "momentum_buffer" (SGD with momentum), "exp_avg" and "exp_avg_sq" (Adam); none for SGD.
+  std::vector<std::string> optimizer_state_names() const;
+  std::span<float> optimizer_state(int slot);
+  std::span<const float> optimizer_state(int slot) const;
+  // Continue counting from a checkpoint: the next epoch is `epochs` (so its shuffle, learning
+  // rate and dropout masks are those an uninterrupted run would use).
+  void set_progress(int epochs, std::int64_t steps);
 
  private:
   struct State;
