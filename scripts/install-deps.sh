@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev libcli11-dev
-          nlohmann-json3-dev libfast-float-dev libbenchmark-dev)
+          nlohmann-json3-dev libfast-float-dev libbenchmark-dev zlib1g-dev)
 for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;

@@ -313,7 +313,8 @@ TEST_CASE("metadata round-trips and always records the model spec", "[checkpoint
   CHECK(read.at("shardprop.model") == spec_json);
   CHECK(read.at("shardprop.version") == shardprop::version());
   CHECK(read.at("format") == "pt");
-  CHECK(read.size() == metadata.size() + 3);
+  CHECK_THAT(read.at("shardprop.checksum"), Catch::Matchers::StartsWith("crc32:"));
+  CHECK(read.size() == metadata.size() + 4);
 }
 
 TEST_CASE("a hand-built safetensors file in the documented layout loads", "[checkpoint]") {

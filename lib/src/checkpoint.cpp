@@ -9,13 +9,19 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <zlib.h>
 
 #include "atomic_file.hpp"
 #include "shardprop/error.hpp"
+#include "shardprop/trainer.hpp"
 #include "shardprop/version.hpp"
 
 namespace shardprop {
@@ -28,6 +34,33 @@ using nlohmann::json;
 
 // A header larger than this is rejected before it is read (PyTorch's own limit is 100 MB).
 constexpr std::uint64_t kMaxHeaderBytes = 100ull * 1024 * 1024;
+
+constexpr const char* kChecksumKey = "shardprop.checksum";
+constexpr const char* kStateKey = "shardprop.state";
+constexpr std::string_view kOptimizerPrefix = "optimizer.";
+
+// CRC-32 (zlib's, the polynomial of gzip and PNG) of the data section, as "crc32:8 hex digits".
+// It catches a torn or bit-rotted file; it is not a defence against deliberate tampering.
+class Crc32 {
+ public:
+  void add(const void* data, std::size_t size) {
+    const auto* bytes = static_cast<const Bytef*>(data);
+    while (size > 0) {
+      const auto chunk = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
+      crc_ = ::crc32(crc_, bytes, chunk);
+      bytes += chunk;
+      size -= chunk;
+    }
+  }
+  std::string text() const {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08lx", crc_);
+    return std::string("crc32:") + hex;
+  }
+
+ private:
+  uLong crc_ = ::crc32(0L, Z_NULL, 0);
+};
 
 std::string spec_to_json(const ModelSpec& spec) {
   json layers = json::array();
@@ -205,39 +238,108 @@ ParsedFile parse_file(const std::filesystem::path& path) {
                   "' overlap");
     }
   }
+  // Files this library writes carry a checksum; files from elsewhere (PyTorch) may not.
+  if (parsed.header.contains("__metadata__") &&
+      parsed.header["__metadata__"].contains(kChecksumKey)) {
+    const std::string expected = parsed.header["__metadata__"][kChecksumKey].get<std::string>();
+    Crc32 crc;
+    crc.add(parsed.bytes.data() + parsed.data_begin, data_size);
+    if (crc.text() != expected) {
+      throw Error(file + ": checksum mismatch: the tensor data gives " + crc.text() +
+                  ", the header says " + expected + " (the file is damaged)");
+    }
+  }
   return parsed;
+}
+
+}  // namespace
+
+namespace {
+
+// A tensor to write: its header entry and where its bytes are.
+struct OutputTensor {
+  std::string name;
+  const char* dtype;
+  std::vector<std::int64_t> shape;
+  const void* data;
+  std::size_t bytes;
+};
+
+std::vector<OutputTensor> model_tensors(const Model& model) {
+  std::vector<OutputTensor> out;
+  for (const TensorInfo& t : model.tensors()) {
+    out.push_back({t.name, dtype_of(t), t.shape, source_of(model, t), t.size * element_size(t)});
+  }
+  return out;
+}
+
+void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
+                       json meta) {
+  json header = json::object();
+  std::size_t offset = 0;
+  Crc32 crc;
+  for (const OutputTensor& t : tensors) {
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes}}};
+    offset += t.bytes;
+    crc.add(t.data, t.bytes);
+  }
+  meta[kChecksumKey] = crc.text();
+  header["__metadata__"] = std::move(meta);
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
+  const std::uint64_t length = text.size();
+  std::vector<std::span<const std::byte>> pieces;
+  pieces.push_back(std::as_bytes(std::span(&length, 1)));
+  pieces.push_back(std::as_bytes(std::span(text)));
+  for (const OutputTensor& t : tensors) {
+    pieces.push_back({static_cast<const std::byte*>(t.data), t.bytes});
+  }
+  detail::write_file_atomically(path, pieces);
+}
+
+json model_metadata(const Model& model, const std::map<std::string, std::string>& metadata) {
+  json meta = json::object();
+  for (const auto& [key, value] : metadata) {
+    if (key == kChecksumKey || key == kStateKey) {
+      throw Error("metadata key '" + key + "' is reserved for the library");
+    }
+    meta[key] = value;
+  }
+  meta["shardprop.model"] = spec_to_json(model.spec());
+  meta["shardprop.version"] = version();
+  meta["format"] = "pt";
+  return meta;
 }
 
 }  // namespace
 
 void save_safetensors(const Model& model, const std::filesystem::path& path,
                       const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
-  json meta = json::object();
-  for (const auto& [key, value] : metadata) meta[key] = value;
-  meta["shardprop.model"] = spec_to_json(model.spec());
-  meta["shardprop.version"] = version();
-  meta["format"] = "pt";
-  header["__metadata__"] = meta;
-  std::size_t offset = 0;
-  for (const TensorInfo& t : model.tensors()) {
-    header[t.name] = {{"dtype", dtype_of(t)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.size * element_size(t)}}};
-    offset += t.size * element_size(t);
+  write_safetensors(path, model_tensors(model), model_metadata(model, metadata));
+}
+
+void save_checkpoint(const Model& model, const Trainer& trainer, const std::filesystem::path& path,
+                     const std::map<std::string, std::string>& metadata) {
+  std::vector<OutputTensor> tensors = model_tensors(model);
+  const std::vector<std::string> slots = trainer.optimizer_state_names();
+  for (int slot = 0; slot < static_cast<int>(slots.size()); ++slot) {
+    const std::span<const float> state = trainer.optimizer_state(slot);
+    for (const TensorInfo& t : model.tensors()) {
+      if (!t.trained()) continue;
+      tensors.push_back({std::string(kOptimizerPrefix) + t.name + "." + slots[slot], "F32", t.shape,
+                         state.data() + t.offset, t.size * sizeof(float)});
+    }
   }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
-  std::vector<std::byte> bytes(8 + text.size() + offset);
-  const std::uint64_t length = text.size();
-  std::memcpy(bytes.data(), &length, 8);
-  std::memcpy(bytes.data() + 8, text.data(), text.size());
-  std::byte* data = bytes.data() + 8 + text.size();
-  for (const TensorInfo& t : model.tensors()) {
-    std::memcpy(data, source_of(model, t), t.size * element_size(t));
-    data += t.size * element_size(t);
-  }
-  detail::write_file_atomically(path, bytes);
+  json meta = model_metadata(model, metadata);
+  const TrainerSettings& s = trainer.settings();
+  meta[kStateKey] = json{
+      {"epochs", trainer.epochs_completed()},
+      {"steps", trainer.steps_completed()},
+      {"optimizer", to_string(s.optimizer)},
+      {"optimizer_state",
+       slots}}.dump();
+  write_safetensors(path, tensors, std::move(meta));
 }
 
 void load_safetensors(Model& model, const std::filesystem::path& path) {
@@ -275,7 +377,7 @@ void load_safetensors(Model& model, const std::filesystem::path& path) {
     }
   }
   for (const auto& [name, entry] : parsed.header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__" || std::string_view(name).starts_with(kOptimizerPrefix)) continue;
     const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
                                    [&](const TensorInfo& t) { return t.name == name; });
     if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
@@ -305,6 +407,77 @@ Model load_model(const std::filesystem::path& path) {
   }
   load_safetensors(*model, path);
   return std::move(*model);
+}
+
+TrainingProgress load_training_state(Trainer& trainer, const Model& model,
+                                     const std::filesystem::path& path) {
+  const std::string file = path.string();
+  const ParsedFile parsed = parse_file(path);
+  auto fail = [&](const std::string& what) -> TrainingProgress { throw Error(file + ": " + what); };
+  const json meta = parsed.header.value("__metadata__", json::object());
+  if (!meta.contains(kChecksumKey)) return fail("no checksum: not a checkpoint this library wrote");
+  if (!meta.contains(kStateKey)) {
+    return fail("no 'shardprop.state' metadata: a weights file, not a training checkpoint");
+  }
+  const json state = json::parse(meta[kStateKey].get<std::string>(), nullptr, false);
+  if (!state.is_object() || !state.value("epochs", json()).is_number_unsigned() ||
+      !state.value("steps", json()).is_number_unsigned() ||
+      !state.value("optimizer", json()).is_string() ||
+      !state.value("optimizer_state", json()).is_array()) {
+    return fail("metadata 'shardprop.state' is malformed (needs epochs, steps, optimizer)");
+  }
+  const std::vector<std::string> slots = trainer.optimizer_state_names();
+  const std::vector<std::string> saved = state["optimizer_state"].get<std::vector<std::string>>();
+  const std::string optimizer = state["optimizer"].get<std::string>();
+  if (optimizer != to_string(trainer.settings().optimizer) || saved != slots) {
+    return fail("optimizer state is for " + optimizer + " " + json(saved).dump() +
+                ", this run uses " + std::string(to_string(trainer.settings().optimizer)) + " " +
+                json(slots).dump() + " (use the settings the checkpoint was written with)");
+  }
+  TrainingProgress progress;
+  progress.epochs = state["epochs"].get<std::int64_t>();
+  progress.steps = state["steps"].get<std::int64_t>();
+  if (progress.epochs > std::numeric_limits<int>::max()) return fail("epoch count out of range");
+  // Validate every optimizer tensor before changing the trainer.
+  std::vector<std::pair<const char*, std::pair<int, const TensorInfo*>>> copies;
+  for (int slot = 0; slot < static_cast<int>(slots.size()); ++slot) {
+    for (const TensorInfo& t : model.tensors()) {
+      if (!t.trained()) continue;
+      const std::string name = std::string(kOptimizerPrefix) + t.name + "." + slots[slot];
+      const std::string where = file + ": tensor '" + name + "'";
+      if (!parsed.header.contains(name)) throw Error(where + " is missing");
+      const json& entry = parsed.header[name];
+      if (entry["dtype"] != "F32") throw Error(where + ": dtype is not F32");
+      if (entry["shape"].get<std::vector<std::int64_t>>() != t.shape) {
+        throw Error(where + ": shape " + entry["shape"].dump() + " does not match the model's " +
+                    json(t.shape).dump());
+      }
+      const char* bytes =
+          parsed.bytes.data() + parsed.data_begin + entry["data_offsets"][0].get<std::uint64_t>();
+      for (std::size_t i = 0; i < t.size; ++i) {
+        float value = 0.0f;
+        std::memcpy(&value, bytes + i * sizeof value, sizeof value);
+        if (!std::isfinite(value)) {
+          throw Error(where + ": element " + std::to_string(i) + " is not finite");
+        }
+      }
+      copies.push_back({bytes, {slot, &t}});
+    }
+  }
+  for (const auto& [name, entry] : parsed.header.items()) {
+    if (!std::string_view(name).starts_with(kOptimizerPrefix)) continue;
+    const bool expected = std::any_of(copies.begin(), copies.end(), [&](const auto& c) {
+      return std::string(kOptimizerPrefix) + c.second.second->name + "." + slots[c.second.first] ==
+             name;
+    });
+    if (!expected) throw Error(file + ": tensor '" + name + "' is not state of this optimizer");
+  }
+  for (const auto& [bytes, target] : copies) {
+    const auto& [slot, t] = target;
+    std::memcpy(trainer.optimizer_state(slot).data() + t->offset, bytes, t->size * sizeof(float));
+  }
+  trainer.set_progress(static_cast<int>(progress.epochs), progress.steps);
+  return progress;
 }
 
 std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path) {
