@@ -10,6 +10,7 @@
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
 #include "train_command.hpp"
+#include "usage_error.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"shardprop: data-parallel CPU trainer for fully connected networks"};
@@ -26,8 +27,11 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    if (train->parsed()) return shardprop::cli::run_train(train_options);
+    if (train->parsed()) return shardprop::cli::run_train(train_options, *train);
     if (info->parsed()) return shardprop::cli::run_info(info_options);
+  } catch (const shardprop::cli::UsageError& e) {
+    std::fprintf(stderr, "shardprop: error: %s\nRun with --help for more information.\n", e.what());
+    return 2;
   } catch (const shardprop::Error& e) {
     std::fprintf(stderr, "shardprop: error: %s\n", e.what());
     return 1;

@@ -1,240 +1,269 @@
-// `shardprop train`. No mathematics here: everything goes through the public API.
+// `shardprop train`. No mathematics here: everything goes through the public API. A run is
+// R restarts (usually 1) of E epochs each; its state between epochs (counters, early stopping,
+// the best restart so far) is stored in every checkpoint, so --resume continues it exactly.
 #include "train_command.hpp"
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <span>
+#include <regex>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "metrics_log.hpp"
+#include "progress.hpp"
 #include "shardprop/checkpoint.hpp"
-#include "shardprop/data_stream.hpp"
-#include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
 #include "shardprop/version.hpp"
+#include "train_data.hpp"
+#include "usage_error.hpp"
 
 namespace shardprop::cli {
 namespace {
 
-// CLI11's PositiveNumber prints its range as 0 to 1.8e308 in full; say the rule instead.
-CLI::Validator at_least(double minimum) {
-  return CLI::Validator(
-      [minimum](std::string& value) -> std::string {
-        double number = 0.0;
-        if (!CLI::detail::lexical_cast(value, number) || !(number >= minimum)) {
-          return "must be a number >= " + CLI::detail::to_string(minimum) + ", got '" + value + "'";
-        }
-        return {};
-      },
-      ">=" + CLI::detail::to_string(minimum));
-}
+using nlohmann::json;
+namespace fs = std::filesystem;
 
-}  // namespace
-
-CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
-  CLI::App* cmd = app.add_subcommand("train", "Train a network on a CSV file");
-  cmd->add_option("--data", o.data, "Training CSV (RFC 4180; numeric features; see docs/csv.md)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  auto* val = cmd->add_option("--val", o.validation,
-                              "Validation CSV (same columns); reported after every epoch")
-                  ->check(CLI::ExistingFile);
-  cmd->add_option("--val-split", o.validation_split,
-                  "Hold out this fraction of --data for validation (seeded by --seed)")
-      ->check(CLI::Range(0.0, 1.0).description("in (0, 1)"))
-      ->excludes(val);
-  cmd->add_option("--target", o.targets,
-                  "Target column(s): header names or 0-based indices, comma-separated; several "
-                  "make a multi-output regression (default: the last column)")
-      ->delimiter(',');
-  cmd->add_option("--ignore", o.ignore,
-                  "Columns to skip: names or 0-based indices, comma-separated")
-      ->delimiter(',');
-  cmd->add_option("--delimiter", o.delimiter, "Field delimiter: one character, or 'tab'")
-      ->capture_default_str();
-  cmd->add_flag("--no-header", o.no_header, "The first line is data; columns are named 0, 1, ...");
-  cmd->add_flag("--cache", o.cache,
-                "Keep a binary copy of each parsed CSV next to it (.NAME.HASH.spcache) and reuse "
-                "it while the CSV and the parse options are unchanged");
-  cmd->add_option("--cache-dir", o.cache_dir,
-                  "Like --cache, with the cache files in this directory");
-  cmd->add_flag("--stream", o.stream,
-                "Read --data in bounded blocks instead of loading it (for files larger than "
-                "memory); shuffling then uses a bounded buffer (see --shuffle-buffer-mb)");
-  cmd->add_option("--stream-above-mb", o.stream_above_mb,
-                  "Stream automatically when --data is larger than this (default: a quarter of "
-                  "physical memory)")
-      ->check(at_least(0));
-  cmd->add_option("--shuffle-buffer-mb", o.shuffle_buffer_mb,
-                  "Rows buffered for shuffling while streaming, in MB")
-      ->check(at_least(0))
-      ->capture_default_str();
-  cmd->add_flag("--no-standardize", o.no_standardize,
-                "Keep features as they are (default: z-score with statistics of the training "
-                "data, stored in --out)");
-  cmd->add_option("--layers", o.layers, "Hidden layer widths, e.g. 16,16 (empty: none)")
-      ->delimiter(',')
-      ->check(at_least(1))
-      ->capture_default_str();
-  cmd->add_option("--activation", o.activation, "Hidden activation")
-      ->check(CLI::IsMember({"sigmoid", "tanh", "relu", "identity"}))
-      ->capture_default_str();
-  cmd->add_option("--loss", o.loss,
-                  "mse (regression), xent (classes 0..K-1, softmax), bce (0/1 target, sigmoid)")
-      ->check(CLI::IsMember({"mse", "xent", "bce"}))
-      ->capture_default_str();
-  cmd->add_option("--epochs", o.epochs, "Passes over the data (0: write the initialised model)")
-      ->check(at_least(0))
-      ->capture_default_str();
-  cmd->add_option("--batch-size", o.batch_size, "Rows per minibatch")
-      ->check(at_least(1))
-      ->capture_default_str();
-  cmd->add_option("--lr", o.learning_rate, "Learning rate η")
-      ->check(at_least(0))
-      ->capture_default_str();
-  cmd->add_option("--weight-decay", o.weight_decay, "Weight decay λ (weights only, not biases)")
-      ->check(at_least(0))
-      ->capture_default_str();
-  cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
-      ->check(at_least(0))
-      ->capture_default_str();
-  cmd->add_option("--shards", o.shards,
-                  "Shards per minibatch (0: automatic from model and batch size; results depend "
-                  "on shards, never on threads)")
-      ->check(at_least(0))
-      ->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
-  cmd->add_flag("--no-shuffle", o.no_shuffle, "Minibatches are consecutive rows in file order");
-  cmd->add_flag("--batch-norm", o.batch_norm,
-                "Batch normalization after each hidden dense layer, before its activation "
-                "(statistics over the whole minibatch, however it is sharded)");
-  cmd->add_option("--init", o.init, "Start from these weights (safetensors) instead of random ones")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--out", o.out, "Write the trained weights here (safetensors, atomic)");
-  return cmd;
-}
-
-namespace {
-
-char parse_delimiter(const std::string& text) {
-  if (text == "tab" || text == "\\t") return '\t';
-  if (text.size() != 1 || text == "\"" || text == "\n" || text == "\r") {
-    throw Error("--delimiter must be one character other than a quote or a line break, got '" +
-                text + "'");
-  }
-  return text.front();
-}
-
-}  // namespace
-
-namespace {
-
-// What training reads: in memory, or streamed block by block.
-struct TrainingData {
-  Dataset shape;  // names, feature count, target width, class names (rows: in memory only)
-  std::optional<Dataset> train, validation;
-  std::unique_ptr<CsvStream> train_stream, validation_stream;
-  Standardization standardization;
-  bool streaming() const { return train_stream != nullptr; }
+// Where a run stands between two epochs, beyond what the trainer counts.
+struct RunState {
+  int restart = 0;             // the restart being trained (or to train next)
+  int weights_restart = 0;     // the restart the file's weights belong to
+  bool restarts_done = false;  // every restart finished; this file holds the chosen one
+  int best_restart = -1;       // the best finished restart so far (its model is in --out)
+  double best_restart_loss = std::numeric_limits<double>::infinity();
+  // Early stopping within the current restart.
+  double best_loss = std::numeric_limits<double>::infinity();
+  int best_epoch = 0;
+  int bad_epochs = 0;
 };
 
-bool should_stream(const TrainOptions& o) {
-  if (o.stream) return true;
-  double threshold_mb = o.stream_above_mb;
-  if (threshold_mb <= 0.0) {
-    const double pages = static_cast<double>(::sysconf(_SC_PHYS_PAGES));
-    const double page_size = static_cast<double>(::sysconf(_SC_PAGESIZE));
-    threshold_mb = pages * page_size / 4.0 / (1024.0 * 1024.0);
-  }
-  return static_cast<double>(std::filesystem::file_size(o.data)) / (1024.0 * 1024.0) > threshold_mb;
+json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
+double number_or_infinity(const json& j) {
+  return j.is_number() ? j.get<double>() : std::numeric_limits<double>::infinity();
 }
 
-void check_shape(const Dataset& other, const Dataset& shape, const std::string& file) {
-  if (other.feature_count != shape.feature_count || other.target_width != shape.target_width) {
-    throw Error(file + ": " + std::to_string(other.feature_count) + " features and " +
-                std::to_string(other.target_width) + " targets, the training data has " +
-                std::to_string(shape.feature_count) + " and " + std::to_string(shape.target_width));
-  }
+json to_json(const RunState& s) {
+  return {{"restart", s.restart},
+          {"weights_restart", s.weights_restart},
+          {"restarts_done", s.restarts_done},
+          {"best_restart", s.best_restart},
+          {"best_restart_loss", number_or_null(s.best_restart_loss)},
+          {"best_loss", number_or_null(s.best_loss)},
+          {"best_epoch", s.best_epoch},
+          {"bad_epochs", s.bad_epochs}};
 }
 
-TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss loss) {
-  TrainingData d;
-  const bool cached = o.cache || !o.cache_dir.empty();
-  auto load = [&](const std::string& file) {
-    return cached ? read_csv_cached(file, csv, o.cache_dir) : read_csv(file, csv);
+RunState run_state_from(const std::string& text, const std::string& file) {
+  const json j = json::parse(text, nullptr, false);
+  auto integer = [&](const char* key) {
+    if (!j.contains(key) || !j[key].is_number_integer()) {
+      throw Error(file + ": metadata 'shardprop.run': '" + key + "' is missing or not an integer");
+    }
+    return j[key].get<int>();
   };
-  d.train = load(o.data);
-  if (d.train->rows == 0) throw Error(o.data + ": no data rows");
-  if (!o.validation.empty()) {
-    d.validation = load(o.validation);
-    check_shape(*d.validation, *d.train, o.validation);
-    if (loss == Loss::xent) use_class_names(*d.validation, d.train->class_names);
-  } else if (o.validation_split > 0.0) {
-    auto [train_part, validation_part] = split_validation(*d.train, o.validation_split, o.seed);
-    d.train = std::move(train_part);
-    d.validation = std::move(validation_part);
+  if (!j.is_object() || !j.contains("restarts_done") || !j["restarts_done"].is_boolean()) {
+    throw Error(file + ": metadata 'shardprop.run' is malformed");
   }
-  if (!o.no_standardize) {
-    d.standardization = Standardization::fit(*d.train);
-    d.standardization.apply(*d.train);
-    if (d.validation) d.standardization.apply(*d.validation);
-  }
-  d.shape = *d.train;
-  return d;
+  RunState s;
+  s.restart = integer("restart");
+  s.weights_restart = integer("weights_restart");
+  s.restarts_done = j["restarts_done"].get<bool>();
+  s.best_restart = integer("best_restart");
+  s.best_restart_loss = number_or_infinity(j.value("best_restart_loss", json()));
+  s.best_loss = number_or_infinity(j.value("best_loss", json()));
+  s.best_epoch = integer("best_epoch");
+  s.bad_epochs = integer("bad_epochs");
+  return s;
 }
 
-TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss) {
-  if (o.validation_split > 0.0) {
-    throw Error("--val-split needs the data in memory; with --stream give a --val file");
+std::string metadata_value(const std::map<std::string, std::string>& metadata,
+                           const std::string& key, const std::string& file) {
+  const auto found = metadata.find(key);
+  if (found == metadata.end()) {
+    throw Error(file + ": no '" + key + "' metadata: not a checkpoint of `shardprop train`");
   }
-  if (o.cache || !o.cache_dir.empty()) {
-    throw Error("--cache keeps a parsed copy of files that fit in memory; not with --stream");
+  return found->second;
+}
+
+// Restart 0 uses the seed itself, so --restarts 1 is the plain run.
+std::uint64_t restart_seed(std::uint64_t seed, int restart) {
+  if (restart == 0) return seed;
+  std::uint64_t x = seed + 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(restart);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+ModelSpec build_spec(const TrainOptions& o, int inputs, int outputs, Loss loss) {
+  if (o.spec.empty()) {
+    return ModelSpec::mlp(inputs, o.layers, outputs, parse_activation(o.activation), loss,
+                          o.batch_norm, static_cast<float>(o.dropout));
   }
-  TrainingData d;
-  // Labels are sorted over the whole file, so a first pass collects them.
-  std::vector<std::string> classes;
-  if (loss == Loss::xent) classes = collect_class_names(o.data, csv);
-  d.train_stream = std::make_unique<CsvStream>(o.data, csv, classes);
-  if (!o.no_standardize) {
-    d.standardization = Standardization::fit(*d.train_stream);
-    d.train_stream->set_standardization(d.standardization);
+  ModelSpec spec;
+  spec.inputs = inputs;
+  spec.loss = loss;
+  spec.layers = parse_layers(o.spec);
+  int width = 0;
+  for (const LayerSpec& layer : spec.layers) {
+    if (const auto* d = std::get_if<DenseSpec>(&layer)) width = d->units;
   }
-  if (!d.train_stream->next(d.shape)) throw Error(o.data + ": no data rows");
-  d.train_stream->rewind();
-  d.shape.class_names = classes;
-  if (!o.validation.empty()) {
-    d.validation_stream = std::make_unique<CsvStream>(o.validation, csv, classes);
-    Dataset first;
-    if (d.validation_stream->next(first)) check_shape(first, d.shape, o.validation);
-    d.validation_stream->rewind();
-    if (!d.standardization.empty()) d.validation_stream->set_standardization(d.standardization);
+  if (width != outputs) {
+    throw Error("--spec: the last dense layer has " + std::to_string(width) +
+                " outputs; the data needs " + std::to_string(outputs) +
+                (loss == Loss::xent ? " (one per class)" : " (one per target)"));
   }
-  return d;
+  return spec;
+}
+
+TrainerSettings trainer_settings(const TrainOptions& o) {
+  TrainerSettings s;
+  s.threads = o.threads;
+  s.shards = o.shards;
+  s.batch_size = o.batch_size;
+  s.learning_rate = o.learning_rate;
+  s.weight_decay = o.weight_decay;
+  s.seed = o.seed;
+  s.shuffle = !o.no_shuffle;
+  s.shuffle_buffer_bytes = static_cast<std::size_t>(o.shuffle_buffer_mb * 1024 * 1024);
+  s.optimizer = parse_optimizer(o.optimizer);
+  s.momentum = o.momentum;
+  s.nesterov = o.nesterov;
+  s.clip_grad_norm = o.clip_grad_norm;
+  s.schedule = parse_schedule(o.lr_schedule);
+  s.schedule_step_epochs = o.lr_step_epochs;
+  s.schedule_gamma = o.lr_gamma;
+  s.cosine_epochs = o.lr_cosine_epochs > 0 ? o.lr_cosine_epochs : o.epochs;
+  return s;
+}
+
+void check_combinations(const TrainOptions& o) {
+  const bool validation = !o.validation.empty() || o.validation_split > 0.0;
+  if (o.early_stopping > 0 && !validation) {
+    throw UsageError("--early-stopping watches the validation loss: give --val or --val-split");
+  }
+  if (o.restarts > 1 && !o.init.empty()) {
+    throw UsageError("--restarts draws new initial weights; it cannot start from --init");
+  }
+  if (o.checkpoint_every > 0 && o.out.empty() && o.checkpoint_dir.empty()) {
+    throw UsageError("--checkpoint-every needs --out or --checkpoint-dir to know where to write");
+  }
+  if (o.nesterov && o.momentum <= 0.0f) throw UsageError("--nesterov needs --momentum > 0");
+}
+
+// Periodic checkpoints: NAME[.rRRR].epoch-EEEEEE.safetensors next to --out (or in
+// --checkpoint-dir), NAME being --out's name without .safetensors. The newest --keep stay.
+class PeriodicCheckpoints {
+ public:
+  PeriodicCheckpoints(const TrainOptions& o, bool several_restarts) : keep_(o.keep) {
+    const fs::path out = o.out.empty() ? fs::path("checkpoint") : fs::path(o.out);
+    directory_ = !o.checkpoint_dir.empty() ? fs::path(o.checkpoint_dir) : out.parent_path();
+    if (directory_.empty()) directory_ = ".";
+    stem_ = out.filename().string();
+    if (stem_.ends_with(".safetensors")) stem_.resize(stem_.size() - 12);
+    several_restarts_ = several_restarts;
+  }
+
+  fs::path path(int restart, int epoch) const {
+    char suffix[64];
+    if (several_restarts_) {
+      std::snprintf(suffix, sizeof suffix, ".r%03d.epoch-%06d.safetensors", restart, epoch);
+    } else {
+      std::snprintf(suffix, sizeof suffix, ".epoch-%06d.safetensors", epoch);
+    }
+    return directory_ / (stem_ + suffix);
+  }
+
+  void prepare() const {
+    std::error_code ignored;
+    fs::create_directories(directory_, ignored);
+  }
+
+  // Removes all but the newest `keep` of this run's periodic checkpoints (names sort by age).
+  void prune() const {
+    const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}\.safetensors)");
+    std::vector<fs::path> ours;
+    std::error_code error;
+    for (const fs::directory_entry& entry : fs::directory_iterator(directory_, error)) {
+      const std::string name = entry.path().filename().string();
+      if (name.size() <= stem_.size() || name.compare(0, stem_.size(), stem_) != 0) continue;
+      if (std::regex_match(name.substr(stem_.size()), pattern)) ours.push_back(entry.path());
+    }
+    std::sort(ours.begin(), ours.end());
+    for (std::size_t i = 0; i + static_cast<std::size_t>(keep_) < ours.size(); ++i) {
+      fs::remove(ours[i], error);
+    }
+  }
+
+ private:
+  int keep_;
+  bool several_restarts_ = false;
+  fs::path directory_;
+  std::string stem_;
+};
+
+std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int outputs) {
+  if (!o.spec.empty()) return std::to_string(spec.inputs) + " -> " + format_layers(spec.layers);
+  std::string text = std::to_string(spec.inputs);
+  for (int width : o.layers) text += "-" + std::to_string(width);
+  text += "-" + std::to_string(outputs) + " " + o.activation;
+  if (o.batch_norm) text += " + batch norm";
+  if (o.dropout > 0.0) text += " + dropout " + std::to_string(o.dropout).substr(0, 4);
+  return text;
 }
 
 }  // namespace
 
-int run_train(const TrainOptions& o) {
-  const Loss loss = parse_loss(o.loss);
-  CsvOptions csv;
-  csv.targets = o.targets;
-  csv.ignore = o.ignore;
-  csv.header = !o.no_header;
-  csv.delimiter = parse_delimiter(o.delimiter);
-  // xent learns classes: labels (strings or numbers) become class indices in sorted order.
-  csv.target_kind = loss == Loss::xent ? TargetKind::classes : TargetKind::numeric;
-  TrainingData data =
-      should_stream(o) ? load_streaming(o, csv, loss) : load_in_memory(o, csv, loss);
+int run_train(TrainOptions o, const CLI::App& command) {
+  const Verbosity verbosity =
+      o.quiet ? Verbosity::quiet : (o.verbose ? Verbosity::verbose : Verbosity::normal);
+  ProgressReporter report(stdout, verbosity, !o.quiet && is_terminal(stdout));
+
+  // --- What is being resumed ------------------------------------------------------------
+  const bool resuming = !o.resume.empty();
+  RunState run;
+  StoredDataState stored_data;
+  if (resuming) {
+    const std::map<std::string, std::string> meta = read_safetensors_metadata(o.resume);
+    const json stored =
+        json::parse(metadata_value(meta, "shardprop.train_options", o.resume), nullptr, false);
+    apply_stored_options(o, stored, command, o.resume);
+    run = run_state_from(metadata_value(meta, "shardprop.run", o.resume), o.resume);
+    if (const auto c = meta.find("shardprop.classes"); c != meta.end()) {
+      const json classes = json::parse(c->second, nullptr, false);
+      if (!classes.is_array())
+        throw Error(o.resume + ": metadata 'shardprop.classes' is malformed");
+      stored_data.class_names = classes.get<std::vector<std::string>>();
+    }
+    if (const auto z = meta.find("shardprop.standardization"); z != meta.end()) {
+      const json j = json::parse(z->second, nullptr, false);
+      if (!j.is_object() || !j.contains("mean") || !j.contains("scale")) {
+        throw Error(o.resume + ": metadata 'shardprop.standardization' is malformed");
+      }
+      Standardization s;
+      s.mean = j["mean"].get<std::vector<float>>();
+      s.scale = j["scale"].get<std::vector<float>>();
+      stored_data.standardization = std::move(s);
+    }
+  }
+  if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
+  check_combinations(o);
+
+  // --- Data and model -------------------------------------------------------------------
+  std::string loss_reason;
+  const Loss loss = choose_loss(o, loss_reason);
+  o.loss = std::string(to_string(loss));  // stored resolved, so a resume cannot re-decide
+  o.stream = should_stream(o);
+  TrainingData data = load_training_data(o, loss, stored_data);
   const Dataset& shape = data.shape;
   int outputs = shape.target_width;
   if (loss == Loss::xent) {
@@ -244,91 +273,192 @@ int run_train(const TrainOptions& o) {
                   "'); xent needs at least 2");
     }
   }
-  Model model(ModelSpec::mlp(shape.feature_count, o.layers, outputs, parse_activation(o.activation),
-                             loss, o.batch_norm));
-  if (o.init.empty()) {
-    model.initialize(o.seed);
-  } else {
-    load_safetensors(model, o.init);
+  const ModelSpec spec = build_spec(o, shape.feature_count, outputs, loss);
+  {
+    const Model check(spec);  // reject a bad spec before any file is touched
   }
-
-  TrainerSettings settings;
-  settings.threads = o.threads;
-  settings.shards = o.shards;
-  settings.batch_size = o.batch_size;
-  settings.learning_rate = o.learning_rate;
-  settings.weight_decay = o.weight_decay;
-  settings.seed = o.seed;
-  settings.shuffle = !o.no_shuffle;
-  settings.shuffle_buffer_bytes = static_cast<std::size_t>(o.shuffle_buffer_mb * 1024 * 1024);
-  Trainer trainer(model, settings);
-
-  std::printf("shardprop %s | %s: ", version().c_str(), o.data.c_str());
-  if (data.streaming()) {
-    std::printf("streamed");
-  } else {
-    std::printf("%lld rows", static_cast<long long>(shape.rows));
+  TrainerSettings settings = trainer_settings(o);
+  {
+    Model probe(spec);
+    const Trainer validate(probe, settings);  // settings errors before any training
   }
-  std::printf(", %d features | model %d", shape.feature_count, shape.feature_count);
-  for (int width : o.layers) std::printf("-%d", width);
-  std::printf("-%d %s%s, loss %s | batch %d, shards %d, BLAS core %s\n", outputs,
-              o.activation.c_str(), o.batch_norm ? " + batch norm" : "", o.loss.c_str(),
-              o.batch_size, trainer.shard_count(), blas_core_name().c_str());
   const bool has_validation = data.validation || data.validation_stream;
-  auto train_epoch = [&] {
+  const bool several = o.restarts > 1;
+  PeriodicCheckpoints periodic(o, several);
+  std::unique_ptr<MetricsLog> metrics;
+  if (!o.metrics.empty()) metrics = std::make_unique<MetricsLog>(o.metrics, resuming);
+
+  std::map<std::string, std::string> base_metadata{
+      {"shardprop.data", o.data},
+      {"shardprop.features", json(shape.feature_names).dump()},
+      {"shardprop.targets", json(shape.target_names).dump()},
+      {"shardprop.train_options", to_json(o).dump()}};
+  if (!shape.class_names.empty())
+    base_metadata["shardprop.classes"] = json(shape.class_names).dump();
+  if (!data.standardization.empty()) {
+    base_metadata["shardprop.standardization"] =
+        json{{"mean", data.standardization.mean}, {"scale", data.standardization.scale}}.dump();
+  }
+  auto metadata_for = [&](const Trainer& trainer, RunState state, int weights_restart) {
+    state.weights_restart = weights_restart;
+    std::map<std::string, std::string> m = base_metadata;
+    m["shardprop.epochs"] = std::to_string(trainer.epochs_completed());
+    m["shardprop.seed"] = std::to_string(restart_seed(o.seed, weights_restart));
+    m["shardprop.run"] = to_json(state).dump();
+    return m;
+  };
+
+  std::string data_text = o.data + ": ";
+  data_text += data.streaming() ? "streamed" : std::to_string(shape.rows) + " rows";
+  data_text += ", " + std::to_string(shape.feature_count) + " features";
+  std::string loss_text = std::string(to_string(loss));
+  if (!loss_reason.empty()) loss_text += " (auto: " + loss_reason + ")";
+
+  auto train_epoch = [&](Trainer& trainer) {
+    const ProgressCallback progress = [&](std::int64_t done, std::int64_t) { report.update(done); };
     try {
-      return data.streaming() ? trainer.train_epoch(*data.train_stream)
-                              : trainer.train_epoch(*data.train);
+      return data.streaming() ? trainer.train_epoch(*data.train_stream, progress)
+                              : trainer.train_epoch(*data.train, progress);
     } catch (const Error& e) {
-      throw Error(o.data + ": " + e.what());
+      throw Error(o.data + ": " + e.what() + "; no weights written for this epoch");
     }
   };
   // Without a validation set, the quality on the training data after the epoch.
-  auto evaluate = [&] {
+  auto evaluate = [&](const Trainer& trainer) {
     if (data.validation_stream) return trainer.evaluate(*data.validation_stream);
     if (data.validation) return trainer.evaluate(*data.validation);
     return data.streaming() ? trainer.evaluate(*data.train_stream) : trainer.evaluate(*data.train);
   };
+
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
-    const auto epoch_start = Clock::now();
-    const Metrics train = train_epoch();
-    const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    if (!std::isfinite(train.loss)) {
-      throw Error("epoch " + std::to_string(epoch) +
-                  ": the loss is not finite (try a smaller --lr); no weights written");
+  const int last_restart = run.restarts_done ? run.best_restart : o.restarts - 1;
+  const int first_restart = run.restarts_done ? run.best_restart : run.restart;
+  for (int r = first_restart; r <= last_restart; ++r) {
+    // A file written when a restart finished holds that restart's weights; the next one starts
+    // afresh.
+    const bool resume_this = resuming && r == first_restart && run.weights_restart == r;
+    const std::uint64_t seed = restart_seed(o.seed, r);
+    settings.seed = seed;
+    Model model = resume_this ? load_model(o.resume) : Model(spec);
+    if (resume_this && format_layers(model.spec().layers) != format_layers(spec.layers)) {
+      throw Error(o.resume + ": holds the model " + format_layers(model.spec().layers) +
+                  ", the settings describe " + format_layers(spec.layers));
     }
-    std::printf("epoch %4d/%d  loss %.6f", epoch, o.epochs, train.loss);
-    const Metrics eval = evaluate();
-    const char* prefix = has_validation ? "val " : "";
-    if (has_validation) std::printf("  val loss %.6f", eval.loss);
-    if (loss == Loss::mse) {
-      std::printf("  %srmse %.6f", prefix, eval.rmse);
+    if (!resume_this) {
+      if (o.init.empty()) {
+        model.initialize(seed);
+      } else {
+        load_safetensors(model, o.init);
+      }
+    }
+    Trainer trainer(model, settings);
+    if (resume_this) {
+      load_training_state(trainer, model, o.resume);
     } else {
-      std::printf("  %saccuracy %6.2f%%", prefix, 100.0 * eval.accuracy);
+      run.restart = r;
+      run.best_loss = std::numeric_limits<double>::infinity();
+      run.best_epoch = 0;
+      run.bad_epochs = 0;
     }
-    std::printf("  %.0f samples/s  %.2f s\n", static_cast<double>(train.rows) / seconds,
-                std::chrono::duration<double>(Clock::now() - start).count());
-    std::fflush(stdout);
+    std::string header = "shardprop " + version() + " | " + data_text + " | model " +
+                         describe_model(spec, o, outputs) + ", loss " + loss_text + " | batch " +
+                         std::to_string(o.batch_size) + ", shards " +
+                         std::to_string(trainer.shard_count()) + ", " + o.optimizer +
+                         ", BLAS core " + blas_core_name();
+    if (several) header += " | restart " + std::to_string(r + 1) + "/" + std::to_string(o.restarts);
+    if (resume_this) {
+      header +=
+          " | resumed at epoch " + std::to_string(trainer.epochs_completed()) + " from " + o.resume;
+    }
+    report.message(header);
+
+    double final_loss = std::numeric_limits<double>::infinity();
+    for (int epoch = trainer.epochs_completed() + 1; epoch <= o.epochs; ++epoch) {
+      if (o.early_stopping > 0 && run.bad_epochs >= o.early_stopping) break;
+      report.begin_epoch(epoch, o.epochs, data.streaming() ? -1 : data.train->rows);
+      EpochSummary summary;
+      summary.learning_rate = trainer.learning_rate();
+      const auto epoch_start = Clock::now();
+      const Metrics train = train_epoch(trainer);
+      summary.epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      const Metrics eval = evaluate(trainer);
+      summary.epoch = epoch;
+      summary.epochs = o.epochs;
+      summary.restart = r;
+      summary.restarts = o.restarts;
+      summary.train_loss = train.loss;
+      summary.has_validation = has_validation;
+      summary.validation_loss = eval.loss;
+      summary.regression = loss == Loss::mse;
+      summary.accuracy = eval.accuracy;
+      summary.rmse = eval.rmse;
+      summary.samples_per_second = static_cast<double>(train.rows) / summary.epoch_seconds;
+      summary.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      summary.gradient_norm = trainer.last_gradient_norm();
+      final_loss = eval.loss;
+      summary.improved = eval.loss < run.best_loss;
+      if (summary.improved) {
+        run.best_loss = eval.loss;
+        run.best_epoch = epoch;
+        run.bad_epochs = 0;
+      } else {
+        ++run.bad_epochs;
+      }
+      report.end_epoch(summary);
+      if (metrics) metrics->write(summary);
+      if (o.checkpoint_every > 0 && epoch % o.checkpoint_every == 0 && epoch < o.epochs) {
+        periodic.prepare();
+        const fs::path file = periodic.path(r, epoch);
+        save_checkpoint(model, trainer, file, metadata_for(trainer, run, r));
+        periodic.prune();
+        report.detail("checkpoint " + file.string());
+      }
+    }
+    if (o.early_stopping > 0 && run.bad_epochs >= o.early_stopping) {
+      report.message("early stopping after epoch " + std::to_string(trainer.epochs_completed()) +
+                     ": no lower validation loss for " + std::to_string(o.early_stopping) +
+                     " epochs (best " + std::to_string(run.best_loss) + " at epoch " +
+                     std::to_string(run.best_epoch) + ")");
+    }
+    if (!std::isfinite(final_loss)) {
+      final_loss = evaluate(trainer).loss;  // nothing trained this time: score the model as it is
+    }
+    if (!several || run.restarts_done) {
+      if (!o.out.empty()) {
+        save_checkpoint(model, trainer, o.out, metadata_for(trainer, run, r));
+        report.message("wrote " + o.out);
+      }
+      break;
+    }
+    // Several restarts: --out always holds the best finished restart, a complete checkpoint.
+    const bool best = final_loss < run.best_restart_loss;
+    if (best) {
+      run.best_restart = r;
+      run.best_restart_loss = final_loss;
+    }
+    report.message("restart " + std::to_string(r + 1) + "/" + std::to_string(o.restarts) + ": " +
+                   (has_validation ? "validation" : "training") + " loss " +
+                   std::to_string(final_loss) + (best ? " (best so far)" : ""));
+    run.restart = r + 1;  // a resume from --out goes on with the next restart
+    if (best && !o.out.empty())
+      save_checkpoint(model, trainer, o.out, metadata_for(trainer, run, r));
   }
-  if (!o.out.empty()) {
-    std::map<std::string, std::string> metadata{
-        {"shardprop.data", o.data},
-        {"shardprop.epochs", std::to_string(trainer.epochs_completed())},
-        {"shardprop.seed", std::to_string(o.seed)},
-        {"shardprop.features", nlohmann::json(shape.feature_names).dump()},
-        {"shardprop.targets", nlohmann::json(shape.target_names).dump()}};
-    if (!shape.class_names.empty()) {
-      metadata["shardprop.classes"] = nlohmann::json(shape.class_names).dump();
-    }
-    if (!data.standardization.empty()) {
-      metadata["shardprop.standardization"] = nlohmann::json{
-          {"mean", data.standardization.mean},
-          {"scale", data.standardization.scale}}.dump();
-    }
-    save_safetensors(model, o.out, metadata);
-    std::printf("wrote %s\n", o.out.c_str());
+  if (several && !run.restarts_done && !o.out.empty()) {
+    // Mark the chosen restart's file as the run's result (and say so).
+    Model best = load_model(o.out);
+    Trainer best_trainer(best, [&] {
+      TrainerSettings s = settings;
+      s.seed = restart_seed(o.seed, run.best_restart);
+      return s;
+    }());
+    load_training_state(best_trainer, best, o.out);
+    RunState done = run;
+    done.restarts_done = true;
+    done.restart = run.best_restart;
+    save_checkpoint(best, best_trainer, o.out, metadata_for(best_trainer, done, run.best_restart));
+    report.message("kept restart " + std::to_string(run.best_restart + 1) + " of " +
+                   std::to_string(o.restarts) + "; wrote " + o.out);
   }
   return 0;
 }

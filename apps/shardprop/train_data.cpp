@@ -1,0 +1,163 @@
+// Loading what `shardprop train` trains on. No mathematics: everything goes through the
+// public API.
+#include "train_data.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <utility>
+
+#include "shardprop/error.hpp"
+
+namespace shardprop::cli {
+
+char parse_delimiter(const std::string& text) {
+  if (text == "tab" || text == "\\t") return '\t';
+  if (text.size() != 1 || text == "\"" || text == "\n" || text == "\r") {
+    throw Error("--delimiter must be one character other than a quote or a line break, got '" +
+                text + "'");
+  }
+  return text.front();
+}
+
+CsvOptions csv_options(const TrainOptions& o, Loss loss) {
+  CsvOptions csv;
+  csv.targets = o.targets;
+  csv.ignore = o.ignore;
+  csv.header = !o.no_header;
+  csv.delimiter = parse_delimiter(o.delimiter);
+  // xent learns classes: labels (strings or numbers) become class indices in sorted order.
+  csv.target_kind = loss == Loss::xent ? TargetKind::classes : TargetKind::numeric;
+  return csv;
+}
+
+Loss choose_loss(const TrainOptions& o, std::string& reason) {
+  if (o.loss != "auto") return parse_loss(o.loss);
+  CsvOptions csv = csv_options(o, Loss::mse);
+  if (csv.targets.size() > 1) {
+    reason = "several target columns";
+    return Loss::mse;
+  }
+  Dataset first;
+  try {
+    CsvStream peek(o.data, csv, {}, std::size_t{1} << 20);
+    if (!peek.next(first)) throw Error(o.data + ": no data rows");
+  } catch (const Error& e) {
+    // A field that is not a number is taken for a label; if it was a feature after all, the
+    // real read reports it with its place.
+    if (std::string(e.what()).find("is not a number") == std::string::npos) throw;
+    reason = "the target holds labels";
+    return Loss::xent;
+  }
+  std::vector<float> values(first.targets.begin(), first.targets.end());
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  const bool integers =
+      std::all_of(values.begin(), values.end(), [](float v) { return v == std::floor(v); });
+  if (integers && values.size() >= 2 && values.size() <= kMaxAutoClasses) {
+    reason = "the target holds " + std::to_string(values.size()) + " integer values";
+    return Loss::xent;
+  }
+  reason = "the target holds numbers";
+  return Loss::mse;
+}
+
+namespace {
+
+bool should_stream_impl(const TrainOptions& o) {
+  if (o.stream) return true;
+  double threshold_mb = o.stream_above_mb;
+  if (threshold_mb <= 0.0) {
+    const double pages = static_cast<double>(::sysconf(_SC_PHYS_PAGES));
+    const double page_size = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    threshold_mb = pages * page_size / 4.0 / (1024.0 * 1024.0);
+  }
+  return static_cast<double>(std::filesystem::file_size(o.data)) / (1024.0 * 1024.0) > threshold_mb;
+}
+
+void check_shape(const Dataset& other, const Dataset& shape, const std::string& file) {
+  if (other.feature_count != shape.feature_count || other.target_width != shape.target_width) {
+    throw Error(file + ": " + std::to_string(other.feature_count) + " features and " +
+                std::to_string(other.target_width) + " targets, the training data has " +
+                std::to_string(shape.feature_count) + " and " + std::to_string(shape.target_width));
+  }
+}
+
+TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss loss,
+                            const StoredDataState& stored) {
+  TrainingData d;
+  const bool cached = o.cache || !o.cache_dir.empty();
+  auto load = [&](const std::string& file) {
+    return cached ? read_csv_cached(file, csv, o.cache_dir) : read_csv(file, csv);
+  };
+  d.train = load(o.data);
+  if (d.train->rows == 0) throw Error(o.data + ": no data rows");
+  if (loss == Loss::xent && !stored.class_names.empty()) {
+    use_class_names(*d.train, stored.class_names);
+  }
+  if (!o.validation.empty()) {
+    d.validation = load(o.validation);
+    check_shape(*d.validation, *d.train, o.validation);
+    if (loss == Loss::xent) use_class_names(*d.validation, d.train->class_names);
+  } else if (o.validation_split > 0.0) {
+    auto [train_part, validation_part] = split_validation(*d.train, o.validation_split, o.seed);
+    d.train = std::move(train_part);
+    d.validation = std::move(validation_part);
+  }
+  if (!o.no_standardize) {
+    d.standardization =
+        stored.standardization ? *stored.standardization : Standardization::fit(*d.train);
+    d.standardization.apply(*d.train);
+    if (d.validation) d.standardization.apply(*d.validation);
+  }
+  d.shape = *d.train;
+  return d;
+}
+
+TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss,
+                            const StoredDataState& stored) {
+  if (o.validation_split > 0.0) {
+    throw Error("--val-split needs the data in memory; with --stream give a --val file");
+  }
+  if (o.cache || !o.cache_dir.empty()) {
+    throw Error("--cache keeps a parsed copy of files that fit in memory; not with --stream");
+  }
+  TrainingData d;
+  // Labels are sorted over the whole file, so a first pass collects them.
+  std::vector<std::string> classes;
+  if (loss == Loss::xent) {
+    classes = stored.class_names.empty() ? collect_class_names(o.data, csv) : stored.class_names;
+  }
+  d.train_stream = std::make_unique<CsvStream>(o.data, csv, classes);
+  if (!o.no_standardize) {
+    d.standardization =
+        stored.standardization ? *stored.standardization : Standardization::fit(*d.train_stream);
+    d.train_stream->set_standardization(d.standardization);
+  }
+  if (!d.train_stream->next(d.shape)) throw Error(o.data + ": no data rows");
+  d.train_stream->rewind();
+  d.shape.class_names = classes;
+  if (!o.validation.empty()) {
+    d.validation_stream = std::make_unique<CsvStream>(o.validation, csv, classes);
+    Dataset first;
+    if (d.validation_stream->next(first)) check_shape(first, d.shape, o.validation);
+    d.validation_stream->rewind();
+    if (!d.standardization.empty()) d.validation_stream->set_standardization(d.standardization);
+  }
+  return d;
+}
+
+}  // namespace
+
+bool should_stream(const TrainOptions& o) { return should_stream_impl(o); }
+
+TrainingData load_training_data(const TrainOptions& o, Loss loss, const StoredDataState& stored) {
+  const CsvOptions csv = csv_options(o, loss);
+  return should_stream(o) ? load_streaming(o, csv, loss, stored)
+                          : load_in_memory(o, csv, loss, stored);
+}
+
+}  // namespace shardprop::cli

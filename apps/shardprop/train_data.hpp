@@ -1,0 +1,44 @@
+// What `shardprop train` reads: the training and validation data, in memory or streamed,
+// standardized, with class labels indexed, and the loss that --loss auto picks for it.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shardprop/data_stream.hpp"
+#include "shardprop/dataset.hpp"
+#include "shardprop/model.hpp"
+#include "train_options.hpp"
+
+namespace shardprop::cli {
+
+struct TrainingData {
+  Dataset shape;  // names, feature count, target width, class names (rows: in memory only)
+  std::optional<Dataset> train, validation;
+  std::unique_ptr<CsvStream> train_stream, validation_stream;
+  Standardization standardization;
+  bool streaming() const { return train_stream != nullptr; }
+};
+
+char parse_delimiter(const std::string& text);
+CsvOptions csv_options(const TrainOptions& options, Loss loss);
+bool should_stream(const TrainOptions& options);
+
+// --loss auto: xent when the (single) target column holds anything but numbers, or only
+// integers with at most kMaxAutoClasses distinct values in the first block of data; mse
+// otherwise. `reason` says why, for the run's header.
+constexpr int kMaxAutoClasses = 32;
+Loss choose_loss(const TrainOptions& options, std::string& reason);
+
+// What a resumed run must reuse rather than refit: the label order and the standardization.
+struct StoredDataState {
+  std::vector<std::string> class_names;
+  std::optional<Standardization> standardization;
+};
+
+TrainingData load_training_data(const TrainOptions& options, Loss loss,
+                                const StoredDataState& stored = {});
+
+}  // namespace shardprop::cli

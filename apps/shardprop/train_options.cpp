@@ -1,0 +1,278 @@
+// `shardprop train` options: definitions, and the stored form --resume reads back.
+#include "train_options.hpp"
+
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "shardprop/error.hpp"
+
+namespace shardprop::cli {
+namespace {
+
+// CLI11's PositiveNumber prints its range as 0 to 1.8e308 in full; say the rule instead.
+CLI::Validator at_least(double minimum) {
+  return CLI::Validator(
+      [minimum](std::string& value) -> std::string {
+        double number = 0.0;
+        if (!CLI::detail::lexical_cast(value, number) || !(number >= minimum)) {
+          return "must be a number >= " + CLI::detail::to_string(minimum) + ", got '" + value + "'";
+        }
+        return {};
+      },
+      ">=" + CLI::detail::to_string(minimum));
+}
+
+}  // namespace
+
+CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
+  CLI::App* cmd = app.add_subcommand("train", "Train a network on a CSV file");
+  cmd->add_option("--data", o.data,
+                  "Training CSV (RFC 4180; numeric features; see docs/csv.md); required unless "
+                  "--resume names the checkpoint of a run, which records it")
+      ->check(CLI::ExistingFile);
+  auto* val = cmd->add_option("--val", o.validation,
+                              "Validation CSV (same columns); reported after every epoch")
+                  ->check(CLI::ExistingFile);
+  cmd->add_option("--val-split", o.validation_split,
+                  "Hold out this fraction of --data for validation (seeded by --seed)")
+      ->check(CLI::Range(0.0, 1.0).description("in (0, 1)"))
+      ->excludes(val);
+  cmd->add_option("--target", o.targets,
+                  "Target column(s): header names or 0-based indices, comma-separated; several "
+                  "make a multi-output regression (default: the last column)")
+      ->delimiter(',');
+  cmd->add_option("--ignore", o.ignore,
+                  "Columns to skip: names or 0-based indices, comma-separated")
+      ->delimiter(',');
+  cmd->add_option("--delimiter", o.delimiter, "Field delimiter: one character, or 'tab'")
+      ->capture_default_str();
+  cmd->add_flag("--no-header", o.no_header, "The first line is data; columns are named 0, 1, ...");
+  cmd->add_flag("--cache", o.cache,
+                "Keep a binary copy of each parsed CSV next to it (.NAME.HASH.spcache) and reuse "
+                "it while the CSV and the parse options are unchanged");
+  cmd->add_option("--cache-dir", o.cache_dir,
+                  "Like --cache, with the cache files in this directory");
+  cmd->add_flag("--stream", o.stream,
+                "Read --data in bounded blocks instead of loading it (for files larger than "
+                "memory); shuffling then uses a bounded buffer (see --shuffle-buffer-mb)");
+  cmd->add_option("--stream-above-mb", o.stream_above_mb,
+                  "Stream automatically when --data is larger than this (default: a quarter of "
+                  "physical memory)")
+      ->check(at_least(0));
+  cmd->add_option("--shuffle-buffer-mb", o.shuffle_buffer_mb,
+                  "Rows buffered for shuffling while streaming, in MB")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_flag("--no-standardize", o.no_standardize,
+                "Keep features as they are (default: z-score with statistics of the training "
+                "data, stored in --out)");
+  auto* spec = cmd->add_option("--spec", o.spec,
+                               "The layer stack as text, e.g. \"dense(256) bn relu dropout(0.2) "
+                               "dense(10)\" (see docs/model-spec.md); replaces --layers, "
+                               "--activation, --batch-norm and --dropout");
+  cmd->add_option("--layers", o.layers, "Hidden layer widths, e.g. 16,16 (empty: none)")
+      ->delimiter(',')
+      ->check(at_least(1))
+      ->capture_default_str()
+      ->excludes(spec);
+  cmd->add_option("--activation", o.activation, "Hidden activation")
+      ->check(CLI::IsMember({"sigmoid", "tanh", "relu", "identity"}))
+      ->capture_default_str()
+      ->excludes(spec);
+  cmd->add_option("--dropout", o.dropout,
+                  "Inverted dropout with this rate after each hidden activation (0: none)")
+      ->check(CLI::Range(0.0, 0.999999).description("in [0, 1)"))
+      ->excludes(spec);
+  cmd->add_option("--loss", o.loss,
+                  "auto (xent for class labels, mse for numbers), mse (regression), xent "
+                  "(classes, softmax), bce (targets in [0, 1], sigmoid)")
+      ->check(CLI::IsMember({"auto", "mse", "xent", "bce"}))
+      ->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "Passes over the data (0: write the initialised model)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size, "Rows per minibatch")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--lr", o.learning_rate, "Learning rate η")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "Weight decay λ (weights only, not biases)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--optimizer", o.optimizer, "sgd or adam (as torch.optim's)")
+      ->check(CLI::IsMember({"sgd", "adam"}))
+      ->capture_default_str();
+  cmd->add_option("--momentum", o.momentum, "SGD momentum μ in [0, 1)")
+      ->check(CLI::Range(0.0, 0.999999).description("in [0, 1)"))
+      ->capture_default_str();
+  cmd->add_flag("--nesterov", o.nesterov, "Nesterov momentum (with --momentum)");
+  cmd->add_option("--lr-schedule", o.lr_schedule,
+                  "constant; step (× --lr-gamma every --lr-step-epochs); cosine (to 0 over "
+                  "--lr-cosine-epochs, default --epochs)")
+      ->check(CLI::IsMember({"constant", "step", "cosine"}))
+      ->capture_default_str();
+  cmd->add_option("--lr-step-epochs", o.lr_step_epochs,
+                  "Epochs between steps of --lr-schedule step")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--lr-gamma", o.lr_gamma, "Factor of each step of --lr-schedule step")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--lr-cosine-epochs", o.lr_cosine_epochs,
+                  "Epochs over which --lr-schedule cosine falls to 0 (0: --epochs)")
+      ->check(at_least(0));
+  cmd->add_option("--clip-grad-norm", o.clip_grad_norm,
+                  "Scale each minibatch gradient to at most this L2 norm (0: off)")
+      ->check(at_least(0));
+  cmd->add_option("--early-stopping", o.early_stopping,
+                  "Stop after this many epochs without a lower validation loss (0: off)")
+      ->check(at_least(0));
+  cmd->add_option("--restarts", o.restarts,
+                  "Train from this many random initialisations and keep the one with the lowest "
+                  "final validation loss")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--shards", o.shards,
+                  "Shards per minibatch (0: automatic from model and batch size; results depend "
+                  "on shards, never on threads)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
+  cmd->add_flag("--no-shuffle", o.no_shuffle, "Minibatches are consecutive rows in file order");
+  cmd->add_flag("--batch-norm", o.batch_norm,
+                "Batch normalization after each hidden dense layer, before its activation "
+                "(statistics over the whole minibatch, however it is sharded)");
+  auto* init = cmd->add_option("--init", o.init,
+                               "Start from these weights (safetensors) instead of random ones")
+                   ->check(CLI::ExistingFile);
+  cmd->add_option("--resume", o.resume,
+                  "Continue the run this checkpoint records, with its settings, to --epochs in "
+                  "total")
+      ->check(CLI::ExistingFile)
+      ->excludes(init);
+  cmd->add_option("--out", o.out,
+                  "Write the trained model here: a complete checkpoint (safetensors, atomic)");
+  cmd->add_option("--checkpoint-every", o.checkpoint_every,
+                  "Also write a checkpoint every N epochs (next to --out, or in --checkpoint-dir)")
+      ->check(at_least(0));
+  cmd->add_option("--checkpoint-dir", o.checkpoint_dir, "Directory for periodic checkpoints");
+  cmd->add_option("--keep", o.keep, "Periodic checkpoints to keep (the newest)")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--metrics", o.metrics, "Append one JSON line per epoch to this file");
+  auto* quiet = cmd->add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
+  cmd->add_flag("--verbose,-v", o.verbose, "Also print the learning rate, gradient norm and files")
+      ->excludes(quiet);
+  cmd->set_config("--config", "",
+                  "Read options from this file (TOML or INI: `lr = 0.05`, keys are the long "
+                  "option names; flags on the command line win)");
+  return cmd;
+}
+
+namespace {
+
+// One stored setting: its option name, how to read and write it, and whether a resumed run may
+// give it a new value.
+struct StoredField {
+  std::string option;
+  std::function<nlohmann::json(const TrainOptions&)> get;
+  std::function<void(TrainOptions&, const nlohmann::json&)> set;
+  bool may_change = false;
+};
+
+template <class T>
+StoredField field(const char* option, T TrainOptions::*member, bool may_change = false) {
+  return {option, [member](const TrainOptions& o) { return nlohmann::json(o.*member); },
+          [member](TrainOptions& o, const nlohmann::json& j) { o.*member = j.get<T>(); },
+          may_change};
+}
+
+const std::vector<StoredField>& stored_fields() {
+  static const std::vector<StoredField> fields = {
+      field("--data", &TrainOptions::data, true),
+      field("--val", &TrainOptions::validation, true),
+      field("--val-split", &TrainOptions::validation_split),
+      field("--target", &TrainOptions::targets),
+      field("--ignore", &TrainOptions::ignore),
+      field("--delimiter", &TrainOptions::delimiter),
+      field("--no-header", &TrainOptions::no_header),
+      field("--no-standardize", &TrainOptions::no_standardize),
+      field("--stream", &TrainOptions::stream),
+      field("--shuffle-buffer-mb", &TrainOptions::shuffle_buffer_mb),
+      field("--spec", &TrainOptions::spec),
+      field("--layers", &TrainOptions::layers),
+      field("--activation", &TrainOptions::activation),
+      field("--batch-norm", &TrainOptions::batch_norm),
+      field("--dropout", &TrainOptions::dropout),
+      field("--loss", &TrainOptions::loss),
+      field("--epochs", &TrainOptions::epochs, true),
+      field("--batch-size", &TrainOptions::batch_size),
+      field("--lr", &TrainOptions::learning_rate),
+      field("--weight-decay", &TrainOptions::weight_decay),
+      field("--optimizer", &TrainOptions::optimizer),
+      field("--momentum", &TrainOptions::momentum),
+      field("--nesterov", &TrainOptions::nesterov),
+      field("--lr-schedule", &TrainOptions::lr_schedule),
+      field("--lr-step-epochs", &TrainOptions::lr_step_epochs),
+      field("--lr-gamma", &TrainOptions::lr_gamma),
+      field("--lr-cosine-epochs", &TrainOptions::lr_cosine_epochs),
+      field("--clip-grad-norm", &TrainOptions::clip_grad_norm),
+      field("--early-stopping", &TrainOptions::early_stopping),
+      field("--restarts", &TrainOptions::restarts),
+      field("--shards", &TrainOptions::shards),
+      field("--seed", &TrainOptions::seed),
+      field("--no-shuffle", &TrainOptions::no_shuffle),
+      field("--init", &TrainOptions::init),
+  };
+  return fields;
+}
+
+// Floats are stored as doubles; show them as the float the user typed.
+std::string shown(const nlohmann::json& value) {
+  if (!value.is_number_float()) return value.dump();
+  char text[32];
+  std::snprintf(text, sizeof text, "%.7g", value.get<double>());
+  return text;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const TrainOptions& options) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const StoredField& f : stored_fields()) j[f.option.substr(2)] = f.get(options);
+  return j;
+}
+
+void apply_stored_options(TrainOptions& options, const nlohmann::json& stored,
+                          const CLI::App& command, const std::string& file) {
+  if (!stored.is_object()) throw Error(file + ": metadata 'shardprop.train_options' is malformed");
+  for (const StoredField& f : stored_fields()) {
+    const std::string key = f.option.substr(2);
+    if (!stored.contains(key)) {
+      throw Error(file + ": metadata 'shardprop.train_options' does not record " + f.option);
+    }
+    const bool given = command.count(f.option) > 0;
+    if (given && f.may_change) continue;
+    if (given && f.option == "--init") continue;  // excluded by --resume already
+    TrainOptions parsed = options;
+    try {
+      f.set(parsed, stored[key]);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(file + ": metadata 'shardprop.train_options': " + f.option + " is malformed");
+    }
+    if (given && f.get(parsed) != f.get(options)) {
+      throw Error(f.option + " " + shown(f.get(options)) + " differs from the " +
+                  shown(stored[key]) + " the checkpoint " + file +
+                  " was trained with; a resumed run keeps its settings (only --epochs, the data "
+                  "files and output options may change)");
+    }
+    options = parsed;
+  }
+}
+
+}  // namespace shardprop::cli

@@ -1,0 +1,79 @@
+// The options of `shardprop train`: their CLI11 definitions, and their JSON form stored in every
+// checkpoint so that `--resume` continues with exactly the settings the run started with.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace shardprop::cli {
+
+struct TrainOptions {
+  // Data.
+  std::string data;
+  std::string validation;
+  double validation_split = 0.0;
+  std::vector<std::string> targets;
+  std::vector<std::string> ignore;
+  std::string delimiter = ",";
+  bool no_header = false;
+  bool no_standardize = false;
+  bool cache = false;
+  bool stream = false;
+  double stream_above_mb = 0.0;  // 0: a quarter of physical memory
+  double shuffle_buffer_mb = 64.0;
+  std::string cache_dir;
+  // Model.
+  std::string spec;  // layer-spec text; replaces layers/activation/batch_norm/dropout
+  std::vector<int> layers{16, 16};
+  std::string activation = "relu";
+  bool batch_norm = false;
+  double dropout = 0.0;
+  std::string loss = "auto";
+  // Optimisation.
+  int epochs = 10;
+  int batch_size = 32;
+  float learning_rate = 0.1f;
+  float weight_decay = 0.0f;
+  std::string optimizer = "sgd";
+  float momentum = 0.0f;
+  bool nesterov = false;
+  std::string lr_schedule = "constant";
+  int lr_step_epochs = 10;
+  float lr_gamma = 0.1f;
+  int lr_cosine_epochs = 0;  // 0: --epochs
+  float clip_grad_norm = 0.0f;
+  int early_stopping = 0;  // patience in epochs; 0: off
+  int restarts = 1;
+  int threads = 0;
+  int shards = 0;
+  std::uint64_t seed = 1;
+  bool no_shuffle = false;
+  // Files.
+  std::string init;
+  std::string resume;
+  std::string out;
+  int checkpoint_every = 0;
+  std::string checkpoint_dir;
+  int keep = 3;
+  std::string metrics;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+CLI::App* add_train_command(CLI::App& app, TrainOptions& options);
+
+// The settings that decide what a run computes (not where files go, how it prints or how many
+// threads run it), as stored in checkpoints under "shardprop.train_options".
+nlohmann::json to_json(const TrainOptions& options);
+
+// For --resume: takes every stored setting the user did not give on the command line. A
+// setting given with a value different from the stored one is an Error, except those a
+// resumed run may change (--epochs, and which data files to read).
+void apply_stored_options(TrainOptions& options, const nlohmann::json& stored,
+                          const CLI::App& command, const std::string& file);
+
+}  // namespace shardprop::cli
