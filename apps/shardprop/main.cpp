@@ -5,6 +5,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "info_command.hpp"
 #include "shardprop/error.hpp"
@@ -12,23 +15,51 @@
 #include "train_command.hpp"
 #include "usage_error.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+// Every subcommand's options and the parser that fills them.
+struct CommandLine {
   CLI::App app{"shardprop: data-parallel CPU trainer for fully connected networks"};
-  app.set_version_flag("--version", shardprop::version());
-  app.require_subcommand(1);
   shardprop::cli::TrainOptions train_options;
-  CLI::App* train = shardprop::cli::add_train_command(app, train_options);
+  CLI::App* train = nullptr;
   shardprop::cli::InfoOptions info_options;
-  CLI::App* info = shardprop::cli::add_info_command(app, info_options);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // CLI11 prints the message (or the help); its many codes collapse to the documented 2.
-    return app.exit(e) == 0 ? 0 : 2;
+  CLI::App* info = nullptr;
+
+  CommandLine() {
+    app.set_version_flag("--version", shardprop::version());
+    app.require_subcommand(1);
+    train = shardprop::cli::add_train_command(app, train_options);
+    info = shardprop::cli::add_info_command(app, info_options);
   }
+};
+
+int run(CommandLine& line) {
+  if (line.train->parsed()) return shardprop::cli::run_train(line.train_options, *line.train);
+  if (line.info->parsed()) return shardprop::cli::run_info(line.info_options);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto line = std::make_unique<CommandLine>();
+  std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    if (train->parsed()) return shardprop::cli::run_train(train_options, *train);
-    if (info->parsed()) return shardprop::cli::run_info(info_options);
+    try {
+      line->app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
+      // A config file adds the arguments it stands for; then the whole line is parsed again.
+      if (line->train->parsed() && !line->train_options.config.empty()) {
+        const std::vector<std::string> extra =
+            shardprop::cli::config_arguments(*line->train, line->train_options.config);
+        args.insert(args.end(), extra.begin(), extra.end());
+        line = std::make_unique<CommandLine>();
+        line->app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
+      }
+    } catch (const CLI::ParseError& e) {
+      // CLI11 prints the message (or the help); its many codes collapse to the documented 2.
+      return line->app.exit(e) == 0 ? 0 : 2;
+    }
+    return run(*line);
   } catch (const shardprop::cli::UsageError& e) {
     std::fprintf(stderr, "shardprop: error: %s\nRun with --help for more information.\n", e.what());
     return 2;
@@ -39,5 +70,4 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardprop: internal error: %s\n", e.what());
     return 3;
   }
-  return 0;
 }

@@ -161,15 +161,14 @@ void check_combinations(const TrainOptions& o) {
 }
 
 // Periodic checkpoints: NAME[.rRRR].epoch-EEEEEE.safetensors next to --out (or in
-// --checkpoint-dir), NAME being --out's name without .safetensors. The newest --keep stay.
+// --checkpoint-dir), NAME being --out's name without its extension. The newest --keep stay.
 class PeriodicCheckpoints {
  public:
   PeriodicCheckpoints(const TrainOptions& o, bool several_restarts) : keep_(o.keep) {
     const fs::path out = o.out.empty() ? fs::path("checkpoint") : fs::path(o.out);
     directory_ = !o.checkpoint_dir.empty() ? fs::path(o.checkpoint_dir) : out.parent_path();
     if (directory_.empty()) directory_ = ".";
-    stem_ = out.filename().string();
-    if (stem_.ends_with(".safetensors")) stem_.resize(stem_.size() - 12);
+    stem_ = out.stem().string();
     several_restarts_ = several_restarts;
   }
 

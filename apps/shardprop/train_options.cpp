@@ -6,6 +6,7 @@
 #include <string>
 
 #include "shardprop/error.hpp"
+#include "usage_error.hpp"
 
 namespace shardprop::cli {
 namespace {
@@ -168,9 +169,10 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   auto* quiet = cmd->add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
   cmd->add_flag("--verbose,-v", o.verbose, "Also print the learning rate, gradient norm and files")
       ->excludes(quiet);
-  cmd->set_config("--config", "",
+  cmd->add_option("--config", o.config,
                   "Read options from this file (TOML or INI: `lr = 0.05`, keys are the long "
-                  "option names; flags on the command line win)");
+                  "option names, optionally in a [train] section; the command line wins)")
+      ->check(CLI::ExistingFile);
   return cmd;
 }
 
@@ -273,6 +275,47 @@ void apply_stored_options(TrainOptions& options, const nlohmann::json& stored,
     }
     options = parsed;
   }
+}
+
+std::vector<std::string> config_arguments(const CLI::App& command, const std::string& file) {
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(file);
+  } catch (const CLI::Error& e) {
+    throw Error(file + ": " + e.what());
+  }
+  std::vector<std::string> args;
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (!(item.parents.empty() || (item.parents.size() == 1 && item.parents[0] == "train"))) {
+      throw UsageError(file + ": section [" + item.parents[0] +
+                       "] is not a section of `shardprop train` (use [train] or none)");
+    }
+    const std::string option = "--" + item.name;
+    const CLI::Option* opt = nullptr;
+    try {
+      opt = command.get_option(option);
+    } catch (const CLI::OptionNotFound&) {
+      throw UsageError(file + ": unknown option '" + item.name + "'");
+    }
+    if (item.name == "config") throw UsageError(file + ": a config file cannot name another");
+    if (opt->count() > 0) continue;       // given on the command line: it wins
+    if (opt->get_type_size_max() == 0) {  // a flag: true/false
+      const std::string value = item.inputs.empty() ? "true" : item.inputs.front();
+      if (value == "true" || value == "1") {
+        args.push_back(option);
+      } else if (value != "false" && value != "0") {
+        throw UsageError(file + ": '" + item.name + "' is a flag: true or false, got '" + value +
+                         "'");
+      }
+      continue;
+    }
+    std::string joined;
+    for (const std::string& input : item.inputs) joined += (joined.empty() ? "" : ",") + input;
+    args.push_back(option);
+    args.push_back(joined);
+  }
+  return args;
 }
 
 }  // namespace shardprop::cli

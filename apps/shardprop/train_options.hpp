@@ -62,6 +62,7 @@ struct TrainOptions {
   std::string metrics;
   bool quiet = false;
   bool verbose = false;
+  std::string config;
 };
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& options);
@@ -69,6 +70,10 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& options);
 // The settings that decide what a run computes (not where files go, how it prints or how many
 // threads run it), as stored in checkpoints under "shardprop.train_options".
 nlohmann::json to_json(const TrainOptions& options);
+
+// --config FILE: the command-line arguments the file stands for, leaving out the options
+// already given on the command line. Unknown keys are a UsageError naming the file.
+std::vector<std::string> config_arguments(const CLI::App& command, const std::string& file);
 
 // For --resume: takes every stored setting the user did not give on the command line. A
 // setting given with a value different from the stored one is an Error, except those a

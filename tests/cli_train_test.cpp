@@ -1,0 +1,438 @@
+// `shardprop train` as a user runs it: resume equals an uninterrupted run, kill -9 never leaves
+// a damaged file under a final name, restarts keep the best, early stopping stops, a config
+// file equals its flags, and every bad checkpoint or contradictory option gets its message
+// and exit status.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli_runner.hpp"
+#include "shardprop/checkpoint.hpp"
+#include "shardprop/model.hpp"
+#include "test_util.hpp"
+
+extern char** environ;
+
+namespace {
+
+using Catch::Matchers::Contains;
+using shardprop::test::Args;
+using shardprop::test::directory_entries;
+using shardprop::test::lines_of;
+using shardprop::test::read_bytes;
+using shardprop::test::Run;
+using shardprop::test::run_cli;
+using shardprop::test::separable_csv;
+using shardprop::test::TempDir;
+using shardprop::test::write_bytes;
+using shardprop::test::write_text;
+
+struct TrainFixture {
+  TempDir dir;
+  TrainFixture() { write_text(dir / "train.csv", separable_csv(21, 300)); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  // Defaults for the options `extra` does not set (CLI11 rejects an option given twice).
+  Run train(const Args& extra) const {
+    Args args{"train"};
+    const Args defaults{"--data",       "train.csv", "--layers", "8",
+                        "--batch-size", "16",        "--lr",     "0.2"};
+    for (std::size_t i = 0; i < defaults.size(); i += 2) {
+      if (std::find(extra.begin(), extra.end(), defaults[i]) == extra.end()) {
+        args.insert(args.end(), {defaults[i], defaults[i + 1]});
+      }
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(dir, args);
+  }
+};
+
+// The tensor bytes and tensor entries of two safetensors files are the same (their metadata
+// may differ, for example in the file names they record).
+bool same_tensors(const std::filesystem::path& a, const std::filesystem::path& b) {
+  auto parts = [](const std::filesystem::path& p) {
+    const std::vector<char> bytes = read_bytes(p);
+    std::uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    nlohmann::json header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + n);
+    header.erase("__metadata__");
+    return std::make_pair(header, std::vector<char>(bytes.begin() + 8 + n, bytes.end()));
+  };
+  return parts(a) == parts(b);
+}
+
+std::vector<double> column_of(const std::string& out, const std::string& label) {
+  std::vector<double> values;
+  const std::regex number(label + R"( +(-?\d+\.\d+))");
+  for (const std::string& line : lines_of(out)) {
+    if (line.rfind("epoch", 0) != 0) continue;
+    std::smatch m;
+    if (std::regex_search(line, m, number)) values.push_back(std::stod(m[1]));
+  }
+  return values;
+}
+
+}  // namespace
+
+TEST_CASE("a resumed run ends bitwise equal to the uninterrupted run", "[cli][resume]") {
+  TrainFixture f;
+  using Row = std::tuple<std::string, Args>;
+  const auto [name, settings] = GENERATE(table<std::string, Args>({
+      Row{"sgd", {}},
+      Row{"nesterov momentum, dropout, batch norm, cosine schedule",
+          {"--momentum", "0.9", "--nesterov", "--dropout", "0.2", "--batch-norm", "--lr-schedule",
+           "cosine"}},
+      Row{"adam with clipping and a validation split",
+          {"--optimizer", "adam", "--lr", "0.01", "--clip-grad-norm", "0.5", "--val-split", "0.2"}},
+      Row{"step schedule, weight decay, 3 shards",
+          {"--lr-schedule", "step", "--lr-step-epochs", "2", "--weight-decay", "0.001", "--shards",
+           "3"}},
+  }));
+  CAPTURE(name);
+  Args whole = settings;
+  whole.insert(whole.end(), {"--epochs", "6", "--checkpoint-every", "2", "--keep", "5", "--out",
+                             "whole.safetensors"});
+  const Run uninterrupted = f.train(whole);
+  CAPTURE(uninterrupted.out, uninterrupted.err);
+  REQUIRE(uninterrupted.exit_code == 0);
+  REQUIRE(std::filesystem::exists(f.dir / "whole.epoch-000002.safetensors"));
+  REQUIRE(std::filesystem::exists(f.dir / "whole.epoch-000004.safetensors"));
+
+  SECTION("from a periodic checkpoint, with no other option") {
+    const Run resumed = run_cli(f.dir, {"train", "--resume", "whole.epoch-000002.safetensors",
+                                        "--out", "resumed.safetensors"});
+    CAPTURE(resumed.out, resumed.err);
+    REQUIRE(resumed.exit_code == 0);
+    CHECK_THAT(resumed.out, Contains("resumed at epoch 2"));
+    CHECK(same_tensors(f.dir / "whole.safetensors", f.dir / "resumed.safetensors"));
+    // The printed epochs are the uninterrupted run's epochs 3..6.
+    const std::vector<double> all = column_of(uninterrupted.out, "loss");
+    const std::vector<double> rest = column_of(resumed.out, "loss");
+    REQUIRE(all.size() == 6);
+    REQUIRE(rest.size() == 4);
+    CHECK(std::equal(rest.begin(), rest.end(), all.begin() + 2));
+  }
+  SECTION("and the final file is itself a checkpoint that continues to more epochs") {
+    Args longer = settings;
+    longer.insert(longer.end(), {"--epochs", "8", "--out", "eight.safetensors"});
+    REQUIRE(f.train(longer).exit_code == 0);
+    const Run more = run_cli(f.dir, {"train", "--resume", "eight.safetensors", "--epochs", "8",
+                                     "--out", "again.safetensors"});
+    CAPTURE(more.err);
+    REQUIRE(more.exit_code == 0);
+    CHECK(column_of(more.out, "loss").empty());  // already at 8 epochs: nothing to do
+    CHECK(same_tensors(f.dir / "eight.safetensors", f.dir / "again.safetensors"));
+  }
+}
+
+TEST_CASE("resume refuses settings that contradict the checkpoint", "[cli][resume]") {
+  TrainFixture f;
+  REQUIRE(f.train({"--epochs", "2", "--momentum", "0.5", "--out", "m.safetensors"}).exit_code == 0);
+  const std::vector<char> before = read_bytes(f.dir / "m.safetensors");
+  SECTION("a changed learning rate names the option and both values") {
+    const Run run =
+        run_cli(f.dir, {"train", "--resume", "m.safetensors", "--lr", "0.5", "--epochs", "3"});
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Contains("--lr 0.5 differs from the 0.2"));
+  }
+  SECTION("--resume with --init is a usage error") {
+    const Run run =
+        run_cli(f.dir, {"train", "--resume", "m.safetensors", "--init", "m.safetensors"});
+    CHECK(run.exit_code == 2);
+  }
+  SECTION("a weights file without training state is not resumable") {
+    const shardprop::Model plain(shardprop::ModelSpec::mlp(
+        2, std::vector<int>{8}, 2, shardprop::Activation::relu, shardprop::Loss::xent));
+    shardprop::save_safetensors(plain, f.dir / "plain.safetensors");
+    const Run run = run_cli(f.dir, {"train", "--resume", "plain.safetensors"});
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Contains("plain.safetensors") && Contains("shardprop.train_options"));
+  }
+  CHECK(read_bytes(f.dir / "m.safetensors") == before);
+}
+
+TEST_CASE("a damaged checkpoint is rejected with a message naming the problem",
+          "[cli][resume][checkpoint]") {
+  TrainFixture f;
+  REQUIRE(f.train({"--epochs", "1", "--optimizer", "adam", "--lr", "0.01", "--out", "c.st"})
+              .exit_code == 0);
+  const std::vector<char> good = read_bytes(f.dir / "c.st");
+  std::uint64_t header_length = 0;
+  std::memcpy(&header_length, good.data(), 8);
+  const std::string header(good.begin() + 8, good.begin() + 8 + header_length);
+  auto with_header = [&](std::string text) {
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::vector<char> bytes;
+    for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((text.size() >> (8 * i)) & 0xff));
+    bytes.insert(bytes.end(), text.begin(), text.end());
+    bytes.insert(bytes.end(), good.begin() + 8 + header_length, good.end());
+    return bytes;
+  };
+  nlohmann::json parsed = nlohmann::json::parse(header);
+  using Case = std::tuple<std::string, std::vector<char>, std::string>;
+  std::vector<Case> cases;
+  cases.push_back({"truncated in the header",
+                   std::vector<char>(good.begin(), good.begin() + 8 + header_length / 2),
+                   "exceeds the file"});
+  cases.push_back(
+      {"truncated in the data", std::vector<char>(good.begin(), good.end() - 12), "outside"});
+  cases.push_back({"shorter than a header length",
+                   std::vector<char>(good.begin(), good.begin() + 5), "truncated"});
+  {
+    std::vector<char> bad = good;
+    const std::uint64_t huge = 1ull << 40;
+    std::memcpy(bad.data(), &huge, 8);
+    cases.push_back({"header length past the end", bad, "header length"});
+  }
+  cases.push_back({"header not JSON", with_header("{\"0.weight\": [" + std::string(40, ' ')),
+                   "not valid JSON"});
+  {
+    nlohmann::json h = parsed;
+    h["0.weight"]["shape"] = {8, 3};
+    cases.push_back({"shape mismatch", with_header(h.dump()), "'0.weight'"});
+  }
+  {
+    nlohmann::json h = parsed;
+    h["0.bias"]["data_offsets"] = {0, 1ull << 32};
+    cases.push_back({"offsets out of range", with_header(h.dump()), "outside"});
+  }
+  {
+    std::vector<char> bad = good;
+    bad[bad.size() - 3] ^= 0x10;
+    cases.push_back({"a flipped data bit", bad, "checksum mismatch"});
+  }
+  {
+    nlohmann::json h = parsed;
+    h["__metadata__"]["shardprop.run"] = "{\"restart\": 0";
+    cases.push_back({"malformed run state", with_header(h.dump()), "shardprop.run"});
+  }
+  for (const auto& [what, bytes, message] : cases) {
+    CAPTURE(what);
+    write_bytes(f.dir / "bad.st", bytes);
+    const Run run = run_cli(f.dir, {"train", "--resume", "bad.st", "--out", "c.st"});
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Contains("bad.st") && Contains(message));
+    CHECK(lines_of(run.err).size() == 1);
+    CHECK(read_bytes(f.dir / "c.st") == good);  // --out untouched
+  }
+}
+
+namespace {
+
+pid_t spawn_cli(const TempDir& dir, const Args& args) {
+  std::vector<std::string> words{SHARDPROP_CLI_PATH};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.path().c_str());
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 at any moment leaves every file under a final name complete",
+          "[cli][checkpoint][slow]") {
+  TrainFixture f;
+  // Wide layers and Adam make each checkpoint about 5 MB, so kills land inside writes too.
+  const Args args{
+      "train", "--data",    "train.csv", "--layers",           "600,600", "--epochs",
+      "400",   "--lr",      "0.001",     "--optimizer",        "adam",    "--batch-size",
+      "100",   "--out",     "m.st",      "--checkpoint-every", "1",       "--keep",
+      "2",     "--threads", "1"};
+  int leftover_temporaries = 0;
+  int checked = 0;
+  for (int attempt = 0; attempt < 12; ++attempt) {
+    const pid_t pid = spawn_cli(f.dir, args);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 37 * attempt));
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    for (const std::string& name : directory_entries(f.dir.path())) {
+      if (name.rfind(".m.", 0) == 0 || name.find(".tmp.") != std::string::npos) {
+        ++leftover_temporaries;  // a write the kill interrupted: never under the final name
+        std::filesystem::remove(f.dir / name);
+        continue;
+      }
+      if (!name.ends_with(".st") && !name.ends_with(".safetensors")) continue;
+      CAPTURE(attempt, name);
+      // Loading validates everything, the checksum of the tensor data included.
+      CHECK_NOTHROW(shardprop::load_model(f.dir / name));
+      ++checked;
+    }
+  }
+  CHECK(checked > 0);
+  UNSCOPED_INFO("temporary files left by interrupted writes: " << leftover_temporaries);
+  SUCCEED();
+}
+
+TEST_CASE("restarts train from several initialisations and keeps the lowest validation loss",
+          "[cli][restarts]") {
+  TrainFixture f;
+  const Run run = f.train({"--epochs", "2", "--restarts", "3", "--val-split", "0.25", "--out",
+                           "best.st", "--lr", "0.05"});
+  CAPTURE(run.out, run.err);
+  REQUIRE(run.exit_code == 0);
+  const std::regex restart_line(R"(^restart (\d)/3: validation loss (\d+\.\d+))");
+  std::vector<double> losses;
+  for (const std::string& line : lines_of(run.out)) {
+    std::smatch m;
+    if (std::regex_search(line, m, restart_line)) losses.push_back(std::stod(m[2]));
+  }
+  REQUIRE(losses.size() == 3);
+  const auto best = std::min_element(losses.begin(), losses.end()) - losses.begin();
+  CHECK_THAT(run.out, Contains("kept restart " + std::to_string(best + 1) + " of 3"));
+  const auto metadata = shardprop::read_safetensors_metadata(f.dir / "best.st");
+  const nlohmann::json state = nlohmann::json::parse(metadata.at("shardprop.run"));
+  CHECK(state["best_restart"] == best);
+  CHECK(state["restarts_done"] == true);
+  CHECK_THAT(state["best_restart_loss"].get<double>(),
+             Catch::Matchers::WithinAbs(losses[best], 1e-6));
+  // The restarts really start from different weights: one restart alone is restart 1.
+  const Run single =
+      f.train({"--epochs", "2", "--val-split", "0.25", "--out", "single.st", "--lr", "0.05"});
+  REQUIRE(single.exit_code == 0);
+  CHECK(same_tensors(f.dir / "single.st", f.dir / "best.st") == (best == 0));
+}
+
+TEST_CASE("early stopping stops once the validation loss has not improved for PATIENCE epochs",
+          "[cli][early-stopping]") {
+  TempDir dir;
+  // Labels independent of the features: the model can only overfit, so validation loss rises.
+  std::string csv = "a,b,c,d,label\n";
+  std::mt19937_64 bits(5);
+  for (int r = 0; r < 200; ++r) {
+    for (int c = 0; c < 4; ++c) csv += std::to_string(shardprop::test::uniform_pm1(bits)) + ",";
+    csv += std::to_string(bits() % 2) + "\n";
+  }
+  write_text(dir / "noise.csv", csv);
+  const int patience = 3;
+  const Run run = run_cli(dir, {"train", "--data", "noise.csv", "--layers", "64,64", "--epochs",
+                                "300", "--lr", "0.3", "--val-split", "0.3", "--early-stopping",
+                                std::to_string(patience), "--batch-size", "8"});
+  CAPTURE(run.out, run.err);
+  REQUIRE(run.exit_code == 0);
+  const std::vector<double> val = column_of(run.out, "val loss");
+  REQUIRE(val.size() < 300);
+  REQUIRE(val.size() > static_cast<std::size_t>(patience));
+  CHECK_THAT(run.out, Contains("early stopping after epoch " + std::to_string(val.size())));
+  const auto best = std::min_element(val.begin(), val.end()) - val.begin();
+  CHECK(static_cast<std::size_t>(best) + patience + 1 == val.size());
+  SECTION("and it needs a validation set") {
+    const Run bad = run_cli(dir, {"train", "--data", "noise.csv", "--early-stopping", "2"});
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.err, Contains("--val"));
+  }
+}
+
+TEST_CASE("a config file gives the same run as the same flags, and flags override it",
+          "[cli][config]") {
+  TrainFixture f;
+  write_text(f.dir / "run.toml",
+             "epochs = 3\nlr = 0.05\nmomentum = 0.9\nbatch-size = 10\nseed = 4\nlayers = [6, 5]\n"
+             "optimizer = \"sgd\"\n");
+  const Run config = run_cli(
+      f.dir, {"train", "--data", "train.csv", "--config", "run.toml", "--out", "from_config.st"});
+  CAPTURE(config.err);
+  REQUIRE(config.exit_code == 0);
+  const Run flags = f.train({"--epochs", "3", "--lr", "0.05", "--momentum", "0.9", "--batch-size",
+                             "10", "--seed", "4", "--layers", "6,5", "--out", "from_flags.st"});
+  REQUIRE(flags.exit_code == 0);
+  CHECK(same_tensors(f.dir / "from_config.st", f.dir / "from_flags.st"));
+  REQUIRE(run_cli(f.dir, {"train", "--data", "train.csv", "--config", "run.toml", "--seed", "5",
+                          "--out", "override.st"})
+              .exit_code == 0);
+  CHECK_FALSE(same_tensors(f.dir / "from_config.st", f.dir / "override.st"));
+  SECTION("an unknown key in the config file is a usage error") {
+    write_text(f.dir / "bad.toml", "epochs = 2\nlearning_rat = 0.1\n");
+    const Run bad = f.train({"--config", "bad.toml"});
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.err, Contains("learning_rat"));
+  }
+}
+
+TEST_CASE("a non-finite loss stops training naming the epoch, the step and the learning rate",
+          "[cli][numerics]") {
+  TrainFixture f;
+  REQUIRE(f.train({"--epochs", "1", "--out", "good.st"}).exit_code == 0);
+  const std::vector<char> before = read_bytes(f.dir / "good.st");
+  const Run run = f.train(
+      {"--epochs", "5", "--lr", "1e30", "--loss", "mse", "--no-standardize", "--out", "good.st"});
+  CAPTURE(run.out, run.err);
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.err, Contains("epoch ") && Contains("step ") && Contains("learning rate"));
+  CHECK(read_bytes(f.dir / "good.st") == before);
+}
+
+TEST_CASE("loss auto reads labels as classes and numbers as a regression target", "[cli]") {
+  TempDir dir;
+  write_text(dir / "labels.csv", "x,y,kind\n0,1,cat\n1,0,dog\n0.5,0.5,cat\n1,1,dog\n");
+  write_text(dir / "numbers.csv", "x,y,value\n0,1,0.25\n1,0,1.5\n0.5,0.5,-2.75\n1,1,3.125\n");
+  const Run labels = run_cli(dir, {"train", "--data", "labels.csv", "--epochs", "1"});
+  CAPTURE(labels.err);
+  REQUIRE(labels.exit_code == 0);
+  CHECK_THAT(labels.out, Contains("loss xent (auto"));
+  const Run numbers = run_cli(dir, {"train", "--data", "numbers.csv", "--epochs", "1"});
+  REQUIRE(numbers.exit_code == 0);
+  CHECK_THAT(numbers.out, Contains("loss mse (auto"));
+  CHECK_THAT(numbers.out, Contains("rmse"));
+}
+
+TEST_CASE("the metrics file has one JSON line per epoch and a resumed run appends to it",
+          "[cli][metrics]") {
+  TrainFixture f;
+  REQUIRE(f.train({"--epochs", "4", "--checkpoint-every", "2", "--out", "m.st", "--metrics",
+                   "log.jsonl"})
+              .exit_code == 0);
+  auto epochs_in = [&](const std::string& file) {
+    std::vector<int> epochs;
+    for (const std::string& line : lines_of(shardprop::test::read_text(f.dir / file))) {
+      epochs.push_back(nlohmann::json::parse(line).at("epoch").get<int>());
+    }
+    return epochs;
+  };
+  CHECK(epochs_in("log.jsonl") == std::vector<int>{1, 2, 3, 4});
+  std::filesystem::copy_file(f.dir / "log.jsonl", f.dir / "resumed.jsonl");
+  REQUIRE(run_cli(f.dir,
+                  {"train", "--resume", "m.epoch-000002.safetensors", "--metrics", "resumed.jsonl"})
+              .exit_code == 0);
+  CHECK(epochs_in("resumed.jsonl") == std::vector<int>{1, 2, 3, 4, 3, 4});
+}
+
+TEST_CASE("contradictory options are usage errors with exit status 2", "[cli]") {
+  TrainFixture f;
+  using Row = std::tuple<Args, std::string>;
+  const auto [args, message] = GENERATE(table<Args, std::string>({
+      Row{{"--nesterov"}, "--nesterov"},
+      Row{{"--restarts", "2", "--init", "train.csv"}, "--init"},
+      Row{{"--checkpoint-every", "1"}, "--out"},
+      Row{{"--spec", "dense(4) relu dense(2)", "--layers", "4"}, "--layers"},
+      Row{{"--optimizer", "rmsprop"}, "--optimizer"},
+  }));
+  const Run run = f.train(args);
+  CAPTURE(run.err);
+  CHECK(run.exit_code == 2);
+  CHECK_THAT(run.err, Contains(message));
+}
