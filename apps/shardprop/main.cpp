@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <exception>
 
+#include "evaluate_command.hpp"
 #include "info_command.hpp"
+#include "predict_command.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
 #include "train_command.hpp"
@@ -19,6 +21,10 @@ int main(int argc, char** argv) {
   CLI::App* train = shardprop::cli::add_train_command(app, train_options);
   shardprop::cli::InfoOptions info_options;
   CLI::App* info = shardprop::cli::add_info_command(app, info_options);
+  shardprop::cli::EvaluateOptions evaluate_options;
+  CLI::App* evaluate = shardprop::cli::add_evaluate_command(app, evaluate_options);
+  shardprop::cli::PredictOptions predict_options;
+  CLI::App* predict = shardprop::cli::add_predict_command(app, predict_options);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -28,6 +34,8 @@ int main(int argc, char** argv) {
   try {
     if (train->parsed()) return shardprop::cli::run_train(train_options);
     if (info->parsed()) return shardprop::cli::run_info(info_options);
+    if (evaluate->parsed()) return shardprop::cli::run_evaluate(evaluate_options);
+    if (predict->parsed()) return shardprop::cli::run_predict(predict_options);
   } catch (const shardprop::Error& e) {
     std::fprintf(stderr, "shardprop: error: %s\n", e.what());
     return 1;
