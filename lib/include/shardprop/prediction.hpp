@@ -46,6 +46,9 @@ class PredictionCsvWriter {
  public:
   PredictionCsvWriter(const std::filesystem::path& path, const TrainedModel& model,
                       const PredictionCsvOptions& options = {});
+  // The writer keeps a reference to the model: a temporary would dangle.
+  PredictionCsvWriter(const std::filesystem::path& path, TrainedModel&& model,
+                      const PredictionCsvOptions& options = {}) = delete;
   ~PredictionCsvWriter();
   PredictionCsvWriter(const PredictionCsvWriter&) = delete;
   PredictionCsvWriter& operator=(const PredictionCsvWriter&) = delete;
