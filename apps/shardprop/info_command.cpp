@@ -1,17 +1,15 @@
-// `shardprop info`: loads the model through the public API (which validates the whole file)
-// and prints its architecture, size and the provenance the metadata records.
+// `shardprop info`: loads the model through the public API (which validates the whole file and
+// its metadata) and prints its architecture, size and the provenance the metadata records.
 #include "info_command.hpp"
 
 #include <cstdio>
 #include <filesystem>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
+#include <vector>
 
-#include "shardprop/checkpoint.hpp"
-#include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
+#include "shardprop/trained_model.hpp"
 
 namespace shardprop::cli {
 
@@ -33,27 +31,24 @@ std::string layer_text(const LayerSpec& layer) {
   return std::string(to_string(std::get<ActivationSpec>(layer).activation));
 }
 
-// A JSON array from the metadata, shortened for the terminal.
-std::string list_text(const std::string& json_text, std::size_t shown) {
-  const nlohmann::json list = nlohmann::json::parse(json_text, nullptr, false);
-  if (!list.is_array()) return json_text;
+// A list of names, shortened for the terminal.
+std::string list_text(const std::vector<std::string>& names, std::size_t shown) {
   std::string text;
-  for (std::size_t i = 0; i < list.size() && i < shown; ++i) {
-    text +=
-        (i > 0 ? ", " : "") + (list[i].is_string() ? list[i].get<std::string>() : list[i].dump());
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i) {
+    text += (i > 0 ? ", " : "") + names[i];
   }
-  if (list.size() > shown) text += ", ... (" + std::to_string(list.size()) + " in all)";
+  if (names.size() > shown) text += ", ... (" + std::to_string(names.size()) + " in all)";
   return text;
 }
 
 }  // namespace
 
 int run_info(const InfoOptions& o) {
-  const Model model = load_model(o.model);
-  const std::map<std::string, std::string> metadata = read_safetensors_metadata(o.model);
+  const TrainedModel file = load_trained_model(o.model);
+  const Model& model = file.model;
   auto meta = [&](const std::string& key) {
-    const auto found = metadata.find(key);
-    return found == metadata.end() ? std::string() : found->second;
+    const auto found = file.metadata.find(key);
+    return found == file.metadata.end() ? std::string() : found->second;
   };
   std::printf("file:        %s (%ju bytes), written by shardprop %s\n", o.model.c_str(),
               static_cast<std::uintmax_t>(std::filesystem::file_size(o.model)),
@@ -78,13 +73,18 @@ int run_info(const InfoOptions& o) {
     std::printf("trained on:  %s, %s epochs, seed %s\n", meta("shardprop.data").c_str(),
                 meta("shardprop.epochs").c_str(), meta("shardprop.seed").c_str());
   }
-  if (!meta("shardprop.targets").empty()) {
-    std::printf("targets:     %s\n", list_text(meta("shardprop.targets"), 8).c_str());
+  if (!file.feature_names.empty()) {
+    std::printf("features:    %s\n", list_text(file.feature_names, 8).c_str());
   }
-  if (!meta("shardprop.classes").empty()) {
-    std::printf("classes:     %s\n", list_text(meta("shardprop.classes"), 12).c_str());
+  if (!file.target_names.empty()) {
+    std::printf("targets:     %s\n", list_text(file.target_names, 8).c_str());
   }
-  std::printf("standardize: %s\n", meta("shardprop.standardization").empty()
+  if (!file.class_names.empty()) {
+    // Without recorded names the classes are the output indices.
+    std::printf("classes:     %s%s\n", list_text(file.class_names, 12).c_str(),
+                file.metadata.contains(kClassesKey) ? "" : " (no names recorded)");
+  }
+  std::printf("standardize: %s\n", file.standardization.empty()
                                        ? "no (features are used as they are)"
                                        : "yes (z-score statistics of the training data stored)");
   return 0;

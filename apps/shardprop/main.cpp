@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "evaluate_command.hpp"
 #include "info_command.hpp"
+#include "predict_command.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
 #include "train_command.hpp"
@@ -24,11 +26,17 @@ struct CommandLine {
   CLI::App* train = nullptr;
   shardprop::cli::InfoOptions info_options;
   CLI::App* info = nullptr;
+  shardprop::cli::EvaluateOptions evaluate_options;
+  CLI::App* evaluate = nullptr;
+  shardprop::cli::PredictOptions predict_options;
+  CLI::App* predict = nullptr;
 
   CommandLine() {
     app.set_version_flag("--version", shardprop::version());
     app.require_subcommand(1);
     train = shardprop::cli::add_train_command(app, train_options);
+    evaluate = shardprop::cli::add_evaluate_command(app, evaluate_options);
+    predict = shardprop::cli::add_predict_command(app, predict_options);
     info = shardprop::cli::add_info_command(app, info_options);
   }
 };
@@ -36,6 +44,8 @@ struct CommandLine {
 int run(CommandLine& line) {
   if (line.train->parsed()) return shardprop::cli::run_train(line.train_options, *line.train);
   if (line.info->parsed()) return shardprop::cli::run_info(line.info_options);
+  if (line.evaluate->parsed()) return shardprop::cli::run_evaluate(line.evaluate_options);
+  if (line.predict->parsed()) return shardprop::cli::run_predict(line.predict_options);
   return 0;
 }
 

@@ -10,18 +10,10 @@
 #include <string>
 #include <utility>
 
+#include "model_input.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop::cli {
-
-char parse_delimiter(const std::string& text) {
-  if (text == "tab" || text == "\\t") return '\t';
-  if (text.size() != 1 || text == "\"" || text == "\n" || text == "\r") {
-    throw Error("--delimiter must be one character other than a quote or a line break, got '" +
-                text + "'");
-  }
-  return text.front();
-}
 
 CsvOptions csv_options(const TrainOptions& o, Loss loss) {
   CsvOptions csv;

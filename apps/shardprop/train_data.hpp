@@ -22,7 +22,6 @@ struct TrainingData {
   bool streaming() const { return train_stream != nullptr; }
 };
 
-char parse_delimiter(const std::string& text);
 CsvOptions csv_options(const TrainOptions& options, Loss loss);
 bool should_stream(const TrainOptions& options);
 

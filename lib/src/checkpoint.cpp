@@ -301,9 +301,8 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
 json model_metadata(const Model& model, const std::map<std::string, std::string>& metadata) {
   json meta = json::object();
   for (const auto& [key, value] : metadata) {
-    if (key == kChecksumKey || key == kStateKey) {
-      throw Error("metadata key '" + key + "' is reserved for the library");
-    }
+    // The writer computes these itself; a caller passing back what it read gets them renewed.
+    if (key == kChecksumKey || key == kStateKey) continue;
     meta[key] = value;
   }
   meta["shardprop.model"] = spec_to_json(model.spec());

@@ -45,17 +45,19 @@ std::string cache_key(const std::filesystem::path& path, const CsvOptions& optio
   }
   const std::int64_t mtime_ns =
       static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
-  return json{{"file", std::filesystem::absolute(path).string()},
-              {"size", static_cast<std::int64_t>(info.st_size)},
-              {"mtime_ns", mtime_ns},
-              {"delimiter", std::string(1, options.delimiter)},
-              {"header", options.header},
-              {"targets", options.targets},
-              {"ignore", options.ignore},
-              {"target_kind", target_kind_name(options.target_kind)},
-              {"allow_non_finite", options.allow_non_finite},
-              {"version", version()}}
-      .dump();
+  json key{{"file", std::filesystem::absolute(path).string()},
+           {"size", static_cast<std::int64_t>(info.st_size)},
+           {"mtime_ns", mtime_ns},
+           {"delimiter", std::string(1, options.delimiter)},
+           {"header", options.header},
+           {"targets", options.targets},
+           {"ignore", options.ignore},
+           {"target_kind", target_kind_name(options.target_kind)},
+           {"allow_non_finite", options.allow_non_finite},
+           {"version", version()}};
+  // Only when set, so that the keys (and file names) of existing caches stay as they were.
+  if (!options.features.empty()) key["features"] = options.features;
+  return key.dump();
 }
 
 std::uint64_t fnv1a(const std::string& text) {
@@ -152,6 +154,8 @@ std::filesystem::path csv_cache_path(const std::filesystem::path& path, const Cs
 
 Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options,
                         const std::filesystem::path& cache_directory) {
+  // The cache format holds at least one target per row.
+  if (options.no_target) return read_csv(path, options);
   const std::string key = cache_key(path, options);
   const std::filesystem::path cache = csv_cache_path(path, options, cache_directory);
   Dataset data;

@@ -114,7 +114,7 @@ std::string FaultReport::message(const CsvFault& fault) const {
 
 // The header (or, without one, the first data record, for its field count).
 FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
-                              bool header) {
+                              bool header, bool needs_target) {
   FirstRecord first;
   const char* const end = text.data() + text.size();
   bool blank = false;
@@ -152,16 +152,19 @@ FirstRecord read_first_record(std::string_view text, const std::string& file, ch
     throw Error(file +
                 (header ? ":1: the header line is blank" : ":1: blank line inside the data"));
   }
-  if (first.fields.size() < 2) {
+  if (first.fields.size() < 2 && needs_target) {
     throw Error(file + (header ? ":1: the header has 1 column" : ":1: the first line has 1 field") +
                 "; at least one feature and one target are needed");
   }
   return first;
 }
 
-// A column by header name or by 0-based index; `target` says which list it is from, for messages.
+// Which option list a column name comes from, for messages.
+enum class ColumnList { target, ignore, feature };
+
+// A column by header name or by 0-based index.
 static std::size_t resolve_column(const std::string& wanted, const std::vector<std::string>& names,
-                                  const std::string& file, bool target) {
+                                  const std::string& file, ColumnList list) {
   std::size_t found = kNone;
   for (std::size_t c = 0; c < names.size(); ++c) {
     if (names[c] != wanted) continue;
@@ -178,13 +181,19 @@ static std::size_t resolve_column(const std::string& wanted, const std::vector<s
   const auto [ptr, ec] = std::from_chars(first, last, index);
   if (ec == std::errc() && ptr == last && !wanted.empty()) {
     if (index < 0 || static_cast<unsigned long long>(index) >= names.size()) {
-      throw Error(file + (target ? ": target column index " : ": ignored column index ") + wanted +
-                  " is out of range (" + std::to_string(names.size()) + " columns)");
+      const char* what = list == ColumnList::target   ? ": target column index "
+                         : list == ColumnList::ignore ? ": ignored column index "
+                                                      : ": feature column index ";
+      throw Error(file + what + wanted + " is out of range (" + std::to_string(names.size()) +
+                  " columns)");
     }
     return static_cast<std::size_t>(index);
   }
+  if (list == ColumnList::feature) {
+    throw Error(file + ": the feature column '" + wanted + "' is missing from the header");
+  }
   throw Error(file + ": no column named '" + wanted + "' in the header" +
-              (target ? "" : " (ignore list)"));
+              (list == ColumnList::target ? "" : " (ignore list)"));
 }
 
 std::string column_label(std::size_t column, const std::vector<std::string>& names) {
@@ -195,10 +204,13 @@ std::string column_label(std::size_t column, const std::vector<std::string>& nam
 CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
                        const std::string& file, Dataset& data) {
   const std::size_t columns = names.size();
+  if (options.no_target && !options.targets.empty()) {
+    throw Error(file + ": target columns were given for a read without a target");
+  }
   std::vector<std::size_t> targets;
-  if (options.targets.empty()) targets.push_back(columns - 1);
+  if (options.targets.empty() && !options.no_target) targets.push_back(columns - 1);
   for (const std::string& wanted : options.targets) {
-    const std::size_t column = resolve_column(wanted, names, file, true);
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::target);
     if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
       throw Error(file + ": " + column_label(column, names) + " is listed twice as a target");
     }
@@ -206,11 +218,27 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
   }
   std::vector<char> ignored(columns, 0);
   for (const std::string& wanted : options.ignore) {
-    const std::size_t column = resolve_column(wanted, names, file, false);
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::ignore);
     if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
       throw Error(file + ": " + column_label(column, names) + " is both a target and ignored");
     }
     ignored[column] = 1;
+  }
+  // An explicit feature list: its columns in its order; every other non-target column is skipped.
+  std::vector<std::size_t> listed_features;
+  for (const std::string& wanted : options.features) {
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::feature);
+    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is both a target and a feature");
+    }
+    if (ignored[column] != 0) {
+      throw Error(file + ": " + column_label(column, names) + " is both a feature and ignored");
+    }
+    if (std::find(listed_features.begin(), listed_features.end(), column) !=
+        listed_features.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is listed twice as a feature");
+    }
+    listed_features.push_back(column);
   }
   const auto ignored_count =
       static_cast<std::size_t>(std::count(ignored.begin(), ignored.end(), 1));
@@ -219,7 +247,7 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
                 " columns; targets: " + std::to_string(targets.size()) +
                 ", ignored: " + std::to_string(ignored_count) + ")");
   }
-  if (options.target_kind == TargetKind::classes && targets.size() != 1) {
+  if (options.target_kind == TargetKind::classes && !options.no_target && targets.size() != 1) {
     throw Error(file + ": class labels need exactly one target column, " +
                 std::to_string(targets.size()) + " were given");
   }
@@ -240,8 +268,13 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
     data.target_names.push_back(names[targets[t]]);
   }
   std::int32_t features = 0;
-  for (std::size_t c = 0; c < columns; ++c) {
+  for (std::size_t c = 0; c < columns && listed_features.empty(); ++c) {
     if (ignored[c] != 0 || layout.roles[c] != ColumnRole::ignored) continue;
+    layout.roles[c] = ColumnRole::feature;
+    layout.slots[c] = features++;
+    data.feature_names.push_back(names[c]);
+  }
+  for (const std::size_t c : listed_features) {
     layout.roles[c] = ColumnRole::feature;
     layout.slots[c] = features++;
     data.feature_names.push_back(names[c]);

@@ -53,9 +53,10 @@ struct FirstRecord {
   std::size_t end = 0;  // offset of the next record
 };
 
-// The header (or, without one, the first data record, for its field count).
+// The header (or, without one, the first data record, for its field count). At least two
+// columns (a feature and a target) unless needs_target is false.
 FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
-                              bool header);
+                              bool header, bool needs_target = true);
 
 std::string column_label(std::size_t column, const std::vector<std::string>& names);
 

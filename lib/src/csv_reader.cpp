@@ -74,7 +74,8 @@ Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options) {
                 (options.header ? ": empty file (a header line is required)" : ": empty file"));
   }
 
-  const FirstRecord first = read_first_record(text, file, delimiter, options.header);
+  const FirstRecord first =
+      read_first_record(text, file, delimiter, options.header, !options.no_target);
   std::vector<std::string> names = first.fields;
   if (!options.header) {
     for (std::size_t c = 0; c < names.size(); ++c) names[c] = std::to_string(c);

@@ -141,8 +141,9 @@ struct CsvStream::State {
         want *= 2;
         continue;
       }
-      const detail::FirstRecord first = detail::read_first_record(
-          text.substr(0, eof ? records : text.size()), file, options.delimiter, options.header);
+      const detail::FirstRecord first =
+          detail::read_first_record(text.substr(0, eof ? records : text.size()), file,
+                                    options.delimiter, options.header, !options.no_target);
       names = first.fields;
       if (!options.header) {
         for (std::size_t c = 0; c < names.size(); ++c) names[c] = std::to_string(c);
@@ -245,7 +246,7 @@ struct CsvStream::State {
       const auto found = class_index.find(text);
       if (found == class_index.end()) {
         throw Error(report.location(at, label_column) + "class label '" + text +
-                    "' is not one of the stream's classes");
+                    "' is not one of the " + std::to_string(class_names.size()) + " known classes");
       }
       chunk.targets[r * static_cast<std::size_t>(chunk.target_width)] = found->second;
     }

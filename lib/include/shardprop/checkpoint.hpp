@@ -14,7 +14,9 @@ namespace shardprop {
 
 // Writes every tensor of the model (float32, little-endian) plus string metadata under
 // "__metadata__" (the model spec is always stored as "shardprop.model", and a CRC-32 of the
-// tensor data as "shardprop.checksum", which every loader verifies).
+// tensor data as "shardprop.checksum", which every loader verifies). Values given for
+// "shardprop.checksum" and "shardprop.state" are replaced by the writer's own (so metadata
+// read from one file can be passed when writing another).
 void save_safetensors(const Model& model, const std::filesystem::path& path,
                       const std::map<std::string, std::string>& metadata = {});
 

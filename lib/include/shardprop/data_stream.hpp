@@ -29,7 +29,8 @@ class DataStream {
 // and messages as read_csv (line numbers count from the start of the file). Class labels need
 // the whole label set up front, since a stream cannot sort labels it has not seen: pass
 // `class_names` (from collect_class_names, or the training set's) and the target is read as
-// labels; without them an automatic target is read as numbers.
+// labels; without them an automatic target is read as numbers. With CsvOptions::no_target the
+// chunks have no targets (target_width 0), as prediction input needs.
 class CsvStream final : public DataStream {
  public:
   static constexpr std::size_t kDefaultBlockBytes = std::size_t{64} << 20;

@@ -51,6 +51,14 @@ struct CsvOptions {
   std::vector<std::string> targets;
   // Columns to skip, by header name or 0-based index.
   std::vector<std::string> ignore;
+  // The feature columns, by header name or 0-based index, in this order (for a trained model's
+  // features, which another file may hold in another order). Every column that is neither a
+  // listed feature nor a target is then skipped. Empty: every column that is not a target or
+  // ignored is a feature, in file order.
+  std::vector<std::string> features;
+  // No target column (prediction input): the dataset's target_width is 0 and its targets are
+  // empty. `targets` must then be empty; a file may have a single (feature) column.
+  bool no_target = false;
   TargetKind target_kind = TargetKind::automatic;
   // Accept nan/inf tokens in feature columns (they are rejected by default).
   bool allow_non_finite = false;
@@ -68,7 +76,7 @@ Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options = 
 // file's directory) as ".NAME.HASH.spcache", keyed by the CSV's size and modification time, the
 // parse options and the library version. A later call with the same key reads the cache
 // (memory-mapped) instead of parsing. The cache is written atomically; a missing, stale or
-// damaged cache file is rebuilt, never trusted.
+// damaged cache file is rebuilt, never trusted. A no_target read is not cached (it is read_csv).
 Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options = {},
                         const std::filesystem::path& cache_directory = {});
 // The cache file read_csv_cached uses for these arguments.

@@ -1,0 +1,24 @@
+// `shardprop evaluate`: the quality of a trained model on a labelled CSV, as a table or JSON.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace shardprop::cli {
+
+struct EvaluateOptions {
+  std::string model;
+  std::string data;
+  std::vector<std::string> targets;  // empty: the model's recorded target columns
+  std::string delimiter = ",";
+  bool no_header = false;
+  int threads = 0;
+  bool json = false;
+};
+
+CLI::App* add_evaluate_command(CLI::App& app, EvaluateOptions& options);
+int run_evaluate(const EvaluateOptions& options);
+
+}  // namespace shardprop::cli

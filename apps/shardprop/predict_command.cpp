@@ -1,0 +1,73 @@
+// `shardprop predict`. Block by block: read rows (CsvStream), predict and append their lines
+// (PredictionCsvWriter, which writes a temporary file renamed over --output only at the end).
+#include "predict_command.hpp"
+
+#include <tbb/task_arena.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "model_input.hpp"
+#include "shardprop/dataset.hpp"
+#include "shardprop/prediction.hpp"
+#include "shardprop/trained_model.hpp"
+
+namespace shardprop::cli {
+
+CLI::App* add_predict_command(CLI::App& app, PredictOptions& o) {
+  CLI::App* cmd = app.add_subcommand("predict", "Predict every row of a CSV file with a model");
+  cmd->add_option("--model", o.model, "Weights file written by shardprop train --out")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--data", o.data,
+                  "Input CSV; the model's feature columns are found by header name, other "
+                  "columns (an id, the target) are ignored")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--output", o.output,
+                  "Write the predictions here (CSV, replaced atomically; untouched on error)")
+      ->required();
+  cmd->add_flag("--probabilities", o.probabilities,
+                "Classifiers: xent prints the class, then one probability column per class; "
+                "bce prints probabilities instead of 0/1");
+  cmd->add_option("--delimiter", o.delimiter,
+                  "Field delimiter of the input, and of the output: one character, or 'tab'")
+      ->capture_default_str();
+  cmd->add_flag("--no-header", o.no_header,
+                "The first line is data; the first N columns are the model's N features");
+  cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  return cmd;
+}
+
+namespace {
+
+int predict(const PredictOptions& o) {
+  const TrainedModel trained = load_trained_model(o.model);
+  CsvOptions csv;
+  csv.delimiter = parse_delimiter(o.delimiter);
+  csv.header = !o.no_header;
+  csv.no_target = true;
+  const std::unique_ptr<CsvStream> stream = open_model_input(trained, o.data, csv);
+  PredictionCsvOptions format;
+  format.delimiter = csv.delimiter;
+  format.probabilities = o.probabilities;
+  PredictionCsvWriter writer(o.output, trained, format);
+  Dataset block;
+  while (stream->next(block)) writer.write(block.features);
+  writer.commit();
+  std::printf("wrote %lld predictions to %s\n", static_cast<long long>(writer.rows_written()),
+              o.output.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int run_predict(const PredictOptions& o) {
+  // The library runs in the caller's arena: here is where the thread count is decided.
+  tbb::task_arena arena(o.threads > 0 ? o.threads : tbb::task_arena::automatic);
+  return arena.execute([&] { return predict(o); });
+}
+
+}  // namespace shardprop::cli

@@ -1,0 +1,23 @@
+// `shardprop predict`: a trained model's predictions for every row of a CSV, written atomically.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace shardprop::cli {
+
+struct PredictOptions {
+  std::string model;
+  std::string data;
+  std::string output;
+  bool probabilities = false;
+  std::string delimiter = ",";
+  bool no_header = false;
+  int threads = 0;
+};
+
+CLI::App* add_predict_command(CLI::App& app, PredictOptions& options);
+int run_predict(const PredictOptions& options);
+
+}  // namespace shardprop::cli

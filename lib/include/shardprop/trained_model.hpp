@@ -1,0 +1,47 @@
+// What a weights file written by `shardprop train` says beyond its tensors: the feature and
+// target columns, the class names and the feature standardization, read and checked in one
+// place so that callers need not parse metadata themselves. Leaves out writing (the trainer's
+// caller builds the metadata) and the tensors' own format (checkpoint.hpp).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "shardprop/dataset.hpp"
+#include "shardprop/model.hpp"
+
+namespace shardprop {
+
+// Metadata keys (string values holding JSON) that describe how the model was trained: arrays of
+// names, and {"mean": [...], "scale": [...]} for the standardization.
+inline constexpr const char* kFeaturesKey = "shardprop.features";
+inline constexpr const char* kTargetsKey = "shardprop.targets";
+inline constexpr const char* kClassesKey = "shardprop.classes";
+inline constexpr const char* kStandardizationKey = "shardprop.standardization";
+
+struct TrainedModel {
+  Model model;
+  // The CSV columns the model reads, in input order (empty when the file does not say).
+  std::vector<std::string> feature_names;
+  // The target columns: one for xent (the class label column), outputs() otherwise (empty when
+  // the file does not say).
+  std::vector<std::string> target_names;
+  // xent: class index i is class_names[i], one per output. The file's list, or "0", "1", ...
+  // when it has none. Empty for mse and bce.
+  std::vector<std::string> class_names;
+  // Apply to raw features before Model::predict; empty when the model was trained on raw ones.
+  Standardization standardization;
+  // Every string metadata entry of the file, including keys this library does not know.
+  std::map<std::string, std::string> metadata;
+};
+
+// load_model(path) plus the metadata above, validated: each key that is present must be valid
+// JSON of the documented shape, feature names as many as the model's inputs and distinct, target
+// names 1 (xent) or outputs() many, class names (xent only) one per output and distinct, and a
+// standardization with one finite mean and one finite positive scale per input. Throws Error
+// naming the file and the key (or, from load_model, the tensor).
+TrainedModel load_trained_model(const std::filesystem::path& path);
+
+}  // namespace shardprop

@@ -1,0 +1,127 @@
+// load_trained_model: the model from load_model, then each metadata key parsed and checked
+// against the model's shape. Unknown keys are kept, never rejected.
+#include "shardprop/trained_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "shardprop/checkpoint.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop {
+namespace {
+
+using nlohmann::json;
+
+// Errors about one metadata entry: "FILE: metadata 'KEY': what".
+struct MetadataEntry {
+  const std::string& file;
+  const char* key;
+  const std::string& text;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(file + ": metadata '" + std::string(key) + "': " + what);
+  }
+
+  json parse() const {
+    json value = json::parse(text, nullptr, false);
+    if (value.is_discarded()) fail("not valid JSON");
+    return value;
+  }
+
+  // `rule` says why `expected` names, for the message.
+  std::vector<std::string> names(std::size_t expected, const std::string& rule) const {
+    const json value = parse();
+    if (!value.is_array()) fail("expected a JSON array of strings");
+    std::vector<std::string> names;
+    for (const json& name : value) {
+      if (!name.is_string()) fail("expected a JSON array of strings, found " + name.dump());
+      names.push_back(name.get<std::string>());
+    }
+    if (names.size() != expected) {
+      fail(std::to_string(names.size()) + " names, expected " + std::to_string(expected) + " (" +
+           rule + ")");
+    }
+    return names;
+  }
+
+  void check_distinct(const std::vector<std::string>& names) const {
+    std::set<std::string> seen;
+    for (const std::string& name : names) {
+      if (!seen.insert(name).second) fail("the name '" + name + "' appears twice");
+    }
+  }
+
+  std::vector<float> numbers(const json& object, const char* member, std::size_t expected) const {
+    const std::string where = std::string("'") + member + "'";
+    if (!object.contains(member) || !object[member].is_array()) {
+      fail("expected an array " + where);
+    }
+    std::vector<float> values;
+    for (const json& value : object[member]) {
+      if (!value.is_number()) fail(where + " holds " + value.dump() + ", not a number");
+      values.push_back(value.get<float>());
+      if (!std::isfinite(values.back())) fail(where + " holds a value that is not finite");
+    }
+    if (values.size() != expected) {
+      fail(where + " has " + std::to_string(values.size()) + " values, the model has " +
+           std::to_string(expected) + " inputs");
+    }
+    return values;
+  }
+};
+
+}  // namespace
+
+TrainedModel load_trained_model(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  TrainedModel trained{load_model(path), {}, {}, {}, {}, read_safetensors_metadata(path)};
+  const Model& model = trained.model;
+  const auto inputs = static_cast<std::size_t>(model.inputs());
+  const auto outputs = static_cast<std::size_t>(model.outputs());
+  const bool classifier = model.spec().loss == Loss::xent;
+  auto entry = [&](const std::string& key) -> const std::string* {
+    const auto found = trained.metadata.find(key);
+    return found == trained.metadata.end() ? nullptr : &found->second;
+  };
+
+  if (const std::string* text = entry(kFeaturesKey)) {
+    const MetadataEntry e{file, kFeaturesKey, *text};
+    trained.feature_names = e.names(inputs, "one per model input");
+    e.check_distinct(trained.feature_names);
+  }
+  if (const std::string* text = entry(kTargetsKey)) {
+    const MetadataEntry e{file, kTargetsKey, *text};
+    trained.target_names = classifier ? e.names(1, "a classifier has one label column")
+                                      : e.names(outputs, "one per model output");
+  }
+  if (const std::string* text = entry(kClassesKey)) {
+    const MetadataEntry e{file, kClassesKey, *text};
+    if (!classifier) {
+      e.fail("class names for a model with the " + std::string(to_string(model.spec().loss)) +
+             " loss, which has no classes");
+    }
+    trained.class_names = e.names(outputs, "one per model output");
+    e.check_distinct(trained.class_names);
+  } else if (classifier) {
+    for (std::size_t k = 0; k < outputs; ++k) trained.class_names.push_back(std::to_string(k));
+  }
+  if (const std::string* text = entry(kStandardizationKey)) {
+    const MetadataEntry e{file, kStandardizationKey, *text};
+    const json value = e.parse();
+    if (!value.is_object()) e.fail("expected a JSON object {\"mean\": [...], \"scale\": [...]}");
+    trained.standardization.mean = e.numbers(value, "mean", inputs);
+    trained.standardization.scale = e.numbers(value, "scale", inputs);
+    const auto& scale = trained.standardization.scale;
+    if (std::any_of(scale.begin(), scale.end(), [](float s) { return !(s > 0.0f); })) {
+      e.fail("'scale' holds a value that is not positive");
+    }
+  }
+  return trained;
+}
+
+}  // namespace shardprop
