@@ -23,6 +23,7 @@
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
+#include "shardprop/trained_model.hpp"
 #include "shardprop/trainer.hpp"
 #include "shardprop/version.hpp"
 #include "train_data.hpp"
@@ -237,21 +238,11 @@ int run_train(TrainOptions o, const CLI::App& command) {
         json::parse(metadata_value(meta, "shardprop.train_options", o.resume), nullptr, false);
     apply_stored_options(o, stored, command, o.resume);
     run = run_state_from(metadata_value(meta, "shardprop.run", o.resume), o.resume);
-    if (const auto c = meta.find("shardprop.classes"); c != meta.end()) {
-      const json classes = json::parse(c->second, nullptr, false);
-      if (!classes.is_array())
-        throw Error(o.resume + ": metadata 'shardprop.classes' is malformed");
-      stored_data.class_names = classes.get<std::vector<std::string>>();
-    }
-    if (const auto z = meta.find("shardprop.standardization"); z != meta.end()) {
-      const json j = json::parse(z->second, nullptr, false);
-      if (!j.is_object() || !j.contains("mean") || !j.contains("scale")) {
-        throw Error(o.resume + ": metadata 'shardprop.standardization' is malformed");
-      }
-      Standardization s;
-      s.mean = j["mean"].get<std::vector<float>>();
-      s.scale = j["scale"].get<std::vector<float>>();
-      stored_data.standardization = std::move(s);
+    // The label order and standardization the weights were trained with, validated.
+    TrainedModel trained = load_trained_model(o.resume);
+    stored_data.class_names = std::move(trained.class_names);
+    if (!trained.standardization.empty()) {
+      stored_data.standardization = std::move(trained.standardization);
     }
   }
   if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
@@ -287,11 +278,10 @@ int run_train(TrainOptions o, const CLI::App& command) {
   std::unique_ptr<MetricsLog> metrics;
   if (!o.metrics.empty()) metrics = std::make_unique<MetricsLog>(o.metrics, resuming);
 
-  std::map<std::string, std::string> base_metadata{
-      {"shardprop.data", o.data},
-      {"shardprop.features", json(shape.feature_names).dump()},
-      {"shardprop.targets", json(shape.target_names).dump()},
-      {"shardprop.train_options", to_json(o).dump()}};
+  std::map<std::string, std::string> base_metadata{{"shardprop.data", o.data},
+                                                   {kFeaturesKey, json(shape.feature_names).dump()},
+                                                   {kTargetsKey, json(shape.target_names).dump()},
+                                                   {"shardprop.train_options", to_json(o).dump()}};
   if (!shape.class_names.empty())
     base_metadata["shardprop.classes"] = json(shape.class_names).dump();
   if (!data.standardization.empty()) {
