@@ -480,8 +480,8 @@ TEST_CASE("info describes a weights file and rejects a damaged one", "[cli][info
   const Run info = run_cli(f.dir, {"info", "m.st"});
   CAPTURE(info.out, info.err);
   REQUIRE(info.exit_code == 0);
-  CHECK_THAT(info.out, Contains("2 inputs -> dense(8) batchnorm relu dense(4) batchnorm relu "
-                                "dense(2) -> 2 outputs; loss xent"));
+  CHECK_THAT(info.out, Contains("2 inputs -> dense(8) bn relu dense(4) bn relu dense(2) -> 2 "
+                                "outputs; loss xent"));
   // 8·2+8 + 8+8 (γ, β) + 4·8+4 + 4+4 + 2·4+2 trained values.
   CHECK_THAT(info.out, Contains("94 trained"));
   CHECK_THAT(info.out, Contains("1.num_batches_tracked    I64 []"));

@@ -21,16 +21,6 @@ CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
 
 namespace {
 
-std::string layer_text(const LayerSpec& layer) {
-  if (const auto* d = std::get_if<DenseSpec>(&layer))
-    return "dense(" + std::to_string(d->units) + ")";
-  if (std::holds_alternative<BatchNormSpec>(layer)) return "batchnorm";
-  if (const auto* d = std::get_if<DropoutSpec>(&layer)) {
-    return "dropout(" + std::to_string(d->rate) + ")";
-  }
-  return std::string(to_string(std::get<ActivationSpec>(layer).activation));
-}
-
 // A list of names, shortened for the terminal.
 std::string list_text(const std::vector<std::string>& names, std::size_t shown) {
   std::string text;
@@ -54,7 +44,7 @@ int run_info(const InfoOptions& o) {
               static_cast<std::uintmax_t>(std::filesystem::file_size(o.model)),
               meta("shardprop.version").c_str());
   std::printf("model:       %d inputs ->", model.inputs());
-  for (const LayerSpec& layer : model.spec().layers) std::printf(" %s", layer_text(layer).c_str());
+  std::printf(" %s", format_layers(model.spec().layers).c_str());
   std::printf(" -> %d outputs; loss %s\n", model.outputs(),
               std::string(to_string(model.spec().loss)).c_str());
   std::size_t trained = 0;

@@ -1,0 +1,83 @@
+// The metrics file: JSON Lines written with nlohmann::json, one flushed line per epoch.
+#include "metrics_log.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <system_error>
+
+#include "shardprop/error.hpp"
+
+namespace shardprop::cli {
+
+namespace {
+
+std::string failure(const std::filesystem::path& path, const std::string& what, int error) {
+  return "metrics file " + path.string() + ": " + what + ": " + std::strerror(error);
+}
+
+// The size of the file up to and including its last newline: what is left after dropping a
+// line that a crash cut short.
+std::uintmax_t complete_lines_size(const std::filesystem::path& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) throw Error(failure(path, "cannot read", errno));
+  std::uintmax_t size = 0;
+  std::uintmax_t offset = 0;
+  char buffer[4096];
+  for (;;) {
+    const std::size_t count = std::fread(buffer, 1, sizeof buffer, file);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (buffer[i] == '\n') size = offset + i + 1;
+    }
+    offset += count;
+    if (count < sizeof buffer) break;
+  }
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) throw Error(failure(path, "cannot read", EIO));
+  return size;
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::filesystem::path& path, bool append) : path_(path) {
+  std::error_code error;
+  if (append && std::filesystem::is_regular_file(path, error)) {
+    const std::uintmax_t keep = complete_lines_size(path);
+    if (keep != std::filesystem::file_size(path, error)) {
+      std::filesystem::resize_file(path, keep, error);
+      if (error) throw Error(failure(path, "cannot drop its incomplete last line", error.value()));
+    }
+  }
+  file_.reset(std::fopen(path.c_str(), append ? "ab" : "wb"));
+  if (!file_) throw Error(failure(path, "cannot open for writing", errno));
+}
+
+void MetricsLog::write(const EpochSummary& s) {
+  // Ordered so that the file reads in the same order as the epoch line.
+  nlohmann::ordered_json line;
+  line["epoch"] = s.epoch;
+  line["epochs"] = s.epochs;
+  line["restart"] = s.restart;
+  line["train_loss"] = s.train_loss;
+  line["val_loss"] = s.has_validation ? nlohmann::ordered_json(s.validation_loss) : nullptr;
+  if (s.regression) {
+    line["rmse"] = s.rmse;
+  } else {
+    line["accuracy"] = s.accuracy;
+  }
+  line["samples_per_second"] = s.samples_per_second;
+  line["epoch_seconds"] = s.epoch_seconds;
+  line["elapsed_seconds"] = s.elapsed_seconds;
+  line["learning_rate"] = s.learning_rate;
+  line["gradient_norm"] = s.gradient_norm >= 0 ? nlohmann::ordered_json(s.gradient_norm) : nullptr;
+  const std::string text = line.dump() + '\n';
+  errno = 0;
+  if (std::fwrite(text.data(), 1, text.size(), file_.get()) != text.size() ||
+      std::fflush(file_.get()) != 0) {
+    throw Error(failure(path_, "cannot write", errno != 0 ? errno : EIO));
+  }
+}
+
+}  // namespace shardprop::cli
