@@ -52,7 +52,9 @@ struct TrainFixture {
     Args args{"train"};
     const Args defaults{"--data",       "train.csv", "--layers", "8",
                         "--batch-size", "16",        "--lr",     "0.2"};
+    const bool spec = std::find(extra.begin(), extra.end(), "--spec") != extra.end();
     for (std::size_t i = 0; i < defaults.size(); i += 2) {
+      if (spec && defaults[i] == "--layers") continue;
       if (std::find(extra.begin(), extra.end(), defaults[i]) == extra.end()) {
         args.insert(args.end(), {defaults[i], defaults[i + 1]});
       }
@@ -400,8 +402,7 @@ TEST_CASE("loss auto reads labels as classes and numbers as a regression target"
   CHECK_THAT(numbers.out, Contains("rmse"));
 }
 
-TEST_CASE("the metrics file has one JSON line per epoch and a resumed run appends to it",
-          "[cli][metrics]") {
+TEST_CASE("the metrics file has one JSON line per epoch, also after a resume", "[cli][metrics]") {
   TrainFixture f;
   REQUIRE(f.train({"--epochs", "4", "--checkpoint-every", "2", "--out", "m.st", "--metrics",
                    "log.jsonl"})
@@ -418,7 +419,8 @@ TEST_CASE("the metrics file has one JSON line per epoch and a resumed run append
   REQUIRE(run_cli(f.dir,
                   {"train", "--resume", "m.epoch-000002.safetensors", "--metrics", "resumed.jsonl"})
               .exit_code == 0);
-  CHECK(epochs_in("resumed.jsonl") == std::vector<int>{1, 2, 3, 4, 3, 4});
+  // Epochs 3 and 4 are trained again: their old lines are replaced, not repeated.
+  CHECK(epochs_in("resumed.jsonl") == std::vector<int>{1, 2, 3, 4});
 }
 
 TEST_CASE("contradictory options are usage errors with exit status 2", "[cli]") {
@@ -435,4 +437,53 @@ TEST_CASE("contradictory options are usage errors with exit status 2", "[cli]") 
   CAPTURE(run.err);
   CHECK(run.exit_code == 2);
   CHECK_THAT(run.err, Contains(message));
+}
+
+TEST_CASE("a layer spec builds the stack it describes, with PyTorch's sequential tensor names",
+          "[cli][spec]") {
+  TrainFixture f;
+  const Run run = f.train({"--spec", "dense(6) bn relu dropout(0.25) dense(4) tanh dense(2)",
+                           "--epochs", "2", "--out", "s.st"});
+  CAPTURE(run.out, run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.out, Contains("dense(6) bn relu dropout(0.25) dense(4) tanh dense(2)"));
+  const shardprop::Model model = shardprop::load_model(f.dir / "s.st");
+  std::vector<std::string> names;
+  for (const shardprop::TensorInfo& t : model.tensors()) names.push_back(t.name);
+  CHECK(names == std::vector<std::string>{
+                     "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+                     "1.num_batches_tracked", "4.weight", "4.bias", "6.weight", "6.bias"});
+  SECTION("a spec whose output width does not fit the data names both") {
+    const Run bad = f.train({"--spec", "dense(6) relu dense(3)", "--epochs", "1"});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Contains("3 outputs") && Contains("needs 2"));
+  }
+  SECTION("a syntax error names its column") {
+    const Run bad = f.train({"--spec", "dense(6) rleu dense(2)", "--epochs", "1"});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Contains("column 10") && Contains("rleu"));
+  }
+}
+
+TEST_CASE("the dropout option puts a dropout layer after each hidden activation and changes training",
+          "[cli][dropout]") {
+  TrainFixture f;
+  REQUIRE(f.train({"--layers", "8,8", "--dropout", "0.3", "--epochs", "2", "--out", "d.st"})
+              .exit_code == 0);
+  REQUIRE(f.train({"--layers", "8,8", "--epochs", "2", "--out", "plain.st"}).exit_code == 0);
+  const shardprop::Model model = shardprop::load_model(f.dir / "d.st");
+  CHECK(shardprop::format_layers(model.spec().layers) ==
+        "dense(8) relu dropout(0.3) dense(8) relu dropout(0.3) dense(2)");
+  const shardprop::Model plain = shardprop::load_model(f.dir / "plain.st");
+  REQUIRE(model.parameters().size() == plain.parameters().size());
+  CHECK(std::memcmp(model.parameters().data(), plain.parameters().data(),
+                    model.parameters().size_bytes()) != 0);
+  SECTION("and results still do not depend on the thread count") {
+    for (const char* threads : {"1", "2"}) {
+      REQUIRE(f.train({"--layers", "8,8", "--dropout", "0.3", "--epochs", "2", "--shards", "3",
+                       "--threads", threads, "--out", std::string("t") + threads + ".st"})
+                  .exit_code == 0);
+    }
+    CHECK(read_bytes(f.dir / "t1.st") == read_bytes(f.dir / "t2.st"));
+  }
 }

@@ -54,6 +54,54 @@ MetricsLog::MetricsLog(const std::filesystem::path& path, bool append) : path_(p
   if (!file_) throw Error(failure(path, "cannot open for writing", errno));
 }
 
+namespace {
+
+// The size of the file up to the first line that comes after (restart, epoch), or that is not
+// a complete JSON object: what a resumed run keeps.
+std::uintmax_t lines_through(const std::filesystem::path& path, int restart, int epoch) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) throw Error(failure(path, "cannot read", errno));
+  std::string text;
+  char buffer[4096];
+  for (std::size_t count; (count = std::fread(buffer, 1, sizeof buffer, file)) > 0;) {
+    text.append(buffer, count);
+  }
+  std::fclose(file);
+  std::uintmax_t keep = 0;
+  for (std::size_t begin = 0; begin < text.size();) {
+    const std::size_t end = text.find('\n', begin);
+    if (end == std::string::npos) break;
+    const auto line =
+        nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(begin),
+                              text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+    if (!line.is_object() || !line.value("restart", nlohmann::json()).is_number_integer() ||
+        !line.value("epoch", nlohmann::json()).is_number_integer()) {
+      break;
+    }
+    const int r = line["restart"].get<int>();
+    const int e = line["epoch"].get<int>();
+    if (r > restart || (r == restart && e > epoch)) break;
+    keep = end + 1;
+    begin = end + 1;
+  }
+  return keep;
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::filesystem::path& path, int restart, int epoch) : path_(path) {
+  std::error_code error;
+  if (std::filesystem::is_regular_file(path, error)) {
+    const std::uintmax_t keep = lines_through(path, restart, epoch);
+    if (keep != std::filesystem::file_size(path, error)) {
+      std::filesystem::resize_file(path, keep, error);
+      if (error) throw Error(failure(path, "cannot drop the epochs trained again", error.value()));
+    }
+  }
+  file_.reset(std::fopen(path.c_str(), "ab"));
+  if (!file_) throw Error(failure(path, "cannot open for writing", errno));
+}
+
 void MetricsLog::write(const EpochSummary& s) {
   // Ordered so that the file reads in the same order as the epoch line.
   nlohmann::ordered_json line;

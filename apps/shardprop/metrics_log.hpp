@@ -17,6 +17,11 @@ class MetricsLog {
   // naming the file if it cannot be opened.
   MetricsLog(const std::filesystem::path& path, bool append);
 
+  // --resume from restart `restart` (0-based) after epoch `epoch`: continue the file, first
+  // dropping the lines of epochs the resumed run trains again (those after that point, left by
+  // the interrupted run), so the file again has one line per epoch of the run.
+  MetricsLog(const std::filesystem::path& path, int restart, int epoch);
+
   // Writes the epoch's line and flushes it to the operating system, so a crash of the process
   // loses at most the line being written. Throws Error naming the file on a write failure.
   void write(const EpochSummary& s);

@@ -276,7 +276,19 @@ int run_train(TrainOptions o, const CLI::App& command) {
   const bool several = o.restarts > 1;
   PeriodicCheckpoints periodic(o, several);
   std::unique_ptr<MetricsLog> metrics;
-  if (!o.metrics.empty()) metrics = std::make_unique<MetricsLog>(o.metrics, resuming);
+  if (!o.metrics.empty()) {
+    if (resuming) {
+      // Epochs after the checkpoint are trained again: their old lines go.
+      const std::map<std::string, std::string> meta = read_safetensors_metadata(o.resume);
+      const int epochs = std::stoi(metadata_value(meta, "shardprop.epochs", o.resume));
+      const bool fresh_restart = run.weights_restart != run.restart && !run.restarts_done;
+      metrics = fresh_restart
+                    ? std::make_unique<MetricsLog>(o.metrics, run.restart - 1, o.epochs)
+                    : std::make_unique<MetricsLog>(o.metrics, run.weights_restart, epochs);
+    } else {
+      metrics = std::make_unique<MetricsLog>(o.metrics, false);
+    }
+  }
 
   std::map<std::string, std::string> base_metadata{{"shardprop.data", o.data},
                                                    {kFeaturesKey, json(shape.feature_names).dump()},
