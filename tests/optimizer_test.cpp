@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "network.hpp"
+#include "parameter_check.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
@@ -38,7 +39,12 @@ using shardprop::TensorInfo;
 using shardprop::TensorRole;
 using shardprop::Trainer;
 using shardprop::TrainerSettings;
+using shardprop::test::check_trained;
+using shardprop::test::copy_of;
+using shardprop::test::moved_elements;
+using shardprop::test::same_bits;
 using shardprop::test::thrown_message;
+using shardprop::test::trained_elements;
 using shardprop::test::uniform_pm1;
 
 constexpr int kSteps = 5;
@@ -202,74 +208,6 @@ class ReferenceOptimizer {
   int t_ = 0;
   double norm_ = 0.0;
 };
-
-// A dense bias feeding a batch norm has a zero gradient in exact arithmetic (the norm subtracts
-// the batch mean), so its float gradient is rounding noise: Adam turns noise of any size into
-// steps of the full learning rate, and momentum buffers of it agree in no digit. Its effect on
-// the outputs is removed by the norm too, so it is left out of element-wise comparisons.
-bool gradient_is_noise(const Model& model, const TensorInfo& t) {
-  if (t.role != TensorRole::bias || !t.name.ends_with(".bias")) return false;
-  const std::size_t k = std::stoul(t.name);
-  const std::vector<shardprop::LayerSpec>& layers = model.spec().layers;
-  return std::holds_alternative<shardprop::DenseSpec>(layers[k]) && k + 1 < layers.size() &&
-         std::holds_alternative<shardprop::BatchNormSpec>(layers[k + 1]);
-}
-
-// Every trained element of `got` agrees with `want` (laid out like the model's parameters):
-// within `relative`, or within `floor` times the largest |want| of its tensor.
-template <class T>
-void check_trained(const Model& layout, std::span<const float> got, const std::vector<T>& want,
-                   double relative, double floor, const std::string& what) {
-  int mismatches = 0;
-  for (const TensorInfo& t : layout.tensors()) {
-    if (!t.trained() || gradient_is_noise(layout, t)) continue;
-    double scale = 0.0;
-    for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
-      scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-    }
-    for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
-      const double expected = static_cast<double>(want[i]);
-      const auto by_relative = Catch::Matchers::WithinRel(expected, relative);
-      const auto by_floor = Catch::Matchers::WithinAbs(expected, floor * scale);
-      const auto close = by_relative || by_floor;
-      if (!close.match(got[i])) {
-        const std::string& name = t.name;
-        const std::size_t element = i - t.offset;
-        CAPTURE(what, name, element);
-        CHECK_THAT(got[i], close);
-        if (++mismatches > 5) FAIL("more than 5 elements of " << what << " differ");
-      }
-    }
-  }
-  CHECK(mismatches == 0);
-}
-
-// How many trained elements moved by more than 1e-4 from `initial`: a comparison of two models
-// that never moved would prove nothing.
-int moved_elements(const Model& layout, std::span<const float> now, const Model& initial) {
-  int moved = 0;
-  for (const TensorInfo& t : layout.tensors()) {
-    if (!t.trained() || gradient_is_noise(layout, t)) continue;
-    for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
-      if (std::fabs(now[i] - initial.parameters()[i]) > 1e-4f) ++moved;
-    }
-  }
-  return moved;
-}
-
-int trained_elements(const Model& layout) {
-  int count = 0;
-  for (const TensorInfo& t : layout.tensors()) {
-    if (t.trained() && !gradient_is_noise(layout, t)) count += static_cast<int>(t.size);
-  }
-  return count;
-}
-
-bool same_bits(std::span<const float> a, std::span<const float> b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
-}
-
-std::vector<float> copy_of(std::span<const float> values) { return {values.begin(), values.end()}; }
 
 // A dataset of `rows` rows for the 3 → 5 → 2 mse model.
 shardprop::Dataset tiny_dataset(int rows) {
