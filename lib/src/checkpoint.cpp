@@ -420,10 +420,14 @@ TrainingProgress load_training_state(Trainer& trainer, const Model& model,
     return fail("no 'shardprop.state' metadata: a weights file, not a training checkpoint");
   }
   const json state = json::parse(meta[kStateKey].get<std::string>(), nullptr, false);
+  const auto is_string_array = [](const json& j) {
+    return j.is_array() &&
+           std::all_of(j.begin(), j.end(), [](const json& e) { return e.is_string(); });
+  };
   if (!state.is_object() || !state.value("epochs", json()).is_number_unsigned() ||
       !state.value("steps", json()).is_number_unsigned() ||
       !state.value("optimizer", json()).is_string() ||
-      !state.value("optimizer_state", json()).is_array()) {
+      !is_string_array(state.value("optimizer_state", json()))) {
     return fail("metadata 'shardprop.state' is malformed (needs epochs, steps, optimizer)");
   }
   const std::vector<std::string> slots = trainer.optimizer_state_names();
