@@ -431,6 +431,19 @@ TEST_CASE(
     contents.header["__metadata__"].erase("shardprop.checksum");
     expect_rewritten_error({"no checksum"});
   }
+  SECTION("counters in shardprop.state beyond what a trainer counts") {
+    const auto [what, epochs, steps] = GENERATE(table<std::string, std::uint64_t, std::uint64_t>({
+        {"epochs above INT_MAX", std::uint64_t{1} << 31, 6},
+        {"steps above INT64_MAX", 1, std::uint64_t{1} << 63},
+    }));
+    CAPTURE(what);
+    const json state = {{"epochs", epochs},
+                        {"steps", steps},
+                        {"optimizer", "adam"},
+                        {"optimizer_state", {"exp_avg", "exp_avg_sq"}}};
+    contents.header["__metadata__"]["shardprop.state"] = state.dump();
+    expect_rewritten_error({"count out of range"});
+  }
   SECTION("malformed shardprop.state metadata") {
     const std::string state = GENERATE(
         as<std::string>{}, "not json", "[1, 2]", "{}",

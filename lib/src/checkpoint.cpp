@@ -438,10 +438,15 @@ TrainingProgress load_training_state(Trainer& trainer, const Model& model,
                 ", this run uses " + std::string(to_string(trainer.settings().optimizer)) + " " +
                 json(slots).dump() + " (use the settings the checkpoint was written with)");
   }
+  if (state["epochs"].get<std::uint64_t>() > std::numeric_limits<int>::max()) {
+    return fail("epoch count out of range");
+  }
+  if (state["steps"].get<std::uint64_t>() > std::numeric_limits<std::int64_t>::max()) {
+    return fail("step count out of range");
+  }
   TrainingProgress progress;
   progress.epochs = state["epochs"].get<std::int64_t>();
   progress.steps = state["steps"].get<std::int64_t>();
-  if (progress.epochs > std::numeric_limits<int>::max()) return fail("epoch count out of range");
   // Validate every optimizer tensor before changing the trainer.
   std::vector<std::pair<const char*, std::pair<int, const TensorInfo*>>> copies;
   for (int slot = 0; slot < static_cast<int>(slots.size()); ++slot) {
