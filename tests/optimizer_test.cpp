@@ -557,3 +557,27 @@ TEST_CASE(
   CHECK_THAT(message, Contains("learning rate"));
   CHECK_THAT(message, Contains("not finite"));
 }
+
+TEST_CASE("A step whose loss is not finite throws and leaves the model unchanged", "[optimizer]") {
+  // Identity hidden units (a saturating tanh would keep the loss finite), and batch norm, whose
+  // running statistics the forward pass updates before the loss is known.
+  const bool batch_norm = GENERATE(false, true);
+  CAPTURE(batch_norm);
+  const int hidden[] = {5};
+  Model model(ModelSpec::mlp(3, hidden, 2, Activation::identity, Loss::mse, batch_norm));
+  model.initialize(81);
+  const Model before = model;
+  Trainer trainer(model, settings_for(Optimizer::adam, 0.01f));
+  // Finite inputs whose products overflow float: the forward pass reaches Inf, the loss NaN.
+  Batch batch = make_batches(model, 1, kRows, 82)[0];
+  for (float& x : batch.features) x = x < 0.0f ? -3e38f : 3e38f;
+  const std::string message =
+      thrown_message<shardprop::Error>([&] { trainer.step(batch.features, batch.targets); });
+  CAPTURE(message);
+  CHECK_THAT(message, Contains("loss is not finite"));
+  CHECK_THAT(message, Contains("epoch 1, step 1"));
+  CHECK(trainer.steps_completed() == 0);
+  CHECK(same_bits(model.parameters(), before.parameters()));
+  CHECK(std::equal(model.counters().begin(), model.counters().end(), before.counters().begin(),
+                   before.counters().end()));
+}
