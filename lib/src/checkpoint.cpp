@@ -419,10 +419,14 @@ TrainingProgress load_training_state(Trainer& trainer, const Model& model,
     return fail("no 'shardprop.state' metadata: a weights file, not a training checkpoint");
   }
   const json state = json::parse(meta[kStateKey].get<std::string>(), nullptr, false);
+  const auto is_string_array = [](const json& j) {
+    return j.is_array() &&
+           std::all_of(j.begin(), j.end(), [](const json& e) { return e.is_string(); });
+  };
   if (!state.is_object() || !state.value("epochs", json()).is_number_unsigned() ||
       !state.value("steps", json()).is_number_unsigned() ||
       !state.value("optimizer", json()).is_string() ||
-      !state.value("optimizer_state", json()).is_array()) {
+      !is_string_array(state.value("optimizer_state", json()))) {
     return fail("metadata 'shardprop.state' is malformed (needs epochs, steps, optimizer)");
   }
   const std::vector<std::string> slots = trainer.optimizer_state_names();
@@ -433,10 +437,15 @@ TrainingProgress load_training_state(Trainer& trainer, const Model& model,
                 ", this run uses " + std::string(to_string(trainer.settings().optimizer)) + " " +
                 json(slots).dump() + " (use the settings the checkpoint was written with)");
   }
+  if (state["epochs"].get<std::uint64_t>() > std::numeric_limits<int>::max()) {
+    return fail("epoch count out of range");
+  }
+  if (state["steps"].get<std::uint64_t>() > std::numeric_limits<std::int64_t>::max()) {
+    return fail("step count out of range");
+  }
   TrainingProgress progress;
   progress.epochs = state["epochs"].get<std::int64_t>();
   progress.steps = state["steps"].get<std::int64_t>();
-  if (progress.epochs > std::numeric_limits<int>::max()) return fail("epoch count out of range");
   // Validate every optimizer tensor before changing the trainer.
   std::vector<std::pair<const char*, std::pair<int, const TensorInfo*>>> copies;
   for (int slot = 0; slot < static_cast<int>(slots.size()); ++slot) {

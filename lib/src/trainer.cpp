@@ -147,6 +147,10 @@ struct Trainer::State {
   double gradient_norm = 0.0;
   std::vector<detail::AlignedFloats> optimizer_state;  // slots, each like the parameters
   std::vector<double> segment_squares;                 // per segment, written in parallel
+  // Batch-norm running statistics and counters as they were before the step: the forward pass
+  // updates them before the loss is known, and a step with a non-finite loss must not.
+  detail::AlignedFloats running_backup;
+  std::vector<std::int64_t> counter_backup;
 
   detail::MetricSums evaluation_sums(const Dataset& data) const;
 
@@ -173,6 +177,10 @@ struct Trainer::State {
       optimizer_state.emplace_back(net.parameter_count, 0.0f);
     }
     segment_squares.assign(segments.size(), 0.0);
+    for (const TensorInfo& t : net.tensors) {
+      if (t.role == TensorRole::running_stat) running_backup.resize(running_backup.size() + t.size);
+    }
+    counter_backup.assign(net.counter_count, 0);
     batch_features.assign(static_cast<std::size_t>(s.batch_size) * net.spec.inputs, 0.0f);
     batch_targets.assign(static_cast<std::size_t>(s.batch_size) * target_width, 0.0f);
   }
@@ -267,6 +275,29 @@ struct Trainer::State {
                 std::to_string(learning_rate()) + "), or the inputs are not standardized");
   }
 
+  // Saves the running statistics and counters into the backup, or restores them from it.
+  void copy_running_statistics(bool restore) {
+    if (net.batch_norms.empty()) return;
+    float* params = model.parameters().data();
+    std::size_t at = 0;
+    for (const TensorInfo& t : net.tensors) {
+      if (t.role != TensorRole::running_stat) continue;
+      float* backup = running_backup.data() + at;
+      if (restore) {
+        std::copy_n(backup, t.size, params + t.offset);
+      } else {
+        std::copy_n(params + t.offset, t.size, backup);
+      }
+      at += t.size;
+    }
+    std::int64_t* counters = model.counters().data();
+    if (restore) {
+      std::copy(counter_backup.begin(), counter_backup.end(), counters);
+    } else {
+      std::copy_n(counters, counter_backup.size(), counter_backup.begin());
+    }
+  }
+
   // The step proper, on validated input.
   double step(const float* features, const float* targets, int rows) {
     const detail::ShardPlan plan(rows, shards);
@@ -274,6 +305,7 @@ struct Trainer::State {
     const float* params = net.parameters.data();
     const float scale = 1.0f / static_cast<float>(rows);
     detail::SingleThreadedBlas one_blas_thread;
+    copy_running_statistics(/*restore=*/false);
 
     for (int s = 0; s < plan.shards; ++s) {
       const int begin = plan.begin(s);
@@ -307,7 +339,10 @@ struct Trainer::State {
     }
     double loss = 0.0;
     for (int s = 0; s < plan.shards; ++s) loss += workspaces[s].loss;
-    if (!std::isfinite(loss)) fail_not_finite("loss");
+    if (!std::isfinite(loss)) {
+      copy_running_statistics(/*restore=*/true);
+      fail_not_finite("loss");
+    }
 
     detail::UpdateRule rule;
     rule.optimizer = settings.optimizer;
