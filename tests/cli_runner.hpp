@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -90,6 +91,21 @@ inline std::string separable_csv(std::uint64_t seed, int rows) {
     ++r;
   }
   return csv;
+}
+
+// `train` with `extra`, plus each (option, value) pair of `defaults` whose option `extra` does
+// not give (CLI11 rejects an option given twice). --spec replaces the --layers default.
+inline Args train_args(const Args& defaults, const Args& extra) {
+  Args args{"train"};
+  auto given = [&](const std::string& option) {
+    return std::find(extra.begin(), extra.end(), option) != extra.end();
+  };
+  for (std::size_t i = 0; i + 1 < defaults.size(); i += 2) {
+    if (given(defaults[i]) || (defaults[i] == "--layers" && given("--spec"))) continue;
+    args.insert(args.end(), {defaults[i], defaults[i + 1]});
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
 }
 
 }  // namespace shardprop::test

@@ -67,16 +67,8 @@ struct CliFixture {
   CliFixture() { write_text(dir / "train.csv", separable_csv(11, 256)); }
   std::string path(const std::string& name) const { return (dir / name).string(); }
   Args train(const Args& extra) const {
-    Args args{"train"};
-    const Args defaults{"--data",       "train.csv", "--layers", "8",
-                        "--batch-size", "16",        "--lr",     "0.3"};
-    for (std::size_t i = 0; i < defaults.size(); i += 2) {
-      if (std::find(extra.begin(), extra.end(), defaults[i]) == extra.end()) {
-        args.insert(args.end(), {defaults[i], defaults[i + 1]});
-      }
-    }
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
+    return shardprop::test::train_args(
+        {"--data", "train.csv", "--layers", "8", "--batch-size", "16", "--lr", "0.3"}, extra);
   }
 };
 

@@ -47,20 +47,10 @@ struct TrainFixture {
   TempDir dir;
   TrainFixture() { write_text(dir / "train.csv", separable_csv(21, 300)); }
   std::string path(const std::string& name) const { return (dir / name).string(); }
-  // Defaults for the options `extra` does not set (CLI11 rejects an option given twice).
   Run train(const Args& extra) const {
-    Args args{"train"};
-    const Args defaults{"--data",       "train.csv", "--layers", "8",
-                        "--batch-size", "16",        "--lr",     "0.2"};
-    const bool spec = std::find(extra.begin(), extra.end(), "--spec") != extra.end();
-    for (std::size_t i = 0; i < defaults.size(); i += 2) {
-      if (spec && defaults[i] == "--layers") continue;
-      if (std::find(extra.begin(), extra.end(), defaults[i]) == extra.end()) {
-        args.insert(args.end(), {defaults[i], defaults[i + 1]});
-      }
-    }
-    args.insert(args.end(), extra.begin(), extra.end());
-    return run_cli(dir, args);
+    return run_cli(dir, shardprop::test::train_args({"--data", "train.csv", "--layers", "8",
+                                                     "--batch-size", "16", "--lr", "0.2"},
+                                                    extra));
   }
 };
 
@@ -465,8 +455,9 @@ TEST_CASE("a layer spec builds the stack it describes, with PyTorch's sequential
   }
 }
 
-TEST_CASE("the dropout option puts a dropout layer after each hidden activation and changes training",
-          "[cli][dropout]") {
+TEST_CASE(
+    "the dropout option puts a dropout layer after each hidden activation and changes training",
+    "[cli][dropout]") {
   TrainFixture f;
   REQUIRE(f.train({"--layers", "8,8", "--dropout", "0.3", "--epochs", "2", "--out", "d.st"})
               .exit_code == 0);

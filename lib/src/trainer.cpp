@@ -353,9 +353,11 @@ struct Trainer::State {
     rule.beta1 = settings.adam_beta1;
     rule.beta2 = settings.adam_beta2;
     rule.epsilon = settings.adam_epsilon;
-    const double t = static_cast<double>(steps + 1);
-    rule.bias_correction1 = static_cast<float>(1.0 - std::pow(settings.adam_beta1, t));
-    rule.bias_correction2 = static_cast<float>(1.0 - std::pow(settings.adam_beta2, t));
+    if (settings.optimizer == Optimizer::adam) {
+      const double t = static_cast<double>(steps + 1);
+      rule.bias_correction1 = static_cast<float>(1.0 - std::pow(settings.adam_beta1, t));
+      rule.bias_correction2 = static_cast<float>(1.0 - std::pow(settings.adam_beta2, t));
+    }
     const int active = plan.shards;
     if (settings.clip_grad_norm > 0.0f) {
       // The norm must be known before any parameter moves: one more read of the buffers.
