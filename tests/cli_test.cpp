@@ -478,6 +478,8 @@ TEST_CASE("info describes a weights file and rejects a damaged one", "[cli][info
   CHECK_THAT(info.out, Contains("94 trained"));
   CHECK_THAT(info.out, Contains("1.num_batches_tracked    I64 []"));
   CHECK_THAT(info.out, Contains("classes:     0, 1"));
+  CHECK_THAT(info.out, Contains("settings:    optimizer sgd, lr 0.3"));
+  CHECK_THAT(info.out, Contains("checkpoint:  "));
 
   const std::vector<char> bytes = read_bytes(f.dir / "m.st");
   write_bytes(f.dir / "cut.st", std::vector<char>(bytes.begin(), bytes.begin() + 100));

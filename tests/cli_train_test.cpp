@@ -421,6 +421,7 @@ TEST_CASE("contradictory options are usage errors with exit status 2", "[cli]") 
       Row{{"--restarts", "2", "--init", "train.csv"}, "--init"},
       Row{{"--checkpoint-every", "1"}, "--out"},
       Row{{"--spec", "dense(4) relu dense(2)", "--layers", "4"}, "--layers"},
+      Row{{"--spec", "dense(4) relu dense(2)", "--batch-norm"}, "--batch-norm"},
       Row{{"--optimizer", "rmsprop"}, "--optimizer"},
   }));
   const Run run = f.train(args);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
 #include <vector>
@@ -77,6 +78,38 @@ int run_info(const InfoOptions& o) {
   std::printf("standardize: %s\n", file.standardization.empty()
                                        ? "no (features are used as they are)"
                                        : "yes (z-score statistics of the training data stored)");
+  // What `shardprop train` recorded to resume the run: its settings and where it stands.
+  if (const auto options = file.metadata.find("shardprop.train_options");
+      options != file.metadata.end()) {
+    const nlohmann::json j = nlohmann::json::parse(options->second, nullptr, false);
+    if (j.is_object()) {
+      std::string text;
+      for (const char* key : {"optimizer", "lr", "momentum", "nesterov", "weight-decay",
+                              "batch-size", "lr-schedule", "clip-grad-norm", "dropout", "epochs",
+                              "early-stopping", "restarts", "shards", "seed"}) {
+        if (!j.contains(key)) continue;
+        const nlohmann::json& v = j[key];
+        std::string value = v.is_string() ? v.get<std::string>() : v.dump();
+        if (v.is_number_float()) {
+          char number[32];
+          std::snprintf(number, sizeof number, "%.7g", v.get<double>());
+          value = number;
+        }
+        text += (text.empty() ? "" : ", ") + std::string(key) + " " + value;
+      }
+      std::printf("settings:    %s\n", text.c_str());
+    }
+  }
+  if (const auto progress = file.metadata.find("shardprop.state");
+      progress != file.metadata.end()) {
+    const nlohmann::json j = nlohmann::json::parse(progress->second, nullptr, false);
+    if (j.is_object()) {
+      std::printf("checkpoint:  %s epochs, %s steps done; optimizer state %s\n",
+                  j.value("epochs", nlohmann::json()).dump().c_str(),
+                  j.value("steps", nlohmann::json()).dump().c_str(),
+                  j.value("optimizer_state", nlohmann::json::array()).dump().c_str());
+    }
+  }
   return 0;
 }
 

@@ -147,7 +147,8 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   cmd->add_flag("--no-shuffle", o.no_shuffle, "Minibatches are consecutive rows in file order");
   cmd->add_flag("--batch-norm", o.batch_norm,
                 "Batch normalization after each hidden dense layer, before its activation "
-                "(statistics over the whole minibatch, however it is sharded)");
+                "(statistics over the whole minibatch, however it is sharded)")
+      ->excludes(spec);
   auto* init = cmd->add_option("--init", o.init,
                                "Start from these weights (safetensors) instead of random ones")
                    ->check(CLI::ExistingFile);

@@ -87,12 +87,18 @@ double summed_gradient_squares(const GradientBuffers& buffers, int active,
 double apply_update(float* params, float* state0, float* state1, const GradientBuffers& buffers,
                     int active, ParameterSegment segment, const UpdateRule& rule) {
   const float decay = segment.decayed ? rule.weight_decay : 0.0f;
-  alignas(64) float sum[kBlock];
+  alignas(64) float block_sum[kBlock];
   double total = 0.0;
   for (std::size_t begin = segment.begin; begin < segment.end; begin += kBlock) {
     const ParameterSegment block{begin, std::min(begin + kBlock, segment.end), segment.decayed};
     const std::size_t n = block.end - block.begin;
-    reduce_gradients(buffers, active, block, sum);
+    // One shard's buffer is already the sum: no copy.
+    const float* sum = block_sum;
+    if (active == 1) {
+      sum = buffers.shard(0) + begin;
+    } else {
+      reduce_gradients(buffers, active, block, block_sum);
+    }
     total += block_squares(sum, n);
     float* w = params + begin;
     if (rule.optimizer == Optimizer::adam) {
