@@ -232,18 +232,20 @@ int run_train(TrainOptions o, const CLI::App& command) {
   const bool resuming = !o.resume.empty();
   RunState run;
   StoredDataState stored_data;
+  // The checkpoint read once: its weights, the label order and standardization they were
+  // trained with, and its metadata (all validated).
+  std::optional<TrainedModel> resumed;
+  int resumed_epochs = 0;
   if (resuming) {
-    const std::map<std::string, std::string> meta = read_safetensors_metadata(o.resume);
+    resumed = load_trained_model(o.resume);
+    const std::map<std::string, std::string>& meta = resumed->metadata;
     const json stored =
         json::parse(metadata_value(meta, "shardprop.train_options", o.resume), nullptr, false);
     apply_stored_options(o, stored, command, o.resume);
     run = run_state_from(metadata_value(meta, "shardprop.run", o.resume), o.resume);
-    // The label order and standardization the weights were trained with, validated.
-    TrainedModel trained = load_trained_model(o.resume);
-    stored_data.class_names = std::move(trained.class_names);
-    if (!trained.standardization.empty()) {
-      stored_data.standardization = std::move(trained.standardization);
-    }
+    resumed_epochs = std::stoi(metadata_value(meta, "shardprop.epochs", o.resume));
+    stored_data.class_names = resumed->class_names;
+    if (!resumed->standardization.empty()) stored_data.standardization = resumed->standardization;
   }
   if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
   check_combinations(o);
@@ -264,40 +266,32 @@ int run_train(TrainOptions o, const CLI::App& command) {
     }
   }
   const ModelSpec spec = build_spec(o, shape.feature_count, outputs, loss);
-  {
-    const Model check(spec);  // reject a bad spec before any file is touched
-  }
   TrainerSettings settings = trainer_settings(o);
-  {
-    Model probe(spec);
-    const Trainer validate(probe, settings);  // settings errors before any training
-  }
   const bool has_validation = data.validation || data.validation_stream;
   const bool several = o.restarts > 1;
   PeriodicCheckpoints periodic(o, several);
+  // Opened once the first model and trainer exist, so bad settings leave the file alone.
   std::unique_ptr<MetricsLog> metrics;
-  if (!o.metrics.empty()) {
-    if (resuming) {
-      // Epochs after the checkpoint are trained again: their old lines go.
-      const std::map<std::string, std::string> meta = read_safetensors_metadata(o.resume);
-      const int epochs = std::stoi(metadata_value(meta, "shardprop.epochs", o.resume));
-      const bool fresh_restart = run.weights_restart != run.restart && !run.restarts_done;
-      metrics = fresh_restart
-                    ? std::make_unique<MetricsLog>(o.metrics, run.restart - 1, o.epochs)
-                    : std::make_unique<MetricsLog>(o.metrics, run.weights_restart, epochs);
-    } else {
+  auto open_metrics = [&] {
+    if (o.metrics.empty() || metrics) return;
+    if (!resuming) {
       metrics = std::make_unique<MetricsLog>(o.metrics, false);
+      return;
     }
-  }
+    // Epochs after the checkpoint are trained again: their old lines go.
+    const bool fresh_restart = run.weights_restart != run.restart && !run.restarts_done;
+    metrics = fresh_restart
+                  ? std::make_unique<MetricsLog>(o.metrics, run.restart - 1, o.epochs)
+                  : std::make_unique<MetricsLog>(o.metrics, run.weights_restart, resumed_epochs);
+  };
 
   std::map<std::string, std::string> base_metadata{{"shardprop.data", o.data},
                                                    {kFeaturesKey, json(shape.feature_names).dump()},
                                                    {kTargetsKey, json(shape.target_names).dump()},
                                                    {"shardprop.train_options", to_json(o).dump()}};
-  if (!shape.class_names.empty())
-    base_metadata["shardprop.classes"] = json(shape.class_names).dump();
+  if (!shape.class_names.empty()) base_metadata[kClassesKey] = json(shape.class_names).dump();
   if (!data.standardization.empty()) {
-    base_metadata["shardprop.standardization"] =
+    base_metadata[kStandardizationKey] =
         json{{"mean", data.standardization.mean}, {"scale", data.standardization.scale}}.dump();
   }
   auto metadata_for = [&](const Trainer& trainer, RunState state, int weights_restart) {
@@ -341,7 +335,7 @@ int run_train(TrainOptions o, const CLI::App& command) {
     const bool resume_this = resuming && r == first_restart && run.weights_restart == r;
     const std::uint64_t seed = restart_seed(o.seed, r);
     settings.seed = seed;
-    Model model = resume_this ? load_model(o.resume) : Model(spec);
+    Model model = resume_this ? std::move(resumed->model) : Model(spec);
     if (resume_this && format_layers(model.spec().layers) != format_layers(spec.layers)) {
       throw Error(o.resume + ": holds the model " + format_layers(model.spec().layers) +
                   ", the settings describe " + format_layers(spec.layers));
@@ -354,6 +348,7 @@ int run_train(TrainOptions o, const CLI::App& command) {
       }
     }
     Trainer trainer(model, settings);
+    open_metrics();
     if (resume_this) {
       load_training_state(trainer, model, o.resume);
     } else {
