@@ -252,9 +252,37 @@ ParsedFile parse_file(const std::filesystem::path& path) {
   return parsed;
 }
 
-}  // namespace
+// The bytes of tensor `name`, after checking it is present with this dtype and shape (its
+// offsets and size were checked by parse_file).
+const char* expected_tensor(const ParsedFile& parsed, const std::string& file,
+                            const std::string& name, const char* dtype,
+                            const std::vector<std::int64_t>& shape) {
+  const std::string where = file + ": tensor '" + name + "'";
+  if (!parsed.header.contains(name)) throw Error(where + " is missing");
+  const json& entry = parsed.header[name];
+  if (entry["dtype"] != dtype) {
+    throw Error(where + ": dtype " + entry["dtype"].get<std::string>() + ", expected " + dtype);
+  }
+  if (entry["shape"].get<std::vector<std::int64_t>>() != shape) {
+    throw Error(where + ": shape " + entry["shape"].dump() + " does not match the model's " +
+                json(shape).dump());
+  }
+  return parsed.bytes.data() + parsed.data_begin + entry["data_offsets"][0].get<std::uint64_t>();
+}
 
-namespace {
+// Every float finite; with `variance`, none negative either.
+void check_floats(const char* bytes, std::size_t count, const std::string& where, bool variance) {
+  for (std::size_t i = 0; i < count; ++i) {
+    float value = 0.0f;
+    std::memcpy(&value, bytes + i * sizeof value, sizeof value);
+    if (!std::isfinite(value)) {
+      throw Error(where + ": element " + std::to_string(i) + " is not finite");
+    }
+    if (variance && value < 0.0f) {
+      throw Error(where + ": element " + std::to_string(i) + " is a negative variance");
+    }
+  }
+}
 
 // A tensor to write: its header entry and where its bytes are.
 struct OutputTensor {
@@ -344,36 +372,20 @@ void save_checkpoint(const Model& model, const Trainer& trainer, const std::file
 void load_safetensors(Model& model, const std::filesystem::path& path) {
   const std::string file = path.string();
   const ParsedFile parsed = parse_file(path);
+  std::vector<const char*> sources;
   for (const TensorInfo& t : model.tensors()) {
     const std::string where = file + ": tensor '" + t.name + "'";
-    if (!parsed.header.contains(t.name)) throw Error(where + " is missing");
-    const json& entry = parsed.header[t.name];
-    if (entry["dtype"] != dtype_of(t)) {
-      throw Error(where + ": dtype " + entry["dtype"].get<std::string>() + ", expected " +
-                  dtype_of(t));
-    }
-    if (entry["shape"].get<std::vector<std::int64_t>>() != t.shape) {
-      throw Error(where + ": shape " + entry["shape"].dump() + " does not match the model's " +
-                  json(t.shape).dump());
-    }
-    const std::uint64_t begin = entry["data_offsets"][0].get<std::uint64_t>();
-    const char* bytes = parsed.bytes.data() + parsed.data_begin + begin;
-    for (std::size_t i = 0; i < t.size; ++i) {
-      if (is_counter(t)) {
+    const char* bytes = expected_tensor(parsed, file, t.name, dtype_of(t), t.shape);
+    if (is_counter(t)) {
+      for (std::size_t i = 0; i < t.size; ++i) {
         std::int64_t value = 0;
         std::memcpy(&value, bytes + i * sizeof value, sizeof value);
         if (value < 0) throw Error(where + ": a batch counter cannot be negative");
-        continue;
       }
-      float value = 0.0f;
-      std::memcpy(&value, bytes + i * sizeof value, sizeof value);
-      if (!std::isfinite(value)) {
-        throw Error(where + ": element " + std::to_string(i) + " is not finite");
-      }
-      if (t.name.ends_with(".running_var") && value < 0.0f) {
-        throw Error(where + ": element " + std::to_string(i) + " is a negative variance");
-      }
+    } else {
+      check_floats(bytes, t.size, where, t.name.ends_with(".running_var"));
     }
+    sources.push_back(bytes);
   }
   for (const auto& [name, entry] : parsed.header.items()) {
     if (name == "__metadata__" || std::string_view(name).starts_with(kOptimizerPrefix)) continue;
@@ -382,11 +394,11 @@ void load_safetensors(Model& model, const std::filesystem::path& path) {
     if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
   }
   // Everything validated: only now touch the model.
-  for (const TensorInfo& t : model.tensors()) {
-    const std::uint64_t begin = parsed.header[t.name]["data_offsets"][0].get<std::uint64_t>();
+  for (std::size_t k = 0; k < model.tensors().size(); ++k) {
+    const TensorInfo& t = model.tensors()[k];
     void* target = is_counter(t) ? static_cast<void*>(model.counters().data() + t.offset)
                                  : static_cast<void*>(model.parameters().data() + t.offset);
-    std::memcpy(target, parsed.bytes.data() + parsed.data_begin + begin, t.size * element_size(t));
+    std::memcpy(target, sources[k], t.size * element_size(t));
   }
 }
 
@@ -447,42 +459,31 @@ TrainingProgress load_training_state(Trainer& trainer, const Model& model,
   progress.epochs = state["epochs"].get<std::int64_t>();
   progress.steps = state["steps"].get<std::int64_t>();
   // Validate every optimizer tensor before changing the trainer.
-  std::vector<std::pair<const char*, std::pair<int, const TensorInfo*>>> copies;
+  struct Copy {
+    std::string name;
+    const char* bytes;
+    int slot;
+    const TensorInfo* tensor;
+  };
+  std::vector<Copy> copies;
   for (int slot = 0; slot < static_cast<int>(slots.size()); ++slot) {
     for (const TensorInfo& t : model.tensors()) {
       if (!t.trained()) continue;
       const std::string name = std::string(kOptimizerPrefix) + t.name + "." + slots[slot];
-      const std::string where = file + ": tensor '" + name + "'";
-      if (!parsed.header.contains(name)) throw Error(where + " is missing");
-      const json& entry = parsed.header[name];
-      if (entry["dtype"] != "F32") throw Error(where + ": dtype is not F32");
-      if (entry["shape"].get<std::vector<std::int64_t>>() != t.shape) {
-        throw Error(where + ": shape " + entry["shape"].dump() + " does not match the model's " +
-                    json(t.shape).dump());
-      }
-      const char* bytes =
-          parsed.bytes.data() + parsed.data_begin + entry["data_offsets"][0].get<std::uint64_t>();
-      for (std::size_t i = 0; i < t.size; ++i) {
-        float value = 0.0f;
-        std::memcpy(&value, bytes + i * sizeof value, sizeof value);
-        if (!std::isfinite(value)) {
-          throw Error(where + ": element " + std::to_string(i) + " is not finite");
-        }
-      }
-      copies.push_back({bytes, {slot, &t}});
+      const char* bytes = expected_tensor(parsed, file, name, "F32", t.shape);
+      check_floats(bytes, t.size, file + ": tensor '" + name + "'", false);
+      copies.push_back({name, bytes, slot, &t});
     }
   }
   for (const auto& [name, entry] : parsed.header.items()) {
     if (!std::string_view(name).starts_with(kOptimizerPrefix)) continue;
-    const bool expected = std::any_of(copies.begin(), copies.end(), [&](const auto& c) {
-      return std::string(kOptimizerPrefix) + c.second.second->name + "." + slots[c.second.first] ==
-             name;
-    });
+    const bool expected =
+        std::any_of(copies.begin(), copies.end(), [&](const Copy& c) { return c.name == name; });
     if (!expected) throw Error(file + ": tensor '" + name + "' is not state of this optimizer");
   }
-  for (const auto& [bytes, target] : copies) {
-    const auto& [slot, t] = target;
-    std::memcpy(trainer.optimizer_state(slot).data() + t->offset, bytes, t->size * sizeof(float));
+  for (const Copy& c : copies) {
+    std::memcpy(trainer.optimizer_state(c.slot).data() + c.tensor->offset, c.bytes,
+                c.tensor->size * sizeof(float));
   }
   trainer.set_progress(static_cast<int>(progress.epochs), progress.steps);
   return progress;
