@@ -13,7 +13,6 @@ enum class RngPurpose : std::uint64_t {
   stream_shuffle = 4,  // which buffered row leaves when a streamed row arrives
   stream_drain = 5,    // the order of the rows left in the buffer at the end of a stream
   dropout = 6,         // dropout masks: (step, minibatch row and layer)
-  restart = 7,         // the seed of each random restart
 };
 
 // SplitMix64's finaliser: a bijection with full avalanche.
