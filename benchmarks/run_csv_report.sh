@@ -4,7 +4,7 @@
 # files, then prints the machine and one table in MB/s (10^6 bytes/s). Builds nothing.
 #
 # Usage: benchmarks/run_csv_report.sh [BUILD_DIR] [extra shardprop_csv_bench flags...]
-#   BUILD_DIR defaults to build/release; raw JSON goes to BUILD_DIR/csv_report/.
+#   BUILD_DIR defaults to build/bench; raw JSON goes to BUILD_DIR/csv_report/.
 #   SHARDPROP_BENCH_DATA=DIR   where the CSV files live (default BUILD_DIR/benchmarks/csv_data)
 #   SHARDPROP_BENCH_CSV_MB=N   their size in MB (default 256; the issue's targets need >= 200)
 #   REPETITIONS=N              benchmark repetitions (default 5)
@@ -13,12 +13,12 @@
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build_dir=${1:-build/release}
+build_dir=${1:-build/bench}
 shift || true
 bench="$build_dir/benchmarks/shardprop_csv_bench"
 if [[ ! -x $bench ]]; then
   echo "run_csv_report: $bench not found; build first, e.g." >&2
-  echo "  cmake --preset release && cmake --build --preset release" >&2
+  echo "  cmake --preset bench && cmake --build --preset bench" >&2
   exit 1
 fi
 

@@ -4,19 +4,19 @@
 # Builds nothing.
 #
 # Usage: benchmarks/run_step_report.sh [BUILD_DIR] [extra shardprop_bench flags...]
-#   BUILD_DIR defaults to build/release; raw JSON goes to BUILD_DIR/step_report/.
+#   BUILD_DIR defaults to build/bench; raw JSON goes to BUILD_DIR/step_report/.
 #   PYTHON=...            interpreter that can import torch (default: the first of python3,
 #                         /usr/bin/python3 that can)
 #   PYTORCH_STEP_ARGS=... extra flags for pytorch_step.py (e.g. "--min-time 0.3")
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build_dir=${1:-build/release}
+build_dir=${1:-build/bench}
 shift || true
 bench="$build_dir/benchmarks/shardprop_bench"
 if [[ ! -x $bench ]]; then
   echo "run_step_report: $bench not found; build first, e.g." >&2
-  echo "  cmake --preset release && cmake --build --preset release" >&2
+  echo "  cmake --preset bench && cmake --build --preset bench" >&2
   exit 1
 fi
 

@@ -5,7 +5,7 @@
 # Usage: benchmarks/run_stream_memory.sh [BUILD_DIR] [SIZE_MB ...]
 #   SCRATCH=DIR  where the CSVs go (default: /tmp/shardprop-stream-memory; removed afterwards)
 set -euo pipefail
-build=${1:-build/release}
+build=${1:-build/bench}
 shift || true
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1024 10240)

@@ -2,18 +2,22 @@
 # Installs the Debian 12 packages shardprop needs, only those that are missing (idempotent).
 #   scripts/install-deps.sh            build: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
 #   scripts/install-deps.sh --main     also the Fashion-MNIST package (the README's main job)
-#   scripts/install-deps.sh --test     also Catch2 and clang-format (the test command)
+#   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran and clang-format
+#                                      (the test command: tests, benchmark smoke runs, the Fortran
+#                                      example, the formatting check)
+#   scripts/install-deps.sh --bench    also Google Benchmark (the benchmark binaries)
 #   scripts/install-deps.sh --compare  also PyTorch and pandas, for the benchmark reports only
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev libcli11-dev
-          nlohmann-json3-dev libfast-float-dev libbenchmark-dev zlib1g-dev)
+          nlohmann-json3-dev libfast-float-dev zlib1g-dev)
 for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;
-    --test) packages+=(catch2 clang-format) ;;
+    --test) packages+=(catch2 libbenchmark-dev gfortran clang-format) ;;
+    --bench) packages+=(libbenchmark-dev) ;;
     --compare) packages+=(python3-torch python3-pandas time) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test or --compare)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test, --bench or --compare)" >&2; exit 2 ;;
   esac
 done
 
