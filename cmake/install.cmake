@@ -38,6 +38,7 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDE
   message(FATAL_ERROR "shardprop: CMAKE_INSTALL_LIBDIR and CMAKE_INSTALL_INCLUDEDIR must be relative")
 endif()
 file(RELATIVE_PATH shardprop_pc_to_prefix "/prefix/${shardprop_pc_dir}" "/prefix")
+string(REGEX REPLACE "/$" "" shardprop_pc_to_prefix "${shardprop_pc_to_prefix}")
 set(shardprop_pc_prefix "\${pcfiledir}/${shardprop_pc_to_prefix}")
 set(shardprop_pc_libdir "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
 set(shardprop_pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")

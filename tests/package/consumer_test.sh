@@ -4,7 +4,10 @@
 #   consumer_test.sh cmake    SOURCE_DIR WORK_DIR PREFIX PROGRAM
 #                                     configure SOURCE_DIR with find_package(shardprop), build, run
 #   consumer_test.sh pkgconfig SOURCE.c WORK_DIR PREFIX   cc + `pkg-config --cflags --libs` only
-#   consumer_test.sh headers  SOURCE_DIR WORK_DIR PREFIX  every public header compiles alone
+#   consumer_test.sh headers  SOURCE_DIR WORK_DIR PREFIX  every public header compiles alone, and
+#                                     a program links the static library and runs
+#   consumer_test.sh subproject SOURCE_DIR WORK_DIR       add_subdirectory(shardprop) adds only
+#                                     the library and keeps the consumer's build type
 #   consumer_test.sh main-job SOURCE_DIR WORK_DIR         the release preset without Catch2 and
 #                                     Google Benchmark builds the executable (the README's first command)
 # Exits 77 (ctest: skipped) when the program needs a compiler this machine lacks.
@@ -53,6 +56,11 @@ case "$mode" in
     rm -rf "$work"
     cmake -S "$source" -B "$work" -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
     cmake --build "$work"
+    ;;
+  subproject)
+    source=$1 work=$2
+    rm -rf "$work"
+    cmake -S "$source/tests/package/subproject" -B "$work" -G Ninja -DSHARDPROP_SOURCE_DIR="$source"
     ;;
   main-job)
     source=$1 work=$2
