@@ -449,7 +449,8 @@ TEST_CASE("a bad field is reported as FILE:LINE:COLUMN (column N 'name'): what",
   CHECK_THAT(message, Equals(file + location + ": " + what));
 }
 
-TEST_CASE("bad quoting is reported where the field starts", "[csv]") {
+TEST_CASE("bad quoting is reported at the quote: a quoted field's opening one, or a stray one",
+          "[csv]") {
   TempDir dir;
   const std::string file = (dir / "data.csv").string();
   const auto [description, content, expected] =
@@ -458,16 +459,22 @@ TEST_CASE("bad quoting is reported where the field starts", "[csv]") {
            "x1,x2,y\n1,2,0\n3,\"4,0\n5,6,1\n7,8,1\n", ":3:3 (column 2 'x2'): unterminated quote"},
           {"an unterminated quote in the last field", "x1,x2,y\n1,2,0\n3,4,\"1",
            ":3:5 (column 3 'y'): unterminated quote"},
+          {"an unterminated quote after blanks: the quote, not the field's first byte",
+           "x1,x2,y\n1,2,0\n3,  \"4,0\n", ":3:5 (column 2 'x2'): unterminated quote"},
           {"an unterminated quote in the header", "x1,\"x2,y\n1,2,0\n",
            ":1:4 (column 2): unterminated quote"},
-          {"characters after the closing quote", "x1,x2,y\n1,\"2\"x,0\n",
+          {"an unterminated quote after blanks in the header", "x1, \"x2,y\n1,2,0\n",
+           ":1:5 (column 2): unterminated quote"},
+          {"characters after the closing quote: the field's opening quote", "x1,x2,y\n1,\"2\"x,0\n",
            ":2:3 (column 2 'x2'): characters after the closing quote"},
           {"a second quoted part", "x1,x2,y\n1,\"2\" \"3\",0\n",
            ":2:3 (column 2 'x2'): characters after the closing quote"},
+          {"characters after the closing quote, after blanks", "x1,x2,y\n1, \"2\n\"x,0\n",
+           ":2:4 (column 2 'x2'): characters after the closing quote"},
           {"a quote inside an unquoted field", "x1,x2,y\n1,2,ab\"c\n",
-           ":2:5 (column 3 'y'): quote inside an unquoted field"},
+           ":2:7 (column 3 'y'): quote inside an unquoted field"},
           {"a quote inside an ignored column still counts", "x1,x2,y\n1,2,0\n1,a\"b,0\n",
-           ":3:3 (column 2 'x2'): quote inside an unquoted field"},
+           ":3:4 (column 2 'x2'): quote inside an unquoted field"},
           {"quoting comes before the field count", "x1,x2,y\n1,2,\"a\"b,0,0\n",
            ":2:5 (column 3 'y'): characters after the closing quote"},
           {"quoting problems after the last column are located too", "x1,x2,y\n1,2,0,\"5\n",
@@ -703,7 +710,7 @@ TEST_CASE("errors are reported identically at every chunk size", "[csv]") {
   SECTION("and they are the first errors of the file") {
     const Names expected = {
         ":3:3 (column 2 'b'): characters after the closing quote",
-        ":3:3 (column 2 'b'): quote inside an unquoted field",
+        ":3:4 (column 2 'b'): quote inside an unquoted field",
         ":2:5 (column 3 'y'): characters after the closing quote",
         ":6:3 (column 2 'b'): '?' is not a number",
         ":3: expected 3 fields, found 2",

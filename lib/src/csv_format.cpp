@@ -102,12 +102,15 @@ std::string FaultReport::message(const CsvFault& fault) const {
     case CsvProblem::out_of_range:
       return location(fault.field, fault.column) + "'" + shown(fault.text_begin, fault.text_end) +
              "' is too large for a float";
+    // Quoting problems point at a quote, not at the field's first byte (blanks may precede
+    // it): the opening quote of a quoted field (text_begin is just after it), or the stray
+    // quote of an unquoted one (text_end).
     case CsvProblem::unterminated_quote:
-      return location(fault.field, fault.column) + "unterminated quote";
+      return location(fault.text_begin - 1, fault.column) + "unterminated quote";
     case CsvProblem::text_after_quote:
-      return location(fault.field, fault.column) + "characters after the closing quote";
+      return location(fault.text_begin - 1, fault.column) + "characters after the closing quote";
     case CsvProblem::quote_in_field:
-      return location(fault.field, fault.column) + "quote inside an unquoted field";
+      return location(fault.text_end, fault.column) + "quote inside an unquoted field";
   }
   return file_ + ": internal error: unknown CSV problem";
 }
