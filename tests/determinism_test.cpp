@@ -67,7 +67,8 @@ TrainerSettings settings_for(int threads) {
 
 struct Run {
   std::vector<float> parameters;
-  std::vector<double> losses;  // per epoch
+  std::vector<double> losses;   // per epoch
+  std::vector<double> running;  // per epoch: train_epoch's accuracy and RMSE
 };
 
 // 1000 rows: 7 full minibatches and a last one of 104 rows, every epoch reshuffled.
@@ -79,7 +80,10 @@ Run train(int threads) {
   REQUIRE(trainer.shard_count() == 4);
   Run run;
   for (int epoch = 0; epoch < kEpochs; ++epoch) {
-    run.losses.push_back(trainer.train_epoch(data).loss);
+    const shardprop::Metrics m = trainer.train_epoch(data);
+    run.losses.push_back(m.loss);
+    run.running.push_back(m.accuracy);
+    run.running.push_back(m.rmse);
   }
   run.parameters.assign(model.parameters().begin(), model.parameters().end());
   return run;
@@ -122,6 +126,7 @@ TEST_CASE("Weights after training are bitwise identical for 1, 2, 3, 4 and 8 thr
   const Run run = train(threads);
   CHECK(bitwise_equal(run.parameters, reference.parameters));
   CHECK(bitwise_equal(run.losses, reference.losses));
+  CHECK(bitwise_equal(run.running, reference.running));
 }
 
 TEST_CASE("Training in the caller's task arena (threads = 0) gives the same bits as one thread",
@@ -133,6 +138,7 @@ TEST_CASE("Training in the caller's task arena (threads = 0) gives the same bits
   arena.execute([&] { run = train(0); });
   CHECK(bitwise_equal(run.parameters, reference.parameters));
   CHECK(bitwise_equal(run.losses, reference.losses));
+  CHECK(bitwise_equal(run.running, reference.running));
 }
 
 TEST_CASE("Repeating a run with the same seed repeats it bit for bit, and another seed does not",

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
@@ -272,4 +273,76 @@ TEST_CASE("An epoch's loss is the row-weighted mean of its steps' losses before 
   CHECK(epoch.rows == 50);
   CHECK_THAT(epoch.loss, Catch::Matchers::WithinRel(evaluated.loss, 1e-6));
   CHECK(trainer.epochs_completed() == 1);
+}
+
+TEST_CASE("An epoch's accuracy and RMSE are those of its steps' outputs", "[learning]") {
+  // Learning rate 0: every step sees the same model, so the running metrics of the epoch must be
+  // evaluate's (no dropout or batch norm: training and inference forward passes agree), for any
+  // shard count, thread count and the in-memory or streamed epoch.
+  const auto loss = GENERATE(Loss::mse, Loss::xent, Loss::bce);
+  const int shards = GENERATE(1, 3);
+  const int threads = GENERATE(1, 2);
+  CAPTURE(to_string(loss), shards, threads);
+  const int outputs = 3;
+  const int hidden[] = {8};
+  Model model(ModelSpec::mlp(4, hidden, outputs, Activation::tanh, loss));
+  model.initialize(31);
+  std::mt19937 rng(32);
+  auto uniform = [&](double lo, double hi) {
+    return static_cast<float>(lo + (hi - lo) * static_cast<double>(rng() >> 8) / 16777216.0);
+  };
+  Dataset data;
+  data.rows = 203;  // batches of 32: six full, one of 11
+  data.feature_count = 4;
+  data.target_width = loss == Loss::xent ? 1 : outputs;
+  for (int i = 0; i < 203 * 4; ++i) data.features.push_back(uniform(-2.0, 2.0));
+  for (int i = 0; i < 203 * data.target_width; ++i) {
+    data.targets.push_back(loss == Loss::xent  ? static_cast<float>(rng() % outputs)
+                           : loss == Loss::bce ? static_cast<float>(rng() % 2)
+                                               : uniform(-1.0, 1.0));
+  }
+  TrainerSettings s = settings(32, 0.0f);
+  s.shards = shards;
+  s.threads = threads;
+  Trainer trainer(model, s);
+  const Metrics evaluated = trainer.evaluate(data);
+  REQUIRE(evaluated.rmse > 0.0);
+  if (loss != Loss::mse) REQUIRE(evaluated.accuracy > 0.0);
+
+  const Metrics epoch = trainer.train_epoch(data);
+  CHECK(epoch.rows == 203);
+  CHECK(epoch.accuracy == evaluated.accuracy);  // counts of right answers: exact
+  CHECK_THAT(epoch.rmse, Catch::Matchers::WithinRel(evaluated.rmse, 1e-6));
+
+  // The same through the DataStream overload, in a shuffled order.
+  struct Whole final : shardprop::DataStream {
+    const Dataset& data;
+    bool done = false;
+    explicit Whole(const Dataset& d) : data(d) {}
+    void rewind() override { done = false; }
+    bool next(Dataset& chunk) override {
+      if (done) return false;
+      chunk = data;
+      done = true;
+      return true;
+    }
+  } stream(data);
+  const Metrics streamed = trainer.train_epoch(stream);
+  CHECK(streamed.rows == 203);
+  CHECK(streamed.accuracy == evaluated.accuracy);
+  CHECK_THAT(streamed.rmse, Catch::Matchers::WithinRel(evaluated.rmse, 1e-6));
+}
+
+TEST_CASE("An epoch's running accuracy follows the model as it learns", "[learning]") {
+  // Regression: train_epoch's accuracy was always 0. Once XOR is learned, the steps' own
+  // outputs classify every row.
+  Model model(ModelSpec::mlp(2, std::vector<int>{8}, 2, Activation::tanh, Loss::xent));
+  model.initialize(5);
+  Trainer trainer(model, settings(4, 0.5f));
+  const Dataset data = xor_data();
+  Metrics last;
+  for (int epoch = 0; epoch < 400; ++epoch) last = trainer.train_epoch(data);
+  CHECK(trainer.evaluate(data).accuracy == 1.0);
+  CHECK(last.accuracy == 1.0);  // one full-batch step: the step's outputs are the model's
+  CHECK(last.rmse < 0.1);
 }

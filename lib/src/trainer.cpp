@@ -146,7 +146,11 @@ struct Trainer::State {
   std::int64_t steps = 0;
   double gradient_norm = 0.0;
   std::vector<detail::AlignedFloats> optimizer_state;  // slots, each like the parameters
-  std::vector<double> segment_squares;                 // per segment, written in parallel
+  // Accuracy and error sums of each shard's training outputs in the current step, and their
+  // running total over the epoch (added in step order, shards in shard order).
+  std::vector<detail::MetricSums> shard_metrics;
+  detail::MetricSums epoch_metrics;
+  std::vector<double> segment_squares;  // per segment, written in parallel
   // Batch-norm running statistics and counters as they were before the step: the forward pass
   // updates them before the loss is known, and a step with a non-finite loss must not.
   detail::AlignedFloats running_backup;
@@ -177,6 +181,7 @@ struct Trainer::State {
       optimizer_state.emplace_back(net.parameter_count, 0.0f);
     }
     segment_squares.assign(segments.size(), 0.0);
+    shard_metrics.assign(static_cast<std::size_t>(shards), {});
     for (const TensorInfo& t : net.tensors) {
       if (t.role == TensorRole::running_stat) running_backup.resize(running_backup.size() + t.size);
     }
@@ -298,6 +303,14 @@ struct Trainer::State {
     }
   }
 
+  // Accuracy and error sums of a shard's training-mode outputs, which the loss phase leaves in
+  // the last layer's buffer (backward writes only deltas and gradients).
+  detail::MetricSums output_metrics(const detail::ShardWorkspace& ws) const {
+    const int outputs = net.outputs();
+    const detail::ConstMatrix y{ws.outputs.back().data(), ws.x.rows, outputs, outputs};
+    return detail::metric_sums(net.spec.loss, y, ws.targets);
+  }
+
   // The step proper, on validated input.
   double step(const float* features, const float* targets, int rows) {
     const detail::ShardPlan plan(rows, shards);
@@ -316,9 +329,11 @@ struct Trainer::State {
     }
     // One parallel region per phase; without batch norm that is the whole pass.
     const int phases = net.phase_count();
+    const int loss_phase = static_cast<int>(net.batch_norms.size());
     for (int phase = 0; phase < phases; ++phase) {
       auto run_shard = [&](int s) {
         net.run_phase(phase, params, syncs, workspaces[s], gradients.shard(s));
+        if (phase == loss_phase) shard_metrics[s] = output_metrics(workspaces[s]);
       };
       if (parallel && plan.shards > 1) {
         run([&] {
@@ -381,6 +396,7 @@ struct Trainer::State {
     gradient_norm = std::sqrt(total_squares());
     if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
     ++steps;
+    for (int s = 0; s < plan.shards; ++s) epoch_metrics.add(shard_metrics[s]);  // shard order
     return loss / rows;
   }
 };
@@ -420,6 +436,19 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
   return st.step(features.data(), targets.data(), static_cast<int>(rows));
 }
 
+namespace {
+
+Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
+  Metrics m;
+  m.rows = rows;
+  m.loss = rows > 0 ? total.loss / static_cast<double>(rows) : 0.0;
+  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
+  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
+  return m;
+}
+
+}  // namespace
+
 Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progress) {
   State& st = *state_;
   const int inputs = st.net.spec.inputs;
@@ -437,7 +466,7 @@ Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progre
     }
   }
 
-  Metrics m;
+  st.epoch_metrics = {};
   double loss_sum = 0.0;
   const std::int64_t batch = st.settings.batch_size;
   // Batch norm cannot train on one row: a last minibatch of one row is skipped this epoch
@@ -464,23 +493,10 @@ Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progre
     if (progress) progress(begin + rows, usable);
   }
   ++st.epochs;
-  m.loss = loss_sum / static_cast<double>(usable);
-  m.rows = usable;
+  Metrics m = metrics_from(st.epoch_metrics, usable);
+  m.loss = loss_sum / static_cast<double>(usable);  // the steps' own losses, bitwise as before
   return m;
 }
-
-namespace {
-
-Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
-  Metrics m;
-  m.rows = rows;
-  m.loss = rows > 0 ? total.loss / static_cast<double>(rows) : 0.0;
-  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
-  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
-  return m;
-}
-
-}  // namespace
 
 detail::MetricSums Trainer::State::evaluation_sums(const Dataset& data) const {
   check_data(data, "evaluate");
@@ -546,6 +562,7 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
   const std::uint64_t seed = st.settings.seed;
   const auto epoch = static_cast<std::uint64_t>(st.epochs);
 
+  st.epoch_metrics = {};
   double loss_sum = 0.0;
   std::int64_t used = 0;
   int in_batch = 0;
@@ -608,8 +625,7 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
   // As in the in-memory epoch, batch norm skips a last minibatch of one row.
   if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush();
   ++st.epochs;
-  Metrics m;
-  m.rows = used;
+  Metrics m = metrics_from(st.epoch_metrics, used);
   m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
   return m;
 }

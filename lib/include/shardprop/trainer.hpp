@@ -60,11 +60,15 @@ struct TrainerSettings {
 // as when streaming).
 using ProgressCallback = std::function<void(std::int64_t rows_done, std::int64_t rows_total)>;
 
-// Mean loss over the rows of a step or an epoch, and the matching quality measure.
+// Mean loss over the rows of an epoch or an evaluation, and the matching quality measures.
+// From evaluate(): the current model in inference mode. From train_epoch(): running metrics,
+// taken from each training step's own forward pass (training mode: dropout masks and batch
+// statistics applied) on weights that change after every step, so they describe the epoch,
+// not the model at its end; evaluate() gives the latter.
 struct Metrics {
   double loss = 0.0;      // data loss averaged over rows (weight decay term not included)
   double accuracy = 0.0;  // xent: argmax == class; bce: (logit > 0) == (target > 0.5), per output
-  double rmse = 0.0;      // root mean squared error over all outputs (meaningful for mse)
+  double rmse = 0.0;  // root mean squared error over all outputs (mse; probabilities for xent/bce)
   std::int64_t rows = 0;
 };
 
@@ -86,7 +90,10 @@ class Trainer {
 
   // One pass over the dataset in minibatches (the last may be smaller), shuffled by
   // (seed, epoch) unless shuffle is off. With batch norm, a last minibatch of a single row is
-  // skipped. Returns the mean of the step losses weighted by rows (Metrics::rows = rows used).
+  // skipped. Returns running metrics (see Metrics): the mean of the step losses weighted by
+  // rows, and accuracy and RMSE of the steps' outputs, summed in shard and step order, so they
+  // are bitwise the same for any thread count (Metrics::rows = rows used). They cost no extra
+  // forward pass.
   // Throws Error naming the epoch and step if the loss or the gradient is not finite (the model
   // is unchanged for a non-finite loss; after a non-finite gradient it is not usable).
   Metrics train_epoch(const Dataset& data, const ProgressCallback& progress = {});
