@@ -317,6 +317,40 @@ TEST_CASE("metadata round-trips and always records the model spec", "[checkpoint
   CHECK(read.size() == metadata.size() + 4);
 }
 
+TEST_CASE("float settings in the model metadata are written as their shortest decimal",
+          "[checkpoint]") {
+  // Regression: "epsilon":9.999999747378752e-06, the float's exact value as a double.
+  TempDir dir;
+  ModelSpec spec;
+  spec.inputs = 3;
+  spec.loss = Loss::mse;
+  spec.layers = shardprop::parse_layers("dense(4) bn relu dropout(0.3) dense(2)");
+  Model model(spec);
+  model.initialize(1);
+  shardprop::save_safetensors(model, dir / "m.safetensors");
+  const std::string text =
+      shardprop::read_safetensors_metadata(dir / "m.safetensors").at("shardprop.model");
+  CHECK_THAT(text, Catch::Matchers::Contains(
+                       R"json({"batchnorm":{"epsilon":1e-05,"momentum":0.1}},"relu",)json"
+                       R"json({"dropout":0.3})json"));
+  // And they read back as the same floats.
+  const Model again = shardprop::load_model(dir / "m.safetensors");
+  CHECK(shardprop::format_layers(again.spec().layers) == shardprop::format_layers(spec.layers));
+  const auto& bn = std::get<shardprop::BatchNormSpec>(again.spec().layers[1]);
+  CHECK(bn.epsilon == 1e-5f);
+  CHECK(bn.momentum == 0.1f);
+  CHECK(std::get<shardprop::DropoutSpec>(again.spec().layers[3]).rate == 0.3f);
+}
+
+TEST_CASE("metadata that is not UTF-8 is an Error and nothing is written", "[checkpoint]") {
+  TempDir dir;
+  const Model model(small_spec());
+  CHECK_THROWS_AS(shardprop::save_safetensors(model, dir / "m.safetensors",
+                                              {{"user.name", std::string("caf\xe9")}}),
+                  shardprop::Error);
+  CHECK_FALSE(std::filesystem::exists(dir / "m.safetensors"));
+}
+
 TEST_CASE("a hand-built safetensors file in the documented layout loads", "[checkpoint]") {
   // Checks the file builder that the malformed-file tests below mutate.
   TempDir dir;

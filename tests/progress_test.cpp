@@ -334,6 +334,13 @@ TEST_CASE("the metrics log writes one JSON object per epoch", "[cli][progress]")
     CHECK(parsed[1]["epoch"] == 2);
     CHECK(parsed[1]["gradient_norm"].is_null());
   }
+  SECTION("the learning rate is the float the step used, written as its shortest decimal") {
+    MetricsLog log(path, false);
+    EpochSummary s = classification_summary(1);
+    s.learning_rate = static_cast<double>(0.05f);  // as Trainer::learning_rate() returns it
+    log.write(s);
+    CHECK_THAT(read_text(path), Contains("\"learning_rate\":0.05,"));
+  }
   SECTION("regression with validation: val_loss and rmse, no accuracy") {
     EpochSummary s = classification_summary(1);
     s.regression = true;

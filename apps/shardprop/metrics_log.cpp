@@ -7,6 +7,7 @@
 #include <string>
 #include <system_error>
 
+#include "json_number.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop::cli {
@@ -118,7 +119,8 @@ void MetricsLog::write(const EpochSummary& s) {
   line["samples_per_second"] = s.samples_per_second;
   line["epoch_seconds"] = s.epoch_seconds;
   line["elapsed_seconds"] = s.elapsed_seconds;
-  line["learning_rate"] = s.learning_rate;
+  // The step uses the rate as a float; write that float, shortest ("0.1", not 0.10000000149...).
+  line["learning_rate"] = json_float(static_cast<float>(s.learning_rate));
   line["gradient_norm"] = s.gradient_norm >= 0 ? nlohmann::ordered_json(s.gradient_norm) : nullptr;
   const std::string text = line.dump() + '\n';
   errno = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <zlib.h>
@@ -62,15 +64,29 @@ class Crc32 {
   uLong crc_ = ::crc32(0L, Z_NULL, 0);
 };
 
+// A float as the double nearest to its shortest decimal, so the JSON shows "1e-05" rather
+// than the float's exact value 9.999999747378752e-06, and reads back as the same float.
+double json_float(float value) {
+  if (!std::isfinite(value)) return value;
+  char text[32];
+  const std::to_chars_result written = std::to_chars(text, text + sizeof text, value);
+  double shortest = 0.0;
+  const std::from_chars_result read = std::from_chars(text, written.ptr, shortest);
+  if (read.ec != std::errc() || static_cast<float>(shortest) != value) return value;
+  return shortest;
+}
+
 std::string spec_to_json(const ModelSpec& spec) {
   json layers = json::array();
   for (const LayerSpec& layer : spec.layers) {
     if (const auto* d = std::get_if<DenseSpec>(&layer)) {
       layers.push_back("dense(" + std::to_string(d->units) + ")");
     } else if (const auto* b = std::get_if<BatchNormSpec>(&layer)) {
-      layers.push_back({{"batchnorm", {{"epsilon", b->epsilon}, {"momentum", b->momentum}}}});
+      layers.push_back(
+          {{"batchnorm",
+            {{"epsilon", json_float(b->epsilon)}, {"momentum", json_float(b->momentum)}}}});
     } else if (const auto* dropout = std::get_if<DropoutSpec>(&layer)) {
-      layers.push_back({{"dropout", dropout->rate}});
+      layers.push_back({{"dropout", json_float(dropout->rate)}});
     } else {
       layers.push_back(std::string(to_string(std::get<ActivationSpec>(layer).activation)));
     }
@@ -314,7 +330,13 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
   }
   meta[kChecksumKey] = crc.text();
   header["__metadata__"] = std::move(meta);
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::exception&) {
+    // The metadata is the caller's text; JSON (and PyTorch's reader) needs UTF-8.
+    throw Error(path.string() + ": a metadata value is not valid UTF-8 text; nothing written");
+  }
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
   const std::uint64_t length = text.size();
   std::vector<std::span<const std::byte>> pieces;

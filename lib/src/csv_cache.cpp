@@ -57,7 +57,8 @@ std::string cache_key(const std::filesystem::path& path, const CsvOptions& optio
            {"version", version()}};
   // Only when set, so that the keys (and file names) of existing caches stay as they were.
   if (!options.features.empty()) key["features"] = options.features;
-  return key.dump();
+  // A file or column name need not be UTF-8; the key only has to tell option sets apart.
+  return key.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::uint64_t fnv1a(const std::string& text) {
@@ -115,15 +116,21 @@ bool load(const std::filesystem::path& cache, const std::string& key, Dataset& o
 }
 
 void store(const std::filesystem::path& cache, const std::string& key, const Dataset& d) {
-  std::string header = json{
-      {"key", key},
-      {"rows", d.rows},
-      {"feature_count", d.feature_count},
-      {"target_width", d.target_width},
-      {"feature_names", d.feature_names},
-      {"target_names", d.target_names},
-      {"class_names",
-       d.class_names}}.dump();
+  std::string header;
+  try {
+    header = json{{"key", key},
+                  {"rows", d.rows},
+                  {"feature_count", d.feature_count},
+                  {"target_width", d.target_width},
+                  {"feature_names", d.feature_names},
+                  {"target_names", d.target_names},
+                  {"class_names", d.class_names}}
+                 .dump();
+  } catch (const json::exception&) {
+    throw Error(cache.string() +
+                ": a column or class name is not valid UTF-8 text; the cache "
+                "stores names as JSON");
+  }
   const std::uint64_t length = header.size();
   std::string prefix(kMagic, 8);
   prefix.append(reinterpret_cast<const char*>(&length), 8);
