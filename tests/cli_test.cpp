@@ -224,6 +224,11 @@ TEST_CASE("bad options and bad input exit non-zero with a one-line message and l
            "shards (17) exceeds the batch size (16)", 1},
           {"--init with a file that is not safetensors", Args{"--init", "train.csv"},
            "shardprop: error: train.csv: header length", 1},
+          {"--init with --resume", Args{"--init", "train.csv", "--resume", "train.csv"},
+           "shardprop: error: --init excludes --resume", 2},
+          {"an empty --spec", Args{"--spec", ""}, "shardprop: error: --spec is empty", 2},
+          {"a blank --spec", Args{"--spec", " \t "}, "shardprop: error: --spec is empty", 2},
+          {"--dropout outside [0, 1)", Args{"--dropout", "1"}, "shardprop: error: --dropout", 2},
       }));
   CAPTURE(description);
   const std::vector<char> old_bytes{'o', 'l', 'd', '\0', '\xff', '\n'};
@@ -237,10 +242,13 @@ TEST_CASE("bad options and bad input exit non-zero with a one-line message and l
   CHECK(run.exit_code == status);
   const std::vector<std::string> err = lines_of(run.err);
   REQUIRE_FALSE(err.empty());
-  CHECK_THAT(err[0], Contains(expected));
-  // One line; CLI11's usage errors add only its standard hint.
-  for (std::size_t i = 1; i < err.size(); ++i) {
-    CHECK(err[i] == "Run with --help for more information.");
+  CHECK_THAT(err[0], StartsWith("shardprop: error: ") && Contains(expected));
+  // One line; a usage error adds one hint line.
+  if (status == 2) {
+    CHECK(err.size() == 2);
+    CHECK(err.back() == "Run 'shardprop train --help' for the options.");
+  } else {
+    CHECK(err.size() == 1);
   }
   CHECK_THAT(run.out, !Contains("wrote"));
   CHECK(read_bytes(f.dir / "out.st") == old_bytes);
@@ -264,7 +272,7 @@ TEST_CASE(
   CHECK(run.exit_code != 0);
   const std::vector<std::string> err = lines_of(run.err);
   REQUIRE_FALSE(err.empty());
-  CHECK_THAT(err[0], StartsWith(option));
+  CHECK_THAT(err[0], StartsWith("shardprop: error: " + option));
   CHECK_THAT(err[0], !Contains("range 0.000000"));  // 0 is what was rejected
   CHECK(err[0].size() < 120);
 }
@@ -324,16 +332,18 @@ TEST_CASE("train --no-shuffle is accepted and trains on minibatches in file orde
 
 TEST_CASE("shardprop --help and --version exit 0 and describe the program", "[cli]") {
   TempDir dir;
-  SECTION("shardprop --help lists the train subcommand") {
+  SECTION("shardprop --help lists the train subcommand and names the program") {
     const Run run = run_cli(dir, {"--help"});
     CHECK(run.exit_code == 0);
     CHECK_THAT(run.out, Contains("train"));
+    CHECK_THAT(run.out, Contains("Usage: shardprop [OPTIONS] SUBCOMMAND"));
   }
   SECTION("shardprop train --help lists the options") {
     const Run run = run_cli(dir, {"train", "--help"});
     CHECK(run.exit_code == 0);
-    for (const char* option :
-         {"--data", "--out", "--init", "--threads", "--shards", "--no-shuffle"}) {
+    CHECK_THAT(run.out, Contains("Usage: shardprop train [OPTIONS]"));
+    for (const char* option : {"--data", "--out", "--init", "--threads", "--shards", "--no-shuffle",
+                               "-q,--quiet", "-v,--verbose"}) {
       CHECK_THAT(run.out, Contains(option));
     }
   }
@@ -342,9 +352,13 @@ TEST_CASE("shardprop --help and --version exit 0 and describe the program", "[cl
     CHECK(run.exit_code == 0);
     CHECK_THAT(run.out, Contains(shardprop::version()));
   }
-  SECTION("no subcommand is a usage error") {
+  SECTION("no subcommand is a usage error in the one-line format") {
     const Run run = run_cli(dir, {});
-    CHECK(run.exit_code != 0);
+    CHECK(run.exit_code == 2);
+    const std::vector<std::string> err = lines_of(run.err);
+    REQUIRE(err.size() == 2);
+    CHECK_THAT(err[0], StartsWith("shardprop: error: "));
+    CHECK(err[1] == "Run 'shardprop --help' for the options.");
   }
 }
 
@@ -412,10 +426,26 @@ TEST_CASE("train --stream reads the file in blocks and learns what loading it le
     CHECK(auto_stream.exit_code == 0);
     CHECK_THAT(auto_stream.out, Contains("streamed"));
   }
-  SECTION("--val-split needs the data in memory") {
+  SECTION("--val-split and --cache need the data in memory: usage errors with --stream") {
     const Run split = run_cli(f.dir, f.train({"--epochs", "1", "--stream", "--val-split", "0.2"}));
-    CHECK(split.exit_code == 1);
-    CHECK_THAT(split.err, Contains("--val-split") && Contains("--val"));
+    CHECK(split.exit_code == 2);
+    CHECK_THAT(split.err, StartsWith("shardprop: error: --val-split") && Contains("--val file"));
+    const Run cache = run_cli(f.dir, f.train({"--epochs", "1", "--stream", "--cache"}));
+    CHECK(cache.exit_code == 2);
+    CHECK_THAT(cache.err, StartsWith("shardprop: error: --cache") && Contains("--stream"));
+    const Run cache_dir =
+        run_cli(f.dir, f.train({"--epochs", "1", "--stream", "--cache-dir", f.path("cache")}));
+    CHECK(cache_dir.exit_code == 2);
+  }
+  SECTION("and when the file's size chooses streaming, the message says why") {
+    const Run split = run_cli(
+        f.dir, f.train({"--epochs", "1", "--stream-above-mb", "0.001", "--val-split", "0.2"}));
+    CHECK(split.exit_code == 2);
+    CHECK_THAT(split.err, Contains("--stream-above-mb") && Contains("--val-split"));
+    const Run cache =
+        run_cli(f.dir, f.train({"--epochs", "1", "--stream-above-mb", "0.001", "--cache"}));
+    CHECK(cache.exit_code == 2);
+    CHECK_THAT(cache.err, Contains("--stream-above-mb") && Contains("--cache"));
   }
 }
 
@@ -464,6 +494,26 @@ TEST_CASE("train reports validation from a file with its own label order or from
   }
 }
 
+TEST_CASE("a checkpoint records float settings and statistics as their shortest decimals",
+          "[cli]") {
+  // Regression: "lr":0.30000001192092896, the float's exact value written as a double.
+  CliFixture f;
+  REQUIRE(run_cli(f.dir, f.train({"--epochs", "1", "--momentum", "0.9", "--weight-decay", "1e-05",
+                                  "--out", f.path("m.st")}))
+              .exit_code == 0);
+  const auto metadata = shardprop::read_safetensors_metadata(f.dir / "m.st");
+  const std::string options = metadata.at("shardprop.train_options");
+  CHECK_THAT(options, Contains("\"lr\":0.3,") && Contains("\"momentum\":0.9,") &&
+                          Contains("\"weight-decay\":1e-05"));
+  // Every standardization number is a float's shortest form: at most 9 significant digits.
+  const std::string statistics = metadata.at("shardprop.standardization");
+  const std::regex long_number(R"([0-9]{10,})");
+  CHECK_FALSE(std::regex_search(statistics, long_number));
+  // And the run resumes with them: the stored settings equal the flags' floats.
+  REQUIRE(run_cli(f.dir, {"train", "--resume", "m.st", "--epochs", "2", "--lr", "0.3"}).exit_code ==
+          0);
+}
+
 TEST_CASE("info describes a weights file and rejects a damaged one", "[cli][info]") {
   CliFixture f;
   REQUIRE(run_cli(f.dir, f.train({"--layers", "8,4", "--batch-norm", "--epochs", "1", "--out",
@@ -476,10 +526,30 @@ TEST_CASE("info describes a weights file and rejects a damaged one", "[cli][info
                                 "outputs; loss xent"));
   // 8·2+8 + 8+8 (γ, β) + 4·8+4 + 4+4 + 2·4+2 trained values.
   CHECK_THAT(info.out, Contains("94 trained"));
-  CHECK_THAT(info.out, Contains("1.num_batches_tracked    I64 []"));
+  // 94 trained and 24 running floats, 2 int64 counters.
+  CHECK_THAT(info.out, Contains("model tensors: 16, 488 bytes"));
+  CHECK_THAT(info.out, Contains("1.num_batches_tracked                I64 []"));
+  CHECK_THAT(info.out, !Contains("optimizer tensors"));  // plain SGD keeps no state
   CHECK_THAT(info.out, Contains("classes:     0, 1"));
   CHECK_THAT(info.out, Contains("settings:    optimizer sgd, lr 0.3"));
   CHECK_THAT(info.out, Contains("checkpoint:  "));
+
+  SECTION("a checkpoint's optimizer state is listed too, as its own group") {
+    REQUIRE(run_cli(f.dir, f.train({"--layers", "8,4", "--batch-norm", "--epochs", "1",
+                                    "--optimizer", "adam", "--out", f.path("adam.st")}))
+                .exit_code == 0);
+    const Run adam = run_cli(f.dir, {"info", "adam.st"});
+    CAPTURE(adam.out);
+    REQUIRE(adam.exit_code == 0);
+    // exp_avg and exp_avg_sq of each of the 10 trained tensors (weights, biases, γ, β).
+    CHECK_THAT(adam.out, Contains(", 188 optimizer state"));
+    CHECK_THAT(adam.out, Contains("optimizer tensors: 20, 752 bytes"));
+    for (const char* name : {"optimizer.0.weight.exp_avg ", "optimizer.0.weight.exp_avg_sq ",
+                             "optimizer.6.bias.exp_avg ", "optimizer.6.bias.exp_avg_sq "}) {
+      CHECK_THAT(adam.out, Contains(name));
+    }
+    CHECK_THAT(adam.out, Contains("optimizer.1.weight.exp_avg_sq        F32 [8]"));
+  }
 
   const std::vector<char> bytes = read_bytes(f.dir / "m.st");
   write_bytes(f.dir / "cut.st", std::vector<char>(bytes.begin(), bytes.begin() + 100));

@@ -68,6 +68,21 @@ bool same_tensors(const std::filesystem::path& a, const std::filesystem::path& b
   return parts(a) == parts(b);
 }
 
+// Removes one metadata key of a safetensors file, as a file written before the key existed.
+// The header keeps its length (padded with spaces), so the tensor data and checksum stay.
+void drop_metadata_key(const std::filesystem::path& path, const std::string& key) {
+  std::vector<char> bytes = read_bytes(path);
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  nlohmann::json header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + n);
+  REQUIRE(header["__metadata__"].erase(key) == 1);
+  std::string text = header.dump();
+  REQUIRE(text.size() <= n);
+  text.append(n - text.size(), ' ');
+  std::copy(text.begin(), text.end(), bytes.begin() + 8);
+  write_bytes(path, bytes);
+}
+
 std::vector<double> column_of(const std::string& out, const std::string& label) {
   std::vector<double> values;
   const std::regex number(label + R"( +(-?\d+\.\d+))");
@@ -129,6 +144,62 @@ TEST_CASE("a resumed run ends bitwise equal to the uninterrupted run", "[cli][re
     REQUIRE(more.exit_code == 0);
     CHECK(column_of(more.out, "loss").empty());  // already at 8 epochs: nothing to do
     CHECK(same_tensors(f.dir / "eight.safetensors", f.dir / "again.safetensors"));
+  }
+}
+
+TEST_CASE("a resumed run finds its data from any directory, and is told where if it moved",
+          "[cli][resume]") {
+  TempDir first;  // where the run starts, with its data in a subdirectory
+  TempDir elsewhere;
+  std::filesystem::create_directory(first / "data");
+  write_text(first / "data" / "train.csv", separable_csv(21, 300));
+  write_text(first / "data" / "val.csv", separable_csv(22, 50));
+  auto run_for = [](const char* epochs, const char* out) {
+    return Args{"train",    "--data",   "data/train.csv", "--val", "data/val.csv",
+                "--layers", "8",        "--lr",           "0.2",   "--momentum",
+                "0.5",      "--epochs", epochs,           "--out", out};
+  };
+  const Args whole = run_for("4", "whole.st");
+  const Args part = run_for("2", "m.st");
+  REQUIRE(run_cli(first, whole).exit_code == 0);
+  REQUIRE(run_cli(first, part).exit_code == 0);
+  const std::string checkpoint = (first / "m.st").string();
+
+  SECTION("without --out it continues in the file it resumed, replaced whole") {
+    const Run resumed = run_cli(elsewhere, {"train", "--resume", checkpoint, "--epochs", "4"});
+    CAPTURE(resumed.out, resumed.err);
+    REQUIRE(resumed.exit_code == 0);
+    CHECK_THAT(resumed.out, Contains("val loss") && Contains("wrote " + checkpoint));
+    CHECK(same_tensors(first / "whole.st", first / "m.st"));
+    CHECK(directory_entries(elsewhere.path()).empty());
+    // "shardprop.data" still shows the name as given.
+    CHECK(shardprop::read_safetensors_metadata(first / "m.st").at("shardprop.data") ==
+          "data/train.csv");
+  }
+  SECTION("a data file that moved is an error that names it and suggests --data") {
+    std::filesystem::rename(first / "data" / "train.csv", first / "moved.csv");
+    const std::vector<char> before = read_bytes(first / "m.st");
+    const Run gone = run_cli(elsewhere, {"train", "--resume", checkpoint, "--epochs", "4"});
+    CHECK(gone.exit_code == 1);
+    CHECK_THAT(gone.err,
+               Contains((first / "data" / "train.csv").string()) && Contains("--data FILE"));
+    CHECK(lines_of(gone.err).size() == 1);
+    CHECK(read_bytes(first / "m.st") == before);
+    const Run told = run_cli(elsewhere, {"train", "--resume", checkpoint, "--epochs", "4", "--data",
+                                         (first / "moved.csv").string()});
+    CAPTURE(told.err);
+    REQUIRE(told.exit_code == 0);
+    CHECK(same_tensors(first / "whole.st", first / "m.st"));
+  }
+  SECTION("a checkpoint that records only the relative paths still resumes where they hold") {
+    drop_metadata_key(first / "m.st", "shardprop.data_files");
+    const Run away = run_cli(elsewhere, {"train", "--resume", checkpoint, "--epochs", "4"});
+    CHECK(away.exit_code == 1);  // not exit status 3: the message names the file and the fix
+    CHECK_THAT(away.err, Contains("data/train.csv") && Contains("--data"));
+    const Run here = run_cli(first, {"train", "--resume", "m.st", "--epochs", "4"});
+    CAPTURE(here.err);
+    REQUIRE(here.exit_code == 0);
+    CHECK(same_tensors(first / "whole.st", first / "m.st"));
   }
 }
 
@@ -357,11 +428,40 @@ TEST_CASE("a config file gives the same run as the same flags, and flags overrid
                           "--out", "override.st"})
               .exit_code == 0);
   CHECK_FALSE(same_tensors(f.dir / "from_config.st", f.dir / "override.st"));
-  SECTION("an unknown key in the config file is a usage error") {
+  SECTION("an unknown key in the config file is a usage error naming its line") {
     write_text(f.dir / "bad.toml", "epochs = 2\nlearning_rat = 0.1\n");
     const Run bad = f.train({"--config", "bad.toml"});
     CHECK(bad.exit_code == 2);
-    CHECK_THAT(bad.err, Contains("learning_rat"));
+    CHECK_THAT(bad.err, Contains("bad.toml:2: unknown option 'learning_rat'"));
+  }
+  SECTION("flags take true/false, 1/0, yes/no, on/off, or the key alone") {
+    write_text(f.dir / "flags.toml",
+               "epochs = 2\nseed = 4\n[train]\nbatch-norm = true\nno-shuffle\nnesterov = on\n"
+               "momentum = 0.5\nverbose = yes\nno-standardize = false\nno-header = 0\n"
+               "quiet = off\n");
+    const Run from_file = f.train({"--config", "flags.toml", "--out", "flags.st"});
+    CAPTURE(from_file.err);
+    REQUIRE(from_file.exit_code == 0);
+    CHECK_THAT(from_file.out, Contains("grad norm"));  // verbose
+    const Run given = f.train({"--epochs", "2", "--seed", "4", "--batch-norm", "--no-shuffle",
+                               "--nesterov", "--momentum", "0.5", "--out", "flags2.st"});
+    REQUIRE(given.exit_code == 0);
+    CHECK(same_tensors(f.dir / "flags.st", f.dir / "flags2.st"));
+    write_text(f.dir / "ini.ini",
+               "[train]\nepochs=2\nseed=4\nbatch-norm=1\nno-shuffle=TRUE\n"
+               "nesterov=Yes\nmomentum=0.5\n");
+    REQUIRE(f.train({"--config", "ini.ini", "--out", "ini.st"}).exit_code == 0);
+    CHECK(same_tensors(f.dir / "flags.st", f.dir / "ini.st"));
+  }
+  SECTION("a flag with another value is a usage error naming the key and the line") {
+    write_text(f.dir / "bad.toml", "epochs = 2\n\n[train]\nbatch-norm = maybe\n");
+    const Run bad = f.train({"--config", "bad.toml"});
+    CHECK(bad.exit_code == 2);
+    const std::vector<std::string> err = lines_of(bad.err);
+    REQUIRE_FALSE(err.empty());
+    CHECK(err[0] ==
+          "shardprop: error: bad.toml:4: 'batch-norm' is a flag: true/false (or 1/0, yes/no, "
+          "on/off), got 'maybe'");
   }
 }
 

@@ -213,7 +213,9 @@ int evaluate(const EvaluateOptions& o) {
   }
   if (report.rows == 0) throw Error(o.data + ": no data rows");
   if (o.json) {
-    std::printf("%s\n", report_json(o, report, trained, csv.targets).dump().c_str());
+    std::printf("%s\n", report_json(o, report, trained, csv.targets)
+                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                            .c_str());
   } else {
     print_report(o, report, trained, csv.targets);
   }

@@ -2,10 +2,15 @@
 // its metadata) and prints its architecture, size and the provenance the metadata records.
 #include "info_command.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -32,6 +37,49 @@ std::string list_text(const std::vector<std::string>& names, std::size_t shown) 
   return text;
 }
 
+// A tensor of the file as its safetensors header lists it.
+struct FileTensor {
+  std::string name, dtype;
+  std::vector<std::int64_t> shape;
+  std::int64_t elements = 1;
+};
+
+// The "optimizer.*" tensors of a file (a checkpoint's momentum or Adam state), in file order.
+// The file was validated by load_trained_model: the header is well formed.
+std::vector<FileTensor> optimizer_tensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), sizeof length);  // little-endian, as the host
+  std::string text(static_cast<std::size_t>(length), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(length));
+  const nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
+  std::vector<std::pair<std::int64_t, FileTensor>> found;  // by data offset: file order
+  if (!in || !header.is_object()) return {};
+  for (const auto& [name, entry] : header.items()) {
+    if (name.rfind("optimizer.", 0) != 0 || !entry.is_object()) continue;
+    FileTensor t;
+    t.name = name;
+    t.dtype = entry.value("dtype", "");
+    for (const nlohmann::json& d : entry.value("shape", nlohmann::json::array())) {
+      t.shape.push_back(d.get<std::int64_t>());
+      t.elements *= t.shape.back();
+    }
+    const nlohmann::json offsets = entry.value("data_offsets", nlohmann::json::array());
+    found.emplace_back(offsets.empty() ? 0 : offsets[0].get<std::int64_t>(), std::move(t));
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<FileTensor> tensors;
+  for (auto& entry : found) tensors.push_back(std::move(entry.second));
+  return tensors;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string text;
+  for (const std::int64_t d : shape) text += (text.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + text + "]";
+}
+
 }  // namespace
 
 int run_info(const InfoOptions& o) {
@@ -41,9 +89,10 @@ int run_info(const InfoOptions& o) {
     const auto found = file.metadata.find(key);
     return found == file.metadata.end() ? std::string() : found->second;
   };
+  std::error_code size_error;
+  const std::uintmax_t bytes = std::filesystem::file_size(o.model, size_error);
   std::printf("file:        %s (%ju bytes), written by shardprop %s\n", o.model.c_str(),
-              static_cast<std::uintmax_t>(std::filesystem::file_size(o.model)),
-              meta("shardprop.version").c_str());
+              size_error ? std::uintmax_t{0} : bytes, meta("shardprop.version").c_str());
   std::printf("model:       %d inputs ->", model.inputs());
   std::printf(" %s", format_layers(model.spec().layers).c_str());
   std::printf(" -> %d outputs; loss %s\n", model.outputs(),
@@ -53,12 +102,26 @@ int run_info(const InfoOptions& o) {
   for (const TensorInfo& t : model.tensors()) (t.trained() ? trained : state) += t.size;
   std::printf("parameters:  %zu trained", trained);
   if (state > 0) std::printf(", %zu batch-norm running statistics and counters", state);
-  std::printf("\ntensors:\n");
+  const std::vector<FileTensor> optimizer = optimizer_tensors(o.model);
+  std::size_t optimizer_values = 0;
+  for (const FileTensor& t : optimizer) optimizer_values += static_cast<std::size_t>(t.elements);
+  if (!optimizer.empty()) std::printf(", %zu optimizer state", optimizer_values);
+  std::size_t model_bytes = 0;
   for (const TensorInfo& t : model.tensors()) {
-    std::string shape;
-    for (const std::int64_t d : t.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-    std::printf("  %-24s %s [%s]\n", t.name.c_str(),
-                t.role == TensorRole::batch_counter ? "I64" : "F32", shape.c_str());
+    model_bytes += t.size * (t.role == TensorRole::batch_counter ? 8 : 4);
+  }
+  std::printf("\nmodel tensors: %zu, %zu bytes\n", model.tensors().size(), model_bytes);
+  for (const TensorInfo& t : model.tensors()) {
+    std::printf("  %-36s %s %s\n", t.name.c_str(),
+                t.role == TensorRole::batch_counter ? "I64" : "F32", shape_text(t.shape).c_str());
+  }
+  if (!optimizer.empty()) {
+    // Not part of a PyTorch state_dict: what --resume needs to continue the optimizer exactly.
+    std::printf("optimizer tensors: %zu, %zu bytes\n", optimizer.size(),
+                optimizer_values * sizeof(float));
+    for (const FileTensor& t : optimizer) {
+      std::printf("  %-36s %s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
+    }
   }
   if (!meta("shardprop.data").empty()) {
     std::printf("trained on:  %s, %s epochs, seed %s\n", meta("shardprop.data").c_str(),

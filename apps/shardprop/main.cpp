@@ -1,11 +1,12 @@
 // The shardprop executable: parses the command line and hands each subcommand to its file.
-// Exit status: 0 success, 1 bad input or I/O failure (one line on stderr), 2 usage error,
-// 3 internal error.
+// Exit status: 0 success, 1 bad input or I/O failure, 2 usage error, 3 internal error. Every
+// error is one line on stderr, "shardprop: error: WHAT", usage errors followed by a hint line.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct CommandLine {
   CLI::App* predict = nullptr;
 
   CommandLine() {
+    app.name("shardprop");
     app.set_version_flag("--version", shardprop::version());
     app.require_subcommand(1);
     train = shardprop::cli::add_train_command(app, train_options);
@@ -47,6 +49,30 @@ int run(CommandLine& line) {
   if (line.evaluate->parsed()) return shardprop::cli::run_evaluate(line.evaluate_options);
   if (line.predict->parsed()) return shardprop::cli::run_predict(line.predict_options);
   return 0;
+}
+
+// One line, whatever the message holds (CLI11's and nested messages may span lines).
+std::string one_line(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+void print_error(const std::string& what) {
+  std::fprintf(stderr, "shardprop: error: %s\n", one_line(what).c_str());
+}
+
+// The usage error's message, then where the options are listed.
+int usage_error(const CommandLine& line, const std::string& what) {
+  print_error(what);
+  std::string command = "shardprop";
+  for (const CLI::App* sub : {line.train, line.evaluate, line.predict, line.info}) {
+    if (sub->parsed()) command += " " + sub->get_name();
+  }
+  std::fprintf(stderr, "Run '%s --help' for the options.\n", command.c_str());
+  return 2;
 }
 
 }  // namespace
@@ -65,19 +91,26 @@ int main(int argc, char** argv) {
         line = std::make_unique<CommandLine>();
         line->app.parse(std::vector<std::string>(args.rbegin(), args.rend()));
       }
+    } catch (const CLI::Success& e) {
+      return line->app.exit(e);  // --help or --version: the text on stdout, exit status 0
     } catch (const CLI::ParseError& e) {
-      // CLI11 prints the message (or the help); its many codes collapse to the documented 2.
-      return line->app.exit(e) == 0 ? 0 : 2;
+      // CLI11's many codes collapse to the documented 2, its message to our one-line format.
+      return usage_error(*line, e.what());
     }
     return run(*line);
   } catch (const shardprop::cli::UsageError& e) {
-    std::fprintf(stderr, "shardprop: error: %s\nRun with --help for more information.\n", e.what());
-    return 2;
+    return usage_error(*line, e.what());
   } catch (const shardprop::Error& e) {
-    std::fprintf(stderr, "shardprop: error: %s\n", e.what());
+    print_error(e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Sizes come from the options and the data: too large a batch, model or buffer for memory.
+    print_error(
+        "out of memory: the model, --batch-size or --shuffle-buffer-mb is too large for this "
+        "machine");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardprop: internal error: %s\n", e.what());
+    print_error(std::string("internal error (a bug: please report it): ") + e.what());
     return 3;
   }
 }

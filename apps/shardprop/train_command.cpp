@@ -4,6 +4,7 @@
 #include "train_command.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "json_number.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
 #include "shardprop/checkpoint.hpp"
@@ -47,6 +49,12 @@ struct RunState {
   int best_epoch = 0;
   int bad_epochs = 0;
 };
+
+json json_floats(const std::vector<float>& values) {
+  json array = json::array();
+  for (const float v : values) array.push_back(json_float(v));
+  return array;
+}
 
 json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 double number_or_infinity(const json& j) {
@@ -94,6 +102,65 @@ std::string metadata_value(const std::map<std::string, std::string>& metadata,
     throw Error(file + ": no '" + key + "' metadata: not a checkpoint of `shardprop train`");
   }
   return found->second;
+}
+
+int metadata_count(const std::map<std::string, std::string>& metadata, const std::string& key,
+                   const std::string& file) {
+  const std::string text = metadata_value(metadata, key, file);
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 0) {
+    throw Error(file + ": metadata '" + key + "' is not a count: '" + text + "'");
+  }
+  return value;
+}
+
+// The data files a run reads, as absolute paths, so that a resume started in another
+// directory finds them ("shardprop.data" keeps the name as given, for display).
+constexpr const char* kDataFilesKey = "shardprop.data_files";
+
+std::string absolute_path(const std::string& file) {
+  if (file.empty()) return file;
+  std::error_code error;
+  const fs::path path = fs::absolute(file, error);
+  return error ? file : path.lexically_normal().string();
+}
+
+// For --resume: the recorded absolute paths of the files not given again on the command line.
+// Checkpoints written before they were recorded keep the paths as typed.
+void use_recorded_data_files(TrainOptions& o, const std::map<std::string, std::string>& metadata,
+                             const CLI::App& command) {
+  const auto found = metadata.find(kDataFilesKey);
+  if (found == metadata.end()) return;
+  const json files = json::parse(found->second, nullptr, false);
+  if (!files.is_object()) throw Error(o.resume + ": metadata '" + kDataFilesKey + "' is malformed");
+  auto take = [&](const char* key, const char* option, std::string& value) {
+    if (command.count(option) > 0 || !files.contains(key)) return;
+    if (!files[key].is_string()) {
+      throw Error(o.resume + ": metadata '" + kDataFilesKey + "': '" + key + "' is not a path");
+    }
+    value = files[key].get<std::string>();
+  };
+  take("data", "--data", o.data);
+  take("val", "--val", o.validation);
+}
+
+// A recorded data file that is gone: say which and how to point the run at it.
+void require_recorded_file(const std::string& file, const char* option, const TrainOptions& o) {
+  std::error_code error;
+  if (file.empty() || fs::is_regular_file(file, error)) return;
+  throw Error(o.resume + " was trained on " + file + ", which is not there (moved or deleted?); " +
+              "give the file with " + option + " FILE");
+}
+
+// JSON text of what the user gave (file and column names): JSON holds only UTF-8 text, and
+// other bytes are the input's fault, not a bug.
+std::string json_text(const json& value, const std::string& what) {
+  try {
+    return value.dump();
+  } catch (const json::exception&) {
+    throw Error(what + " is not valid UTF-8 text; checkpoints store it as JSON");
+  }
 }
 
 // Restart 0 uses the seed itself, so --restarts 1 is the plain run.
@@ -148,6 +215,15 @@ TrainerSettings trainer_settings(const TrainOptions& o) {
 }
 
 void check_combinations(const TrainOptions& o) {
+  if (o.stream && o.validation_split > 0.0) {
+    throw UsageError(
+        "--val-split holds out rows of data loaded into memory; with --stream give a --val file");
+  }
+  if (o.stream && (o.cache || !o.cache_dir.empty())) {
+    throw UsageError(
+        "--cache keeps a parsed copy of data loaded into memory; --stream reads the file in "
+        "blocks instead: give one of them");
+  }
   const bool validation = !o.validation.empty() || o.validation_split > 0.0;
   if (o.early_stopping > 0 && !validation) {
     throw UsageError("--early-stopping watches the validation loss: give --val or --val-split");
@@ -189,14 +265,16 @@ class PeriodicCheckpoints {
   }
 
   // Removes all but the newest `keep` of this run's periodic checkpoints (names sort by age).
+  // Best effort: a directory that cannot be listed keeps its files.
   void prune() const {
     const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}\.safetensors)");
     std::vector<fs::path> ours;
     std::error_code error;
-    for (const fs::directory_entry& entry : fs::directory_iterator(directory_, error)) {
-      const std::string name = entry.path().filename().string();
+    for (fs::directory_iterator it(directory_, error); !error && it != fs::directory_iterator();
+         it.increment(error)) {
+      const std::string name = it->path().filename().string();
       if (name.size() <= stem_.size() || name.compare(0, stem_.size(), stem_) != 0) continue;
-      if (std::regex_match(name.substr(stem_.size()), pattern)) ours.push_back(entry.path());
+      if (std::regex_match(name.substr(stem_.size()), pattern)) ours.push_back(it->path());
     }
     std::sort(ours.begin(), ours.end());
     for (std::size_t i = 0; i + static_cast<std::size_t>(keep_) < ours.size(); ++i) {
@@ -229,25 +307,42 @@ int run_train(TrainOptions o, const CLI::App& command) {
   ProgressReporter report(stdout, verbosity, !o.quiet && is_terminal(stdout));
 
   // --- What is being resumed ------------------------------------------------------------
+  if (command.count("--spec") > 0 && o.spec.find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw UsageError(
+        "--spec is empty: give the layer stack, e.g. --spec \"dense(64) relu dense(10)\", or "
+        "leave it out to use --layers");
+  }
   const bool resuming = !o.resume.empty();
+  // Without --out, a resumed run continues in the file it resumed (replaced atomically).
+  if (resuming && o.out.empty()) o.out = o.resume;
   RunState run;
   StoredDataState stored_data;
   // The checkpoint read once: its weights, the label order and standardization they were
   // trained with, and its metadata (all validated).
   std::optional<TrainedModel> resumed;
   int resumed_epochs = 0;
+  std::string data_name;  // --data as first given, recorded for display
   if (resuming) {
     resumed = load_trained_model(o.resume);
     const std::map<std::string, std::string>& meta = resumed->metadata;
     const json stored =
         json::parse(metadata_value(meta, "shardprop.train_options", o.resume), nullptr, false);
     apply_stored_options(o, stored, command, o.resume);
+    use_recorded_data_files(o, meta, command);
+    if (command.count("--data") == 0) {
+      require_recorded_file(o.data, "--data", o);
+      if (const auto shown = meta.find("shardprop.data"); shown != meta.end()) {
+        data_name = shown->second;
+      }
+    }
+    if (command.count("--val") == 0) require_recorded_file(o.validation, "--val", o);
     run = run_state_from(metadata_value(meta, "shardprop.run", o.resume), o.resume);
-    resumed_epochs = std::stoi(metadata_value(meta, "shardprop.epochs", o.resume));
+    resumed_epochs = metadata_count(meta, "shardprop.epochs", o.resume);
     stored_data.class_names = resumed->class_names;
     if (!resumed->standardization.empty()) stored_data.standardization = resumed->standardization;
   }
   if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
+  if (data_name.empty()) data_name = o.data;
   check_combinations(o);
 
   // --- Data and model -------------------------------------------------------------------
@@ -285,14 +380,20 @@ int run_train(TrainOptions o, const CLI::App& command) {
                   : std::make_unique<MetricsLog>(o.metrics, run.weights_restart, resumed_epochs);
   };
 
-  std::map<std::string, std::string> base_metadata{{"shardprop.data", o.data},
-                                                   {kFeaturesKey, json(shape.feature_names).dump()},
-                                                   {kTargetsKey, json(shape.target_names).dump()},
-                                                   {"shardprop.train_options", to_json(o).dump()}};
-  if (!shape.class_names.empty()) base_metadata[kClassesKey] = json(shape.class_names).dump();
+  const json data_files{{"data", absolute_path(o.data)}, {"val", absolute_path(o.validation)}};
+  std::map<std::string, std::string> base_metadata{
+      {"shardprop.data", data_name},
+      {kDataFilesKey, json_text(data_files, "a data file name")},
+      {kFeaturesKey, json_text(shape.feature_names, o.data + ": a feature column name")},
+      {kTargetsKey, json_text(shape.target_names, o.data + ": a target column name")},
+      {"shardprop.train_options", json_text(to_json(o), "a file name among the options")}};
+  if (!shape.class_names.empty()) {
+    base_metadata[kClassesKey] = json_text(shape.class_names, o.data + ": a class name");
+  }
   if (!data.standardization.empty()) {
-    base_metadata[kStandardizationKey] =
-        json{{"mean", data.standardization.mean}, {"scale", data.standardization.scale}}.dump();
+    base_metadata[kStandardizationKey] = json{{"mean", json_floats(data.standardization.mean)},
+                                              {"scale", json_floats(data.standardization.scale)}}
+                                             .dump();
   }
   auto metadata_for = [&](const Trainer& trainer, RunState state, int weights_restart) {
     state.weights_restart = weights_restart;

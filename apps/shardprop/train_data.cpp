@@ -8,10 +8,12 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "model_input.hpp"
 #include "shardprop/error.hpp"
+#include "usage_error.hpp"
 
 namespace shardprop::cli {
 
@@ -67,7 +69,10 @@ bool should_stream_impl(const TrainOptions& o) {
     const double page_size = static_cast<double>(::sysconf(_SC_PAGESIZE));
     threshold_mb = pages * page_size / 4.0 / (1024.0 * 1024.0);
   }
-  return static_cast<double>(std::filesystem::file_size(o.data)) / (1024.0 * 1024.0) > threshold_mb;
+  std::error_code error;
+  const std::uintmax_t bytes = std::filesystem::file_size(o.data, error);
+  if (error) throw Error(o.data + ": cannot read: " + error.message());
+  return static_cast<double>(bytes) / (1024.0 * 1024.0) > threshold_mb;
 }
 
 void check_shape(const Dataset& other, const Dataset& shape, const std::string& file) {
@@ -111,11 +116,17 @@ TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss l
 
 TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss,
                             const StoredDataState& stored) {
+  // With --stream itself these are refused earlier; here the file's size chose streaming.
+  const std::string why = o.data +
+                          " is streamed (larger than --stream-above-mb, by default a "
+                          "quarter of the physical memory)";
   if (o.validation_split > 0.0) {
-    throw Error("--val-split needs the data in memory; with --stream give a --val file");
+    throw UsageError(why + "; --val-split needs the data in memory: give a --val file");
   }
   if (o.cache || !o.cache_dir.empty()) {
-    throw Error("--cache keeps a parsed copy of files that fit in memory; not with --stream");
+    throw UsageError(why +
+                     "; --cache keeps a parsed copy of data loaded into memory: leave it "
+                     "out");
   }
   TrainingData d;
   // Labels are sorted over the whole file, so a first pass collects them.

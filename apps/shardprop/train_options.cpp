@@ -1,10 +1,15 @@
 // `shardprop train` options: definitions, and the stored form --resume reads back.
 #include "train_options.hpp"
 
+#include <cctype>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
+#include <type_traits>
 
+#include "json_number.hpp"
 #include "shardprop/error.hpp"
 #include "usage_error.hpp"
 
@@ -190,7 +195,11 @@ struct StoredField {
 
 template <class T>
 StoredField field(const char* option, T TrainOptions::*member, bool may_change = false) {
-  return {option, [member](const TrainOptions& o) { return nlohmann::json(o.*member); },
+  return {option,
+          [member](const TrainOptions& o) {
+            if constexpr (std::is_same_v<T, float>) return nlohmann::json(json_float(o.*member));
+            return nlohmann::json(o.*member);
+          },
           [member](TrainOptions& o, const nlohmann::json& j) { o.*member = j.get<T>(); },
           may_change};
 }
@@ -278,6 +287,38 @@ void apply_stored_options(TrainOptions& options, const nlohmann::json& stored,
   }
 }
 
+namespace {
+
+// The 1-based line of `file` that sets `key` (in `section`, "" before any section), or 0.
+// CLI11's config items do not say where they came from; messages name the line.
+int config_line(const std::string& file, const std::string& section, const std::string& key) {
+  std::ifstream in(file);
+  std::string current;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    const std::string text = CLI::detail::trim_copy(line);
+    if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+      current = CLI::detail::trim_copy(text.substr(1, text.size() - 2));
+      continue;
+    }
+    if (current != section) continue;
+    const std::string name = CLI::detail::trim_copy(text.substr(0, text.find_first_of("=:")));
+    if (name == key || name == "\"" + key + "\"" || name == "'" + key + "'") return number;
+  }
+  return 0;
+}
+
+// true/false as TOML writes them, and the spellings CLI11 and INI files use.
+std::optional<bool> flag_value(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::vector<std::string> config_arguments(const CLI::App& command, const std::string& file) {
   std::vector<CLI::ConfigItem> items;
   try {
@@ -288,6 +329,11 @@ std::vector<std::string> config_arguments(const CLI::App& command, const std::st
   std::vector<std::string> args;
   for (const CLI::ConfigItem& item : items) {
     if (item.name == "++" || item.name == "--") continue;  // section markers
+    const std::string section = item.parents.empty() ? "" : item.parents[0];
+    auto where = [&] {
+      const int line = config_line(file, section, item.name);
+      return line > 0 ? file + ":" + std::to_string(line) : file;
+    };
     if (!(item.parents.empty() || (item.parents.size() == 1 && item.parents[0] == "train"))) {
       throw UsageError(file + ": section [" + item.parents[0] +
                        "] is not a section of `shardprop train` (use [train] or none)");
@@ -297,18 +343,18 @@ std::vector<std::string> config_arguments(const CLI::App& command, const std::st
     try {
       opt = command.get_option(option);
     } catch (const CLI::OptionNotFound&) {
-      throw UsageError(file + ": unknown option '" + item.name + "'");
+      throw UsageError(where() + ": unknown option '" + item.name + "'");
     }
-    if (item.name == "config") throw UsageError(file + ": a config file cannot name another");
-    if (opt->count() > 0) continue;       // given on the command line: it wins
-    if (opt->get_type_size_max() == 0) {  // a flag: true/false
+    if (item.name == "config") throw UsageError(where() + ": a config file cannot name another");
+    if (opt->count() > 0) continue;      // given on the command line: it wins
+    if (opt->get_expected_max() == 0) {  // a flag: `key`, `key = true`, `key = false`, ...
       const std::string value = item.inputs.empty() ? "true" : item.inputs.front();
-      if (value == "true" || value == "1") {
-        args.push_back(option);
-      } else if (value != "false" && value != "0") {
-        throw UsageError(file + ": '" + item.name + "' is a flag: true or false, got '" + value +
-                         "'");
+      const std::optional<bool> on = item.inputs.size() <= 1 ? flag_value(value) : std::nullopt;
+      if (!on) {
+        throw UsageError(where() + ": '" + item.name +
+                         "' is a flag: true/false (or 1/0, yes/no, on/off), got '" + value + "'");
       }
+      if (*on) args.push_back(option);
       continue;
     }
     std::string joined;
