@@ -67,13 +67,16 @@ shardprop_status guarded(const char* function, shardprop_status library_error, B
   }
 }
 
-void require(bool condition, const std::string& message) {
-  if (!condition) throw CallError{SHARDPROP_ERROR_ARGUMENT, message};
+// The message is built only on failure: a tiny step costs well under a microsecond, and string
+// building on every call would double it.
+template <class Message>
+void require(bool condition, Message&& message) {
+  if (!condition) throw CallError{SHARDPROP_ERROR_ARGUMENT, message()};
 }
 
 template <class T>
 void require_pointer(const T* pointer, const char* name) {
-  require(pointer != nullptr, std::string(name) + " is NULL");
+  if (pointer == nullptr) throw CallError{SHARDPROP_ERROR_ARGUMENT, std::string(name) + " is NULL"};
 }
 
 const shardprop::Model& model_of(const shardprop_model* handle) {
@@ -107,20 +110,22 @@ struct Shape {
 
 Shape check_rows(const shardprop::Model& model, const float* features, const float* targets,
                  std::int64_t rows, int feature_count, int target_width, bool need_targets) {
-  require(rows >= 0, "rows is " + std::to_string(rows) + ", not a count");
-  require(feature_count == model.inputs(),
-          "feature_count is " + std::to_string(feature_count) + ", the model takes " +
-              std::to_string(model.inputs()) + " features per row");
+  require(rows >= 0, [&] { return "rows is " + std::to_string(rows) + ", not a count"; });
+  require(feature_count == model.inputs(), [&] {
+    return "feature_count is " + std::to_string(feature_count) + ", the model takes " +
+           std::to_string(model.inputs()) + " features per row";
+  });
   Shape shape;
   shape.features = static_cast<std::size_t>(rows) * static_cast<std::size_t>(feature_count);
-  require(rows == 0 || features != nullptr, "features is NULL");
+  require(rows == 0 || features != nullptr, [&] { return "features is NULL"; });
   if (need_targets) {
-    require(target_width == target_width_of(model),
-            "target_width is " + std::to_string(target_width) + ", the model's " +
-                std::string(shardprop::to_string(model.spec().loss)) + " loss needs " +
-                std::to_string(target_width_of(model)) + " target values per row");
+    require(target_width == target_width_of(model), [&] {
+      return "target_width is " + std::to_string(target_width) + ", the model's " +
+             std::string(shardprop::to_string(model.spec().loss)) + " loss needs " +
+             std::to_string(target_width_of(model)) + " target values per row";
+    });
     shape.targets = static_cast<std::size_t>(rows) * static_cast<std::size_t>(target_width);
-    require(rows == 0 || targets != nullptr, "targets is NULL");
+    require(rows == 0 || targets != nullptr, [&] { return "targets is NULL"; });
   }
   return shape;
 }
@@ -142,7 +147,8 @@ shardprop::Dataset dataset_of(const shardprop::Model& model, const float* featur
 // Runs f in an arena of `threads` workers, or in the caller's arena for 0.
 template <class F>
 void run_with_threads(int threads, F&& f) {
-  require(threads >= 0, "threads is " + std::to_string(threads) + ", not 0 or a positive count");
+  require(threads >= 0,
+          [&] { return "threads is " + std::to_string(threads) + ", not 0 or a positive count"; });
   if (threads == 0) {
     f();
     return;
@@ -176,7 +182,9 @@ shardprop::TrainerSettings to_settings(const shardprop_trainer_settings& c) {
       s.optimizer = shardprop::Optimizer::adam;
       break;
     default:
-      require(false, "optimizer is " + std::to_string(c.optimizer) + ", not SGD (0) or ADAM (1)");
+      require(false, [&] {
+        return "optimizer is " + std::to_string(c.optimizer) + ", not SGD (0) or ADAM (1)";
+      });
   }
   s.momentum = c.momentum;
   s.nesterov = c.nesterov != 0;
@@ -195,8 +203,10 @@ shardprop::TrainerSettings to_settings(const shardprop_trainer_settings& c) {
       s.schedule = shardprop::LearningRateSchedule::cosine;
       break;
     default:
-      require(false, "schedule is " + std::to_string(c.schedule) +
-                         ", not CONSTANT (0), STEP (1) or COSINE (2)");
+      require(false, [&] {
+        return "schedule is " + std::to_string(c.schedule) +
+               ", not CONSTANT (0), STEP (1) or COSINE (2)";
+      });
   }
   s.schedule_step_epochs = c.schedule_step_epochs;
   s.schedule_gamma = c.schedule_gamma;
@@ -281,9 +291,10 @@ shardprop_status shardprop_model_copy_parameters(const shardprop_model* model, f
   return guarded(__func__, SHARDPROP_ERROR_ARGUMENT, [&] {
     const shardprop::Model& m = model_of(model);
     const std::size_t needed = float_parameter_count(m);
-    require(count >= 0 && static_cast<std::size_t>(count) >= needed,
-            "values holds " + std::to_string(count) + " floats, the model has " +
-                std::to_string(needed) + " parameters");
+    require(count >= 0 && static_cast<std::size_t>(count) >= needed, [&] {
+      return "values holds " + std::to_string(count) + " floats, the model has " +
+             std::to_string(needed) + " parameters";
+    });
     require_pointer(values, "values");
     for (const shardprop::TensorInfo& t : m.tensors()) {
       if (t.role == shardprop::TensorRole::batch_counter) continue;
@@ -300,12 +311,14 @@ shardprop_status shardprop_model_predict(const shardprop_model* model, const flo
     const Shape shape = check_rows(m, features, nullptr, rows, feature_count, 0, false);
     const std::size_t needed =
         static_cast<std::size_t>(rows) * static_cast<std::size_t>(m.outputs());
-    require(kind == SHARDPROP_PREDICT_RAW || kind == SHARDPROP_PREDICT_PROBABILITIES,
-            "kind is " + std::to_string(kind) + ", not RAW (0) or PROBABILITIES (1)");
-    require(output_count >= 0 && static_cast<std::size_t>(output_count) >= needed,
-            "outputs holds " + std::to_string(output_count) + " floats, " + std::to_string(rows) +
-                " rows need " + std::to_string(needed));
-    require(rows == 0 || outputs != nullptr, "outputs is NULL");
+    require(kind == SHARDPROP_PREDICT_RAW || kind == SHARDPROP_PREDICT_PROBABILITIES, [&] {
+      return "kind is " + std::to_string(kind) + ", not RAW (0) or PROBABILITIES (1)";
+    });
+    require(output_count >= 0 && static_cast<std::size_t>(output_count) >= needed, [&] {
+      return "outputs holds " + std::to_string(output_count) + " floats, " + std::to_string(rows) +
+             " rows need " + std::to_string(needed);
+    });
+    require(rows == 0 || outputs != nullptr, [&] { return "outputs is NULL"; });
     if (rows == 0) return;
     const std::span<const float> x(features, shape.features);
     const std::span<float> y(outputs, needed);
@@ -387,9 +400,10 @@ shardprop_status shardprop_trainer_step(shardprop_trainer* trainer, const float*
     shardprop::Trainer& t = trainer_of(trainer);
     const Shape shape = check_rows(*trainer->model, features, targets, rows, feature_count,
                                    target_width, /*need_targets=*/true);
-    require(rows >= 1 && rows <= t.settings().batch_size,
-            "rows is " + std::to_string(rows) + "; a step takes 1 to batch_size (" +
-                std::to_string(t.settings().batch_size) + ") rows");
+    require(rows >= 1 && rows <= t.settings().batch_size, [&] {
+      return "rows is " + std::to_string(rows) + "; a step takes 1 to batch_size (" +
+             std::to_string(t.settings().batch_size) + ") rows";
+    });
     const double value = t.step(std::span<const float>(features, shape.features),
                                 std::span<const float>(targets, shape.targets));
     if (loss != nullptr) *loss = value;
@@ -402,7 +416,9 @@ shardprop_status shardprop_trainer_train_epoch(shardprop_trainer* trainer, const
                                                shardprop_metrics* metrics) {
   return guarded(__func__, SHARDPROP_ERROR_DATA, [&] {
     shardprop::Trainer& t = trainer_of(trainer);
-    require(rows >= 1, "rows is " + std::to_string(rows) + "; an epoch needs at least one row");
+    require(rows >= 1, [&] {
+      return "rows is " + std::to_string(rows) + "; an epoch needs at least one row";
+    });
     const shardprop::Dataset data =
         dataset_of(*trainer->model, features, targets, rows, feature_count, target_width);
     write_metrics(t.train_epoch(data), trainer->model->spec().loss, metrics);
@@ -429,7 +445,8 @@ shardprop_status shardprop_checkpoint_save(const shardprop_model* model,
       shardprop::save_safetensors(m, path);
       return;
     }
-    require(trainer->model.get() == &m, "the trainer trains another model than `model`");
+    require(trainer->model.get() == &m,
+            [&] { return "the trainer trains another model than `model`"; });
     shardprop::save_checkpoint(m, *trainer->trainer, path);
   });
 }
