@@ -25,6 +25,7 @@
 namespace {
 
 using Catch::Matchers::Contains;
+using Catch::Matchers::EndsWith;
 using Catch::Matchers::StartsWith;
 using shardprop::Activation;
 using shardprop::Loss;
@@ -342,6 +343,7 @@ TEST_CASE("shardprop --help and --version exit 0 and describe the program", "[cl
     const Run run = run_cli(dir, {"train", "--help"});
     CHECK(run.exit_code == 0);
     CHECK_THAT(run.out, Contains("Usage: shardprop train [OPTIONS]"));
+    CHECK_THAT(run.out, Contains("with --resume the default is the resumed file"));
     for (const char* option : {"--data", "--out", "--init", "--threads", "--shards", "--no-shuffle",
                                "-q,--quiet", "-v,--verbose"}) {
       CHECK_THAT(run.out, Contains(option));
@@ -492,6 +494,23 @@ TEST_CASE("train reports validation from a file with its own label order or from
     CHECK(split.exit_code == 0);
     CHECK_THAT(split.out, Contains("192 rows") && Contains("val accuracy"));
   }
+}
+
+TEST_CASE("verbose marks an epoch improved only when there is a validation loss to improve",
+          "[cli][progress]") {
+  CliFixture f;
+  const Run train_only = run_cli(f.dir, f.train({"--epochs", "3", "--verbose"}));
+  REQUIRE(train_only.exit_code == 0);
+  CHECK_THAT(train_only.out, Contains("grad norm") && !Contains("improved"));
+  const Run validated =
+      run_cli(f.dir, f.train({"--epochs", "3", "--verbose", "--val-split", "0.25"}));
+  REQUIRE(validated.exit_code == 0);
+  const std::vector<std::string> lines = lines_of(validated.out);
+  const auto first_epoch = std::find_if(lines.begin(), lines.end(), [](const std::string& line) {
+    return line.rfind("epoch    1/3", 0) == 0;
+  });
+  REQUIRE(first_epoch != lines.end());
+  CHECK_THAT(*first_epoch, EndsWith("  improved"));  // the first validation loss always is
 }
 
 TEST_CASE("a checkpoint records float settings and statistics as their shortest decimals",

@@ -25,7 +25,7 @@ struct EpochSummary {
   double samples_per_second = 0, epoch_seconds = 0, elapsed_seconds = 0;
   double learning_rate = 0;   // printed in verbose mode only
   double gradient_norm = -1;  // < 0: unknown; printed in verbose mode only
-  bool improved = false;      // validation loss improved (for early stopping); verbose marks it
+  bool improved = false;  // the validation loss improved (early stopping's test); verbose marks it
 };
 
 // The clock the reporter paces redraws and estimates with; tests inject a fake one.
@@ -44,9 +44,9 @@ class ProgressReporter {
   void update(std::int64_t rows_done);
   // Clears the bar and prints the epoch line (not in quiet mode).
   void end_epoch(const EpochSummary& summary);
-  // Header lines, "wrote FILE", "checkpoint FILE": printed unless quiet.
+  // Header lines, "wrote FILE", restart and early-stopping summaries: printed unless quiet.
   void message(const std::string& line);
-  // Printed only in verbose mode.
+  // Printed only in verbose mode ("checkpoint FILE").
   void detail(const std::string& line);
 
   // The widest bar line, in columns. Defaults to the terminal's width (TIOCGWINSZ) capped at 80.

@@ -494,8 +494,10 @@ int run_train(TrainOptions o, const CLI::App& command) {
       summary.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
       summary.gradient_norm = trainer.last_gradient_norm();
       final_loss = eval.loss;
-      summary.improved = eval.loss < run.best_loss;
-      if (summary.improved) {
+      // Early stopping's bookkeeping; "improved" is shown only for a validation loss.
+      const bool improved = eval.loss < run.best_loss;
+      summary.improved = has_validation && improved;
+      if (improved) {
         run.best_loss = eval.loss;
         run.best_epoch = epoch;
         run.bad_epochs = 0;

@@ -163,7 +163,8 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
       ->check(CLI::ExistingFile)
       ->excludes(init);
   cmd->add_option("--out", o.out,
-                  "Write the trained model here: a complete checkpoint (safetensors, atomic)");
+                  "Write the trained model here: a complete checkpoint (safetensors, atomic); "
+                  "with --resume the default is the resumed file");
   cmd->add_option("--checkpoint-every", o.checkpoint_every,
                   "Also write a checkpoint every N epochs (next to --out, or in --checkpoint-dir)")
       ->check(at_least(0));
