@@ -4,9 +4,11 @@
 // fast_float loop over the mapped bytes with no validation (BM_BareFromChars, one thread). The
 // files are read from the page cache: this leaves out the disk.
 //
-// The files are made by shardprop_make_csv into $SHARDPROP_BENCH_DATA (default: csv_data/ in this
-// build directory) when missing; SHARDPROP_BENCH_CSV_MB sets their size (default 256, minimum
-// for the figures 200). Rates are counters: bytes/s, MB/s (10⁶ bytes) and rows/s.
+// A file is made by shardprop_make_csv only when a benchmark that reads it runs (never for
+// --benchmark_list_tests), in a temporary directory removed at exit, or, when
+// $SHARDPROP_BENCH_DATA names a directory, there, where it is kept and reused by later runs.
+// SHARDPROP_BENCH_CSV_MB sets their size (default 256; 200 or more for stable rates). Rates are
+// counters: bytes/s, MB/s (10⁶ bytes) and rows/s.
 #include <benchmark/benchmark.h>
 #include <fast_float/fast_float.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -45,10 +48,12 @@ constexpr std::uint64_t kSeed = 1;
 struct CsvFile {
   std::string name;  // benchmark name component
   std::string like;  // shardprop_make_csv --like preset
-  fs::path path;
+  fs::path path;     // set once the data directory exists
   std::uint64_t bytes = 0;
   std::int64_t rows = 0;  // data rows, header excluded
   int columns = 0;
+  bool ready = false;  // generated (or found) and measured
+  std::string error;   // why it could not be made
 };
 
 std::string environment_value(const char* name) {
@@ -110,6 +115,8 @@ std::size_t read_into(const fs::path& path, std::vector<char>& buffer) {
   }
 }
 
+bool ensure_ready(benchmark::State& state, CsvFile& file);
+
 void set_rates(benchmark::State& state, const CsvFile& file) {
   using benchmark::Counter;
   const auto bytes = static_cast<double>(file.bytes);
@@ -121,7 +128,8 @@ void set_rates(benchmark::State& state, const CsvFile& file) {
 
 // The I/O limit of a reader that copies: read() the file (from the page cache) into a buffer
 // that is allocated and faulted in once, outside the timed loop.
-void BM_ReadSyscall(benchmark::State& state, const CsvFile* file) {
+void BM_ReadSyscall(benchmark::State& state, CsvFile* file) {
+  if (!ensure_ready(state, *file)) return;
   std::vector<char> buffer(file->bytes);
   for (auto _ : state) {
     const std::size_t n = read_into(file->path, buffer);
@@ -136,7 +144,8 @@ void BM_ReadSyscall(benchmark::State& state, const CsvFile* file) {
 }
 
 // The I/O limit of a reader that maps: mmap the file and read one byte of every page.
-void BM_MmapTouch(benchmark::State& state, const CsvFile* file) {
+void BM_MmapTouch(benchmark::State& state, CsvFile* file) {
+  if (!ensure_ready(state, *file)) return;
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   for (auto _ : state) {
     const File f(file->path);
@@ -153,7 +162,8 @@ void BM_MmapTouch(benchmark::State& state, const CsvFile* file) {
 // The bare reference: map the file, skip the header line, then for each field scan to the next
 // delimiter or newline and parse it with fast_float into a preallocated float array. No checks
 // of any kind (field counts, empty fields, parse errors, quotes, CR).
-void BM_BareFromChars(benchmark::State& state, const CsvFile* file) {
+void BM_BareFromChars(benchmark::State& state, CsvFile* file) {
+  if (!ensure_ready(state, *file)) return;
   const auto fields =
       static_cast<std::size_t>(file->rows) * static_cast<std::size_t>(file->columns);
   std::vector<float> values(fields);
@@ -181,7 +191,8 @@ void BM_BareFromChars(benchmark::State& state, const CsvFile* file) {
 
 // shardprop::read_csv with default options (header, target = the last column), in an arena of
 // state.range(0) threads; the dataset's allocation and release are inside the timed loop.
-void BM_ReadCsv(benchmark::State& state, const CsvFile* file) {
+void BM_ReadCsv(benchmark::State& state, CsvFile* file) {
+  if (!ensure_ready(state, *file)) return;
   tbb::task_arena arena(static_cast<int>(state.range(0)));
   arena.initialize();
   const shardprop::CsvOptions options;
@@ -249,27 +260,121 @@ void measure(CsvFile& file) {
   file.rows = static_cast<std::int64_t>(std::count(buffer.begin(), buffer.end(), '\n')) - 1;
 }
 
-std::vector<CsvFile> prepare_files() {
-  const std::string dir_setting = environment_value("SHARDPROP_BENCH_DATA");
-  const fs::path dir =
-      dir_setting.empty() ? fs::path(SHARDPROP_BENCH_DATA_DEFAULT) : fs::path(dir_setting);
-  const std::string size_setting = environment_value("SHARDPROP_BENCH_CSV_MB");
-  const int megabytes = size_setting.empty() ? kDefaultMegabytes : std::stoi(size_setting);
-  fs::create_directories(dir);
-  std::vector<CsvFile> files = {{"fashion_mnist_like", "fashion-mnist", {}, 0, 0, 0},
-                                {"higgs_like", "higgs", {}, 0, 0, 0}};
-  for (CsvFile& file : files) {
-    file.path = dir / (file.like + "-like-" + std::to_string(megabytes) + "MB-seed" +
-                       std::to_string(kSeed) + ".csv");
+// Where the files go: $SHARDPROP_BENCH_DATA (kept), or a temporary directory made on first
+// use and removed at exit.
+class DataDirectory {
+ public:
+  DataDirectory() = default;
+  DataDirectory(const DataDirectory&) = delete;
+  DataDirectory& operator=(const DataDirectory&) = delete;
+  ~DataDirectory() {
+    if (!temporary_) return;
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+
+  const fs::path& get() {
+    if (!path_.empty()) return path_;
+    const std::string setting = environment_value("SHARDPROP_BENCH_DATA");
+    if (!setting.empty()) {
+      path_ = setting;
+      fs::create_directories(path_);
+      return path_;
+    }
+    const std::string tmp = environment_value("TMPDIR");
+    std::string pattern = (tmp.empty() ? std::string("/tmp") : tmp) + "/shardprop-csv-bench.XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw system_error("cannot make " + pattern);
+    path_ = pattern;
+    temporary_ = true;
+    return path_;
+  }
+
+ private:
+  fs::path path_;
+  bool temporary_ = false;
+};
+
+DataDirectory& data_directory() {
+  static DataDirectory directory;
+  return directory;
+}
+
+int file_megabytes() {
+  const std::string setting = environment_value("SHARDPROP_BENCH_CSV_MB");
+  if (setting.empty()) return kDefaultMegabytes;
+  try {
+    const int megabytes = std::stoi(setting);
+    if (megabytes > 0) return megabytes;
+  } catch (const std::exception&) {
+  }
+  throw std::runtime_error("SHARDPROP_BENCH_CSV_MB must be a positive number of MB, got '" +
+                           setting + "'");
+}
+
+// Makes the file if it is missing, then measures it; the first failure is kept.
+void prepare(CsvFile& file) {
+  if (file.ready || !file.error.empty()) return;
+  try {
+    const int megabytes = file_megabytes();
+    file.path = data_directory().get() / (file.like + "-like-" + std::to_string(megabytes) +
+                                          "MB-seed" + std::to_string(kSeed) + ".csv");
     if (!fs::exists(file.path)) generate(file, megabytes);
     measure(file);
+    file.ready = true;
+  } catch (const std::exception& e) {
+    file.error = e.what();
   }
+}
+
+bool ensure_ready(benchmark::State& state, CsvFile& file) {
+  prepare(file);
+  if (file.ready) return true;
+  state.SkipWithError(file.error.c_str());
+  for (auto _ : state) {  // a skipped benchmark still enters the loop once, doing nothing
+  }
+  return false;
+}
+
+std::vector<CsvFile>& csv_files() {
+  static std::vector<CsvFile> files = [] {
+    std::vector<CsvFile> made(2);
+    made[0].name = "fashion_mnist_like";
+    made[0].like = "fashion-mnist";
+    made[1].name = "higgs_like";
+    made[1].like = "higgs";
+    return made;
+  }();
   return files;
 }
 
-void register_benchmarks(const std::vector<CsvFile>& files) {
-  for (const CsvFile& file : files) {
-    const CsvFile* f = &file;
+// The names Google Benchmark gives the runs registered below, to tell which files the filter
+// selects (a file is still made on first use if this guess misses).
+std::vector<std::string> run_names(const CsvFile& file) {
+  const std::string suffix = "/" + file.name;
+  return {"BM_ReadSyscall" + suffix + "/real_time", "BM_MmapTouch" + suffix + "/real_time",
+          "BM_BareFromChars" + suffix + "/real_time",
+          "BM_ReadCsv" + suffix + "/threads:1/real_time",
+          "BM_ReadCsv" + suffix + "/threads:2/real_time"};
+}
+
+bool selected(const CsvFile& file, std::string filter) {
+  if (filter.empty() || filter == "all") filter = ".";
+  const bool negative = filter.front() == '-';
+  if (negative) filter.erase(0, 1);
+  try {
+    const std::regex pattern(filter, std::regex::extended);
+    for (const std::string& name : run_names(file)) {
+      if (std::regex_search(name, pattern) != negative) return true;
+    }
+    return false;
+  } catch (const std::regex_error&) {
+    return false;  // Google Benchmark reports the bad filter itself
+  }
+}
+
+void register_benchmarks(std::vector<CsvFile>& files) {
+  for (CsvFile& file : files) {
+    CsvFile* f = &file;
     benchmark::RegisterBenchmark(("BM_ReadSyscall/" + file.name).c_str(), BM_ReadSyscall, f)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
@@ -291,23 +396,35 @@ void register_benchmarks(const std::vector<CsvFile>& files) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Initialize removes the flags it knows; listing the benchmarks must not make their data.
+  bool listing = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--benchmark_list_tests" || arg == "--benchmark_list_tests=true" ||
+        arg == "--benchmark_list_tests=1") {
+      listing = true;
+    }
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
     return 1;
   }
-  static std::vector<CsvFile> files;  // the benchmarks hold pointers into it
-  try {
-    files = prepare_files();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardprop_csv_bench: error: %s\n", e.what());
-    return 1;
-  }
+  std::vector<CsvFile>& files = csv_files();  // the benchmarks hold pointers into it
   benchmark::AddCustomContext("shardprop_version", shardprop::version());
-  for (const CsvFile& file : files) {
-    benchmark::AddCustomContext("csv_" + file.name, file.path.string());
-    benchmark::AddCustomContext("csv_" + file.name + "_bytes", std::to_string(file.bytes));
-    benchmark::AddCustomContext("csv_" + file.name + "_rows", std::to_string(file.rows));
-    benchmark::AddCustomContext("csv_" + file.name + "_columns", std::to_string(file.columns));
+  if (!listing) {
+    // The files of the benchmarks that will run are made now, so the context can describe them.
+    for (CsvFile& file : files) {
+      if (!selected(file, benchmark::GetBenchmarkFilter())) continue;
+      prepare(file);
+      if (!file.ready) {
+        std::fprintf(stderr, "shardprop_csv_bench: error: %s\n", file.error.c_str());
+        return 1;
+      }
+      benchmark::AddCustomContext("csv_" + file.name, file.path.string());
+      benchmark::AddCustomContext("csv_" + file.name + "_bytes", std::to_string(file.bytes));
+      benchmark::AddCustomContext("csv_" + file.name + "_rows", std::to_string(file.rows));
+      benchmark::AddCustomContext("csv_" + file.name + "_columns", std::to_string(file.columns));
+    }
   }
   register_benchmarks(files);
   benchmark::RunSpecifiedBenchmarks();
