@@ -326,10 +326,16 @@ TEST_CASE("usage errors of evaluate and predict exit with status 2", "[cli][eval
           Args{"predict", "--model", "d.csv", "--data", "d.csv", "--output", "o.csv", "--colour"}},
       Row{"negative threads",
           Args{"evaluate", "--model", "d.csv", "--data", "d.csv", "--threads", "-1"}},
+      Row{"info without a file", Args{"info"}},
   }));
   CAPTURE(what);
   const Run run = run_cli(dir, args);
   CAPTURE(run.err);
   CHECK(run.exit_code == 2);
+  // One error line in the documented format, then one hint naming the subcommand's --help.
+  const std::vector<std::string> err = lines_of(run.err);
+  REQUIRE(err.size() == 2);
+  CHECK_THAT(err[0], StartsWith("shardprop: error: "));
+  CHECK(err[1] == "Run 'shardprop " + args.front() + " --help' for the options.");
   CHECK(directory_entries(dir.path()) == std::vector<std::string>{"d.csv"});
 }
