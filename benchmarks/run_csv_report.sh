@@ -16,6 +16,8 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build_dir=${1:-build/bench}
 shift || true
 bench="$build_dir/benchmarks/shardprop_csv_bench"
+# Kept for csv_baselines.py, which reads the same files after the benchmark exits.
+export SHARDPROP_BENCH_DATA="${SHARDPROP_BENCH_DATA:-$build_dir/benchmarks/csv_data}"
 if [[ ! -x $bench ]]; then
   echo "run_csv_report: $bench not found; build first, e.g." >&2
   echo "  cmake --preset bench && cmake --build --preset bench" >&2
