@@ -18,15 +18,15 @@
 #include <variant>
 #include <vector>
 
-#include "aligned.hpp"
-#include "blas.hpp"
-#include "gradient_buffer.hpp"
-#include "network.hpp"
-#include "shard_plan.hpp"
+#include "base/aligned.hpp"
+#include "base/blas.hpp"
+#include "nn/network.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
 #include "shardprop/version.hpp"
+#include "train/gradient_buffer.hpp"
+#include "train/shard_plan.hpp"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "batch_norm.hpp"
-#include "network.hpp"
+#include "nn/batch_norm.hpp"
+#include "nn/network.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/trainer.hpp"

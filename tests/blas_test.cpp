@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "blas.hpp"
+#include "base/blas.hpp"
 
 namespace {
 

@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "csv_chunks.hpp"
-#include "csv_number.hpp"
-#include "mapped_file.hpp"
+#include "base/mapped_file.hpp"
+#include "data/csv_chunks.hpp"
+#include "data/csv_number.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "test_util.hpp"

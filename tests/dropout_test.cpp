@@ -17,7 +17,7 @@
 #include <variant>
 #include <vector>
 
-#include "network.hpp"
+#include "nn/network.hpp"
 #include "parameter_check.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"

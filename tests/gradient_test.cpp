@@ -13,8 +13,8 @@
 #include <variant>
 #include <vector>
 
-#include "loss.hpp"
-#include "network.hpp"
+#include "nn/loss.hpp"
+#include "nn/network.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
 

@@ -18,7 +18,7 @@
 #include <variant>
 #include <vector>
 
-#include "network.hpp"
+#include "nn/network.hpp"
 #include "parameter_check.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "shard_plan.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
+#include "train/shard_plan.hpp"
 
 namespace {
 

@@ -1,0 +1,352 @@
+// Header, column plan and fault messages shared by read_csv and CsvStream.
+#include "data/csv_format.hpp"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include "data/csv_chunks.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop::detail {
+namespace {
+
+constexpr std::size_t kShownBytes = 40;  // of a bad value, in a message
+constexpr std::size_t kMaxColumns = std::size_t{1} << 30;
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+}  // namespace
+
+// The end of the records: trailing lines of blanks (and CR) are not records. Returns the offset
+// just past the '\n' of the last line with something in it, or the text's size.
+std::size_t records_end(std::string_view text, char delimiter) {
+  std::size_t last = text.size();
+  while (last > 0) {
+    const char c = text[last - 1];
+    const bool blank = (c == ' ' || c == '\t') && c != delimiter;
+    if (!blank && c != '\r' && c != '\n') break;
+    --last;
+  }
+  if (last == 0) return 0;
+  const std::size_t newline = text.find('\n', last);
+  return newline == std::string_view::npos ? text.size() : newline + 1;
+}
+
+// Bytes of a field for a message: at most kShownBytes, line ends made visible.
+static std::string shown(const char* begin, const char* end) {
+  std::size_t size = static_cast<std::size_t>(end - begin);
+  const bool cut = size > kShownBytes;
+  if (cut) {
+    size = kShownBytes;
+    while (size > 0 && (static_cast<unsigned char>(begin[size]) & 0xC0) == 0x80) --size;
+  }
+  std::string text;
+  for (std::size_t i = 0; i < size; ++i) {
+    if (begin[i] == '\n') {
+      text += "\\n";
+    } else if (begin[i] == '\r') {
+      text += "\\r";
+    } else {
+      text.push_back(begin[i]);
+    }
+  }
+  return cut ? text + "..." : text;
+}
+
+std::int64_t FaultReport::line_of(const char* at) const {
+  const std::string_view before(text_.data(), static_cast<std::size_t>(at - text_.data()));
+  return lines_before_ + 1 + static_cast<std::int64_t>(count_byte(before, '\n'));
+}
+
+std::string FaultReport::line_prefix(const char* record) const {
+  return file_ + ":" + std::to_string(line_of(record)) + ": ";
+}
+
+std::string FaultReport::location(const char* field, std::int64_t column) const {
+  const std::string_view before(text_.data(), static_cast<std::size_t>(field - text_.data()));
+  const std::size_t newline = before.rfind('\n');
+  const std::size_t line_start = newline == std::string_view::npos ? 0 : newline + 1;
+  std::string prefix = file_ + ":" + std::to_string(line_of(field)) + ":" +
+                       std::to_string(before.size() - line_start + 1) + " (column " +
+                       std::to_string(column + 1);
+  if (names_ != nullptr && column < static_cast<std::int64_t>(names_->size())) {
+    prefix += " '" + (*names_)[static_cast<std::size_t>(column)] + "'";
+  }
+  return prefix + "): ";
+}
+
+std::string FaultReport::message(const CsvFault& fault) const {
+  switch (fault.problem) {
+    case CsvProblem::blank_line:
+      return line_prefix(fault.record) + "blank line inside the data";
+    case CsvProblem::field_count:
+      return line_prefix(fault.record) + "expected " + std::to_string(expected_fields_) +
+             " fields, found " + std::to_string(fault.fields);
+    case CsvProblem::chunk_mismatch:
+      return file_ + ": internal error: a chunk of records did not end at the next one";
+    case CsvProblem::empty_field:
+      return location(fault.field, fault.column) + "empty field";
+    case CsvProblem::not_a_number:
+      return location(fault.field, fault.column) + "'" + shown(fault.text_begin, fault.text_end) +
+             "' is not a number";
+    case CsvProblem::non_finite:
+      return location(fault.field, fault.column) + "'" + shown(fault.text_begin, fault.text_end) +
+             "' is not finite";
+    case CsvProblem::out_of_range:
+      return location(fault.field, fault.column) + "'" + shown(fault.text_begin, fault.text_end) +
+             "' is too large for a float";
+    // Quoting problems point at a quote, not at the field's first byte (blanks may precede
+    // it): the opening quote of a quoted field (text_begin is just after it), or the stray
+    // quote of an unquoted one (text_end).
+    case CsvProblem::unterminated_quote:
+      return location(fault.text_begin - 1, fault.column) + "unterminated quote";
+    case CsvProblem::text_after_quote:
+      return location(fault.text_begin - 1, fault.column) + "characters after the closing quote";
+    case CsvProblem::quote_in_field:
+      return location(fault.text_end, fault.column) + "quote inside an unquoted field";
+  }
+  return file_ + ": internal error: unknown CSV problem";
+}
+
+// The header (or, without one, the first data record, for its field count).
+FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
+                              bool header, bool needs_target) {
+  FirstRecord first;
+  const char* const end = text.data() + text.size();
+  bool blank = false;
+  for (const char* p = text.data();;) {
+    const CsvField field = scan_csv_field(p, end, delimiter);
+    if (!field.ok) {
+      // Without a header, columns are named by index here as on later lines.
+      std::vector<std::string> names;
+      for (std::size_t c = 0; !header && c <= first.fields.size(); ++c) {
+        names.push_back(std::to_string(c));
+      }
+      const CsvFault fault{field.problem,
+                           text.data(),
+                           p,
+                           field.begin,
+                           field.end,
+                           static_cast<std::int64_t>(first.fields.size()),
+                           0};
+      throw Error(FaultReport(file, text, header ? nullptr : &names, 0).message(fault));
+    }
+    blank = first.fields.empty() && !field.quoted && field.begin == field.end;
+    first.fields.push_back(field.escaped ? unescape_quotes(field.begin, field.end)
+                                         : std::string(field.begin, field.end));
+    if (first.fields.size() > kMaxColumns) throw Error(file + ":1: too many columns");
+    if (field.terminator < end && *field.terminator == delimiter) {
+      p = field.terminator + 1;
+      continue;
+    }
+    first.end = field.terminator < end
+                    ? static_cast<std::size_t>(field.terminator + 1 - text.data())
+                    : text.size();
+    break;
+  }
+  if (first.fields.size() == 1 && blank) {
+    throw Error(file +
+                (header ? ":1: the header line is blank" : ":1: blank line inside the data"));
+  }
+  if (first.fields.size() < 2 && needs_target) {
+    throw Error(file + (header ? ":1: the header has 1 column" : ":1: the first line has 1 field") +
+                "; at least one feature and one target are needed");
+  }
+  return first;
+}
+
+// Which option list a column name comes from, for messages.
+enum class ColumnList { target, ignore, feature };
+
+// A column by header name or by 0-based index.
+static std::size_t resolve_column(const std::string& wanted, const std::vector<std::string>& names,
+                                  const std::string& file, ColumnList list) {
+  std::size_t found = kNone;
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    if (names[c] != wanted) continue;
+    if (found != kNone) {
+      throw Error(file + ": column name '" + wanted + "' is ambiguous (columns " +
+                  std::to_string(found + 1) + " and " + std::to_string(c + 1) + ")");
+    }
+    found = c;
+  }
+  if (found != kNone) return found;
+  long long index = -1;
+  const char* first = wanted.data();
+  const char* last = first + wanted.size();
+  const auto [ptr, ec] = std::from_chars(first, last, index);
+  if (ec == std::errc() && ptr == last && !wanted.empty()) {
+    if (index < 0 || static_cast<unsigned long long>(index) >= names.size()) {
+      const char* what = list == ColumnList::target   ? ": target column index "
+                         : list == ColumnList::ignore ? ": ignored column index "
+                                                      : ": feature column index ";
+      throw Error(file + what + wanted + " is out of range (" + std::to_string(names.size()) +
+                  " columns)");
+    }
+    return static_cast<std::size_t>(index);
+  }
+  if (list == ColumnList::feature) {
+    throw Error(file + ": the feature column '" + wanted + "' is missing from the header");
+  }
+  throw Error(file + ": no column named '" + wanted + "' in the header" +
+              (list == ColumnList::target ? "" : " (ignore list)"));
+}
+
+std::string column_label(std::size_t column, const std::vector<std::string>& names) {
+  return "column " + std::to_string(column + 1) + " '" + names[column] + "'";
+}
+
+// Roles and slots of every column, and the dataset's names.
+CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
+                       const std::string& file, Dataset& data) {
+  const std::size_t columns = names.size();
+  if (options.no_target && !options.targets.empty()) {
+    throw Error(file + ": target columns were given for a read without a target");
+  }
+  std::vector<std::size_t> targets;
+  if (options.targets.empty() && !options.no_target) targets.push_back(columns - 1);
+  for (const std::string& wanted : options.targets) {
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::target);
+    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is listed twice as a target");
+    }
+    targets.push_back(column);
+  }
+  std::vector<char> ignored(columns, 0);
+  for (const std::string& wanted : options.ignore) {
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::ignore);
+    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is both a target and ignored");
+    }
+    ignored[column] = 1;
+  }
+  // An explicit feature list: its columns in its order; every other non-target column is skipped.
+  std::vector<std::size_t> listed_features;
+  for (const std::string& wanted : options.features) {
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::feature);
+    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is both a target and a feature");
+    }
+    if (ignored[column] != 0) {
+      throw Error(file + ": " + column_label(column, names) + " is both a feature and ignored");
+    }
+    if (std::find(listed_features.begin(), listed_features.end(), column) !=
+        listed_features.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is listed twice as a feature");
+    }
+    listed_features.push_back(column);
+  }
+  const auto ignored_count =
+      static_cast<std::size_t>(std::count(ignored.begin(), ignored.end(), 1));
+  if (targets.size() + ignored_count >= columns) {
+    throw Error(file + ": no feature column left (" + std::to_string(columns) +
+                " columns; targets: " + std::to_string(targets.size()) +
+                ", ignored: " + std::to_string(ignored_count) + ")");
+  }
+  if (options.target_kind == TargetKind::classes && !options.no_target && targets.size() != 1) {
+    throw Error(file + ": class labels need exactly one target column, " +
+                std::to_string(targets.size()) + " were given");
+  }
+  ColumnRole target_role = ColumnRole::target;
+  if (options.target_kind == TargetKind::classes) target_role = ColumnRole::label;
+  if (options.target_kind == TargetKind::automatic && targets.size() == 1) {
+    target_role = ColumnRole::number_or_label;
+  }
+
+  CsvLayout layout;
+  layout.delimiter = options.delimiter;
+  layout.allow_non_finite = options.allow_non_finite;
+  layout.roles.assign(columns, ColumnRole::ignored);
+  layout.slots.assign(columns, 0);
+  for (std::size_t t = 0; t < targets.size(); ++t) {
+    layout.roles[targets[t]] = target_role;
+    layout.slots[targets[t]] = static_cast<std::int32_t>(t);
+    data.target_names.push_back(names[targets[t]]);
+  }
+  std::int32_t features = 0;
+  for (std::size_t c = 0; c < columns && listed_features.empty(); ++c) {
+    if (ignored[c] != 0 || layout.roles[c] != ColumnRole::ignored) continue;
+    layout.roles[c] = ColumnRole::feature;
+    layout.slots[c] = features++;
+    data.feature_names.push_back(names[c]);
+  }
+  for (const std::size_t c : listed_features) {
+    layout.roles[c] = ColumnRole::feature;
+    layout.slots[c] = features++;
+    data.feature_names.push_back(names[c]);
+  }
+  data.feature_count = features;
+  data.target_width = static_cast<int>(targets.size());
+  return layout;
+}
+
+std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text,
+                                    std::string_view records, std::size_t chunk_bytes,
+                                    const FaultReport& report,
+                                    const std::function<CsvRowSink(std::int64_t rows)>& allocate) {
+  const std::vector<CsvChunk> chunks = split_csv_chunks(records, chunk_bytes);
+  const std::int64_t rows = chunks.empty() ? 0 : chunks.back().first_row + chunks.back().rows;
+  const CsvRowSink out = allocate(rows);
+  const char* const base = records.data();
+  std::vector<ParsedChunk> parsed(chunks.size());
+  std::atomic<std::size_t> first_failed{kNone};
+  tbb::parallel_for(
+      tbb::blocked_range<std::size_t>(0, chunks.size(), 1),
+      [&](const tbb::blocked_range<std::size_t>& range) {
+        for (std::size_t k = range.begin(); k != range.end(); ++k) {
+          // Chunks after a failed one cannot hold the first error.
+          if (k > first_failed.load(std::memory_order_relaxed)) continue;
+          const CsvChunk& chunk = chunks[k];
+          const auto first_row = static_cast<std::size_t>(chunk.first_row);
+          const CsvRowSink sink{
+              out.features + first_row * out.feature_stride,
+              out.feature_stride,
+              out.targets + first_row * out.target_stride,
+              out.target_stride,
+              out.labels != nullptr ? out.labels + first_row * out.label_stride : nullptr,
+              out.label_stride};
+          ParsedChunk& result = parsed[k];
+          result = parse_csv_records(layout, text, base + chunk.begin, base + chunk.end, chunk.rows,
+                                     sink);
+          if (!result.failed && (result.rows != chunk.rows || result.end != base + chunk.end)) {
+            result.failed = true;
+            result.fault.problem = CsvProblem::chunk_mismatch;
+          }
+          if (!result.failed) continue;
+          std::size_t seen = first_failed.load(std::memory_order_relaxed);
+          while (k < seen && !first_failed.compare_exchange_weak(seen, k)) {
+          }
+        }
+      },
+      tbb::simple_partitioner());
+
+  const std::size_t failed = first_failed.load();
+  if (failed != kNone) {
+    // Chunks before it parsed cleanly and ended where the next began, so this chunk starts at a
+    // true record boundary: parsing on from there one record after another meets the first
+    // error of the file (a chunk that merely ended in the wrong place was misled by malformed
+    // quoting further on).
+    const std::size_t features = std::max<std::size_t>(out.feature_stride, 1);
+    const std::size_t targets = std::max<std::size_t>(out.target_stride, 1);
+    std::vector<float> scratch_features(features), scratch_targets(targets);
+    LabelText scratch_label{};
+    const CsvRowSink scratch{scratch_features.data(), 0, scratch_targets.data(), 0,
+                             &scratch_label,          0};
+    const ParsedChunk again = parse_csv_records(layout, text, base + chunks[failed].begin, text.end,
+                                                std::numeric_limits<std::int64_t>::max(), scratch);
+    if (!again.failed) {
+      throw Error(report.message({CsvProblem::chunk_mismatch}));
+    }
+    throw Error(report.message(again.fault));
+  }
+  return parsed;
+}
+
+}  // namespace shardprop::detail

@@ -1,0 +1,76 @@
+// The parts of reading a CSV file that a whole-file read and a stream share: the header and
+// the plan of what each column becomes, the end of the records, and turning a parse fault into
+// a FILE:LINE:COLUMN message. Leaves out the parsing itself (csv_parser) and the chunking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/csv_parser.hpp"
+#include "shardprop/dataset.hpp"
+
+namespace shardprop::detail {
+
+inline constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
+// The end of the records: trailing lines of blanks (and CR) are not records. Returns the offset
+// just past the '\n' of the last line with something in it, or the text's size.
+std::size_t records_end(std::string_view text, char delimiter);
+
+// Turns faults into messages: FILE:LINE:COLUMN (column N 'name'): what, or FILE:LINE: what.
+// Lines count from 1 + first_line at the start of `text`; columns are 1-based bytes within the
+// line (after a byte order mark on line 1). `text` must start at a line start.
+class FaultReport {
+ public:
+  FaultReport(std::string file, std::string_view text, const std::vector<std::string>* names,
+              std::int64_t expected_fields, std::int64_t lines_before = 0)
+      : file_(std::move(file)),
+        text_(text),
+        names_(names),
+        expected_fields_(expected_fields),
+        lines_before_(lines_before) {}
+
+  std::string message(const CsvFault& fault) const;
+  std::string location(const char* field, std::int64_t column) const;  // FILE:LINE:COL (…):
+
+ private:
+  std::int64_t line_of(const char* at) const;
+  std::string line_prefix(const char* record) const;
+
+  std::string file_;
+  std::string_view text_;
+  const std::vector<std::string>* names_;
+  std::int64_t expected_fields_;
+  std::int64_t lines_before_;
+};
+
+struct FirstRecord {
+  std::vector<std::string> fields;
+  std::size_t end = 0;  // offset of the next record
+};
+
+// The header (or, without one, the first data record, for its field count). At least two
+// columns (a feature and a target) unless needs_target is false.
+FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
+                              bool header, bool needs_target = true);
+
+std::string column_label(std::size_t column, const std::vector<std::string>& names);
+
+// Roles and slots of every column; fills the dataset's names, feature count and target width.
+CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
+                       const std::string& file, Dataset& data);
+
+// Parses the complete records in `records` (a part of text.begin..text.end starting at a record
+// start) in parallel chunks of about chunk_bytes, in the caller's task_arena. `allocate` gets
+// the row count once and returns where rows go (strides per row). Throws Error with the first
+// fault in file order, whatever the chunking.
+std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text,
+                                    std::string_view records, std::size_t chunk_bytes,
+                                    const FaultReport& report,
+                                    const std::function<CsvRowSink(std::int64_t rows)>& allocate);
+
+}  // namespace shardprop::detail

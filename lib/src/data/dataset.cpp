@@ -1,0 +1,209 @@
+// Dataset validation and row access.
+#include "shardprop/dataset.hpp"
+#include "shardprop/data_stream.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "base/rng.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop {
+
+void Dataset::validate() const {
+  if (rows < 0 || feature_count < 1 || target_width < 1) {
+    throw Error("dataset: rows (" + std::to_string(rows) + "), feature count (" +
+                std::to_string(feature_count) + ") and target width (" +
+                std::to_string(target_width) + ") must be positive");
+  }
+  if (features.size() != static_cast<std::size_t>(rows) * feature_count) {
+    throw Error("dataset: " + std::to_string(rows) + " rows of " + std::to_string(feature_count) +
+                " features need " + std::to_string(rows * feature_count) + " values, have " +
+                std::to_string(features.size()));
+  }
+  if (targets.size() != static_cast<std::size_t>(rows) * target_width) {
+    throw Error("dataset: " + std::to_string(rows) + " rows of " + std::to_string(target_width) +
+                " targets need " + std::to_string(rows * target_width) + " values, have " +
+                std::to_string(targets.size()));
+  }
+  for (std::size_t i = 0; i < features.size(); ++i) {
+    if (!std::isfinite(features[i])) {
+      throw Error("dataset: feature " + std::to_string(i % feature_count) + " of row " +
+                  std::to_string(i / feature_count) + " is not finite");
+    }
+  }
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (!std::isfinite(targets[i])) {
+      throw Error("dataset: target " + std::to_string(i % target_width) + " of row " +
+                  std::to_string(i / target_width) + " is not finite");
+    }
+  }
+}
+
+std::span<const float> Dataset::row_features(std::int64_t row) const {
+  return {features.data() + row * feature_count, static_cast<std::size_t>(feature_count)};
+}
+
+std::span<const float> Dataset::row_targets(std::int64_t row) const {
+  return {targets.data() + row * target_width, static_cast<std::size_t>(target_width)};
+}
+
+int Dataset::class_count() const {
+  if (!class_names.empty()) return static_cast<int>(class_names.size());
+  if (targets.empty()) return 0;
+  return static_cast<int>(*std::max_element(targets.begin(), targets.end())) + 1;
+}
+
+namespace {
+
+// Per-feature count, mean and M2 = Σ(x − mean)², merged chunk by chunk with Chan's formula.
+struct FeatureMoments {
+  double count = 0.0;
+  std::vector<double> mean, m2;
+
+  void add(const Dataset& data) {
+    const std::size_t n = static_cast<std::size_t>(data.feature_count);
+    if (mean.empty()) {
+      mean.assign(n, 0.0);
+      m2.assign(n, 0.0);
+    }
+    if (data.rows == 0) return;
+    // Two passes in double within the chunk: a large offset with a small spread keeps its digits.
+    std::vector<double> chunk_mean(n, 0.0), chunk_m2(n, 0.0);
+    for (std::int64_t r = 0; r < data.rows; ++r) {
+      const float* x = data.features.data() + r * data.feature_count;
+      for (std::size_t j = 0; j < n; ++j) chunk_mean[j] += x[j];
+    }
+    const double rows = static_cast<double>(data.rows);
+    for (double& m : chunk_mean) m /= rows;
+    for (std::int64_t r = 0; r < data.rows; ++r) {
+      const float* x = data.features.data() + r * data.feature_count;
+      for (std::size_t j = 0; j < n; ++j) {
+        const double d = x[j] - chunk_mean[j];
+        chunk_m2[j] += d * d;
+      }
+    }
+    const double total = count + rows;
+    for (std::size_t j = 0; j < n; ++j) {
+      const double delta = chunk_mean[j] - mean[j];
+      mean[j] += delta * (rows / total);
+      m2[j] += chunk_m2[j] + delta * delta * (count * rows / total);
+    }
+    count = total;
+  }
+
+  Standardization result() const {
+    Standardization s;
+    s.mean.resize(mean.size());
+    s.scale.resize(mean.size());
+    for (std::size_t j = 0; j < mean.size(); ++j) {
+      const double deviation = count > 0.0 ? std::sqrt(m2[j] / count) : 0.0;  // population σ
+      s.mean[j] = static_cast<float>(mean[j]);
+      // A constant column stays constant (0 after centring) instead of dividing by zero.
+      s.scale[j] =
+          deviation > 0.0 && std::isfinite(deviation) ? static_cast<float>(deviation) : 1.0f;
+    }
+    return s;
+  }
+};
+
+}  // namespace
+
+Standardization Standardization::fit(const Dataset& data) {
+  data.validate();
+  FeatureMoments moments;
+  moments.add(data);
+  return moments.result();
+}
+
+Standardization Standardization::fit(DataStream& stream) {
+  FeatureMoments moments;
+  Dataset chunk;
+  stream.rewind();
+  while (stream.next(chunk)) {
+    chunk.validate();
+    if (!moments.mean.empty() &&
+        moments.mean.size() != static_cast<std::size_t>(chunk.feature_count)) {
+      throw Error("standardization: the stream's chunks have different feature counts");
+    }
+    moments.add(chunk);
+  }
+  stream.rewind();
+  return moments.result();
+}
+
+void Standardization::apply(Dataset& data) const {
+  if (mean.size() != static_cast<std::size_t>(data.feature_count) || scale.size() != mean.size()) {
+    throw Error("standardization: fitted on " + std::to_string(mean.size()) +
+                " features, the dataset has " + std::to_string(data.feature_count));
+  }
+  const std::size_t n = mean.size();
+  for (std::int64_t r = 0; r < data.rows; ++r) {
+    float* x = data.features.data() + r * data.feature_count;
+    for (std::size_t j = 0; j < n; ++j) x[j] = (x[j] - mean[j]) / scale[j];
+  }
+}
+
+void use_class_names(Dataset& data, const std::vector<std::string>& names) {
+  if (data.class_names == names) return;
+  if (data.class_names.empty()) throw Error("dataset: its targets are not class labels");
+  std::vector<float> index_of(data.class_names.size());
+  for (std::size_t i = 0; i < data.class_names.size(); ++i) {
+    const auto found = std::find(names.begin(), names.end(), data.class_names[i]);
+    if (found == names.end()) {
+      throw Error("dataset: class label '" + data.class_names[i] +
+                  "' does not occur in the training data");
+    }
+    index_of[i] = static_cast<float>(found - names.begin());
+  }
+  for (float& t : data.targets) t = index_of[static_cast<std::size_t>(t)];
+  data.class_names = names;
+}
+
+std::pair<Dataset, Dataset> split_validation(const Dataset& data, double fraction,
+                                             std::uint64_t seed) {
+  data.validate();
+  if (!(fraction > 0.0 && fraction < 1.0)) {
+    throw Error("validation split: the fraction must be in (0, 1), got " +
+                std::to_string(fraction));
+  }
+  if (data.rows < 2) throw Error("validation split: needs at least 2 rows");
+  const std::int64_t held_out = std::clamp<std::int64_t>(
+      std::llround(fraction * static_cast<double>(data.rows)), 1, data.rows - 1);
+  // The rows with the `held_out` smallest keys of a counter-based hash of (seed, row) form the
+  // validation set: a seeded random subset, independent of threads and of the file's chunking.
+  std::vector<std::pair<std::uint64_t, std::int64_t>> keys(static_cast<std::size_t>(data.rows));
+  for (std::int64_t r = 0; r < data.rows; ++r) {
+    keys[r] = {
+        detail::random_bits(seed, detail::RngPurpose::split, 0, static_cast<std::uint64_t>(r)), r};
+  }
+  std::nth_element(keys.begin(), keys.begin() + held_out, keys.end());
+  std::vector<char> in_validation(static_cast<std::size_t>(data.rows), 0);
+  for (std::int64_t i = 0; i < held_out; ++i) in_validation[keys[i].second] = 1;
+
+  auto empty_like = [&data](std::int64_t rows) {
+    Dataset d;
+    d.rows = 0;
+    d.feature_count = data.feature_count;
+    d.target_width = data.target_width;
+    d.feature_names = data.feature_names;
+    d.target_names = data.target_names;
+    d.class_names = data.class_names;
+    d.features.reserve(static_cast<std::size_t>(rows) * data.feature_count);
+    d.targets.reserve(static_cast<std::size_t>(rows) * data.target_width);
+    return d;
+  };
+  std::pair<Dataset, Dataset> parts{empty_like(data.rows - held_out), empty_like(held_out)};
+  for (std::int64_t r = 0; r < data.rows; ++r) {
+    Dataset& d = in_validation[r] ? parts.second : parts.first;
+    const std::span<const float> x = data.row_features(r);
+    const std::span<const float> t = data.row_targets(r);
+    d.features.insert(d.features.end(), x.begin(), x.end());
+    d.targets.insert(d.targets.end(), t.begin(), t.end());
+    ++d.rows;
+  }
+  return parts;
+}
+
+}  // namespace shardprop

@@ -1,0 +1,125 @@
+// Stable loss forms: log-sum-exp for softmax cross-entropy, log1p(exp(−|z|)) for sigmoid BCE.
+#include "nn/loss.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "nn/activation.hpp"
+
+namespace shardprop::detail {
+namespace {
+
+struct SoftmaxRow {
+  float max;
+  double log_sum;  // log Σ exp(z − max)
+};
+
+SoftmaxRow softmax_row(const float* z, int n) {
+  const float max = *std::max_element(z, z + n);
+  double sum = 0.0;
+  for (int j = 0; j < n; ++j) sum += std::exp(static_cast<double>(z[j] - max));
+  return {max, std::log(sum)};
+}
+
+// −[t log σ(z) + (1−t) log(1−σ(z))] = max(z,0) − z·t + log(1 + exp(−|z|)).
+inline double bce_term(float z, float t) {
+  return std::max(z, 0.0f) - static_cast<double>(z) * t + std::log1p(std::exp(-std::fabs(z)));
+}
+
+}  // namespace
+
+int target_width(Loss loss, int outputs) { return loss == Loss::xent ? 1 : outputs; }
+
+double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, float scale,
+                             Matrix delta) {
+  const int n = y.cols;
+  const int tw = target_width(loss, n);
+  double total = 0.0;
+  for (int r = 0; r < y.rows; ++r) {
+    const float* z = y.row(r);
+    const float* t = targets + static_cast<long>(r) * tw;
+    float* d = delta.row(r);
+    switch (loss) {
+      case Loss::mse:
+        for (int j = 0; j < n; ++j) {
+          const float e = z[j] - t[j];
+          total += 0.5 * static_cast<double>(e) * e;
+          d[j] = scale * e;
+        }
+        break;
+      case Loss::xent: {
+        const SoftmaxRow s = softmax_row(z, n);
+        const int label = static_cast<int>(t[0]);
+        total += s.log_sum - static_cast<double>(z[label] - s.max);
+        for (int j = 0; j < n; ++j) {
+          const double p = std::exp(static_cast<double>(z[j] - s.max) - s.log_sum);
+          d[j] = scale * static_cast<float>(p - (j == label ? 1.0 : 0.0));
+        }
+        break;
+      }
+      case Loss::bce:
+        for (int j = 0; j < n; ++j) {
+          total += bce_term(z[j], t[j]);
+          d[j] = scale * (sigmoid(z[j]) - t[j]);
+        }
+        break;
+    }
+  }
+  return total;
+}
+
+void MetricSums::add(const MetricSums& other) {
+  loss += other.loss;
+  correct += other.correct;
+  predictions += other.predictions;
+  squared_error += other.squared_error;
+  outputs += other.outputs;
+}
+
+MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
+  MetricSums m;
+  const int n = y.cols;
+  const int tw = target_width(loss, n);
+  for (int r = 0; r < y.rows; ++r) {
+    const float* z = y.row(r);
+    const float* t = targets + static_cast<long>(r) * tw;
+    switch (loss) {
+      case Loss::mse:
+        for (int j = 0; j < n; ++j) {
+          const double e = static_cast<double>(z[j]) - t[j];
+          m.loss += 0.5 * e * e;
+          m.squared_error += e * e;
+        }
+        m.outputs += n;
+        break;
+      case Loss::xent: {
+        const SoftmaxRow s = softmax_row(z, n);
+        const int label = static_cast<int>(t[0]);
+        m.loss += s.log_sum - static_cast<double>(z[label] - s.max);
+        const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
+        m.correct += predicted == label ? 1.0 : 0.0;
+        m.predictions += 1.0;
+        for (int j = 0; j < n; ++j) {
+          const double p = std::exp(static_cast<double>(z[j] - s.max) - s.log_sum);
+          const double e = p - (j == label ? 1.0 : 0.0);
+          m.squared_error += e * e;
+        }
+        m.outputs += n;
+        break;
+      }
+      case Loss::bce:
+        for (int j = 0; j < n; ++j) {
+          m.loss += bce_term(z[j], t[j]);
+          m.correct += (z[j] > 0.0f) == (t[j] > 0.5f) ? 1.0 : 0.0;
+          const double e = static_cast<double>(sigmoid(z[j])) - t[j];
+          m.squared_error += e * e;
+        }
+        m.predictions += n;
+        m.outputs += n;
+        break;
+    }
+  }
+  return m;
+}
+
+}  // namespace shardprop::detail

@@ -1,0 +1,416 @@
+// Network layout and the per-shard training pass. Between two batch-norm layers a shard's
+// work is one task: phases end only where the whole minibatch must be combined.
+#include "nn/network.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "nn/loss.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop::detail {
+namespace {
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+
+Matrix view(AlignedFloats& storage, int rows, int cols) {
+  return {storage.data(), rows, cols, cols};
+}
+
+// Layout of ShardWorkspace::partials[k] for a batch norm of width w.
+struct PartialLayout {
+  int width;
+  double* count(std::vector<double>& p) const { return p.data(); }
+  double* mean(std::vector<double>& p) const { return p.data() + 1; }
+  double* m2(std::vector<double>& p) const { return p.data() + 1 + width; }
+  double* sum_dy(std::vector<double>& p) const { return p.data() + 1 + 2 * width; }
+  double* sum_dy_xhat(std::vector<double>& p) const { return p.data() + 1 + 3 * width; }
+};
+
+}  // namespace
+
+Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
+  if (spec.inputs <= 0) {
+    throw Error("model: inputs must be positive, got " + std::to_string(spec.inputs));
+  }
+  if (spec.layers.empty()) throw Error("model: no layers");
+  int width = spec.inputs;
+  std::size_t offset = 0;
+  bool has_dense = false;
+  bool found_trainable = false;
+  max_width = width;
+  auto add_tensor = [&](const std::string& name, std::vector<std::int64_t> shape, std::size_t size,
+                        TensorRole role) {
+    tensors.push_back({name, std::move(shape), offset, size, role});
+    offset = pad_to_line(offset + size);
+    return tensors.back().offset;
+  };
+  for (std::size_t k = 0; k < spec.layers.size(); ++k) {
+    const std::string index = std::to_string(k);
+    std::visit(
+        Overloaded{
+            [&](const DenseSpec& d) {
+              if (d.units <= 0) {
+                throw Error("model: layer " + index + " (dense) needs a positive width, got " +
+                            std::to_string(d.units));
+              }
+              Dense dense{width, d.units, 0, 0};
+              dense.weight =
+                  add_tensor(index + ".weight", {d.units, width},
+                             static_cast<std::size_t>(d.units) * width, TensorRole::weight);
+              dense.bias = add_tensor(index + ".bias", {d.units}, d.units, TensorRole::bias);
+              layers.emplace_back(dense);
+              width = d.units;
+              has_dense = true;
+            },
+            [&](const ActivationSpec& a) {
+              layers.emplace_back(ActivationLayer{a.activation, width});
+            },
+            [&](const BatchNormSpec& b) {
+              if (!(b.epsilon > 0.0f) || !std::isfinite(b.epsilon)) {
+                throw Error("model: layer " + index + " (batch norm) needs epsilon > 0");
+              }
+              if (!(b.momentum >= 0.0f && b.momentum <= 1.0f)) {
+                throw Error("model: layer " + index + " (batch norm) needs momentum in [0, 1]");
+              }
+              BatchNorm bn;
+              bn.width = width;
+              bn.epsilon = b.epsilon;
+              bn.momentum = b.momentum;
+              bn.gamma = add_tensor(index + ".weight", {width}, width, TensorRole::bias);
+              bn.beta = add_tensor(index + ".bias", {width}, width, TensorRole::bias);
+              bn.running_mean =
+                  add_tensor(index + ".running_mean", {width}, width, TensorRole::running_stat);
+              bn.running_var =
+                  add_tensor(index + ".running_var", {width}, width, TensorRole::running_stat);
+              bn.counter = counter_count++;
+              tensors.push_back(
+                  {index + ".num_batches_tracked", {}, bn.counter, 1, TensorRole::batch_counter});
+              batch_norms.push_back(static_cast<int>(k));
+              layers.emplace_back(bn);
+            },
+            [&](const DropoutSpec& d) {
+              if (!(d.rate >= 0.0f && d.rate < 1.0f)) {
+                throw Error("model: layer " + index + " (dropout) needs a rate in [0, 1), got " +
+                            std::to_string(d.rate));
+              }
+              layers.emplace_back(Dropout{d.rate, width, static_cast<int>(k)});
+            },
+        },
+        spec.layers[k]);
+    const bool has_parameters = std::holds_alternative<Dense>(layers.back()) ||
+                                std::holds_alternative<BatchNorm>(layers.back());
+    if (!found_trainable && has_parameters) {
+      first_trainable = k;
+      found_trainable = true;
+    }
+    widths.push_back(width);
+    max_width = std::max(max_width, width);
+  }
+  if (!has_dense) throw Error("model: needs at least one dense layer");
+  if (spec.loss == Loss::xent && width < 2) {
+    throw Error("model: the xent loss needs at least 2 outputs (classes), got " +
+                std::to_string(width));
+  }
+  parameter_count = offset;
+  parameters.assign(parameter_count, 0.0f);
+  counters.assign(counter_count, 0);
+}
+
+ShardWorkspace Network::make_workspace(int capacity_rows) const {
+  ShardWorkspace ws;
+  ws.capacity_rows = capacity_rows;
+  const std::size_t rows = static_cast<std::size_t>(capacity_rows);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    ws.outputs.emplace_back(rows * widths[l], 0.0f);
+    const bool is_bn = std::holds_alternative<BatchNorm>(layers[l]);
+    ws.xhat.emplace_back(is_bn ? rows * widths[l] : 0, 0.0f);
+    const bool is_dropout = std::holds_alternative<Dropout>(layers[l]);
+    ws.masks.emplace_back(is_dropout ? rows * widths[l] : 0, 0.0f);
+    if (is_bn) ws.partials.emplace_back(1 + 4 * static_cast<std::size_t>(widths[l]), 0.0);
+  }
+  ws.delta_a.assign(rows * max_width, 0.0f);
+  ws.delta_b.assign(rows * max_width, 0.0f);
+  return ws;
+}
+
+std::vector<BatchNormSync> Network::make_syncs(int ranks) const {
+  std::vector<BatchNormSync> syncs(batch_norms.size());
+  for (std::size_t k = 0; k < batch_norms.size(); ++k) {
+    const std::size_t w = static_cast<std::size_t>(widths[batch_norms[k]]);
+    for (AlignedFloats* v : {&syncs[k].mean_hi, &syncs[k].mean_lo, &syncs[k].inv_std,
+                             &syncs[k].grad_scale, &syncs[k].mean_dy, &syncs[k].mean_dy_xhat}) {
+      v->assign(w, 0.0f);
+    }
+    syncs[k].local.assign(1 + 2 * w, 0.0);
+    syncs[k].gathered.assign((1 + 2 * w) * static_cast<std::size_t>(ranks), 0.0);
+  }
+  return syncs;
+}
+
+double Network::forward_flops_per_row() const {
+  double flops = 0.0;
+  for (const TensorInfo& t : tensors) {
+    flops += t.role == TensorRole::weight ? static_cast<double>(t.size) : 0.0;
+  }
+  return 2.0 * flops;
+}
+
+ConstMatrix Network::forward(const float* params, ConstMatrix x, ShardWorkspace& ws) const {
+  ConstMatrix in = x;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (std::holds_alternative<Dropout>(layers[l])) continue;  // the identity in inference
+    Matrix out = view(ws.outputs[l], x.rows, widths[l]);
+    std::visit(Overloaded{
+                   [&](const Dense& d) { d.forward(params, in, out); },
+                   [&](const ActivationLayer& a) { a.forward(in, out); },
+                   [&](const BatchNorm& b) { b.forward_inference(params, in, out); },
+                   [&](const Dropout&) {},
+               },
+               layers[l]);
+    in = out;
+  }
+  return in;
+}
+
+void Network::begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets, float scale,
+                         DropoutKey key) const {
+  assert(x.rows <= ws.capacity_rows);
+  ws.x = x;
+  ws.targets = targets;
+  ws.scale = scale;
+  ws.dropout = key;
+  ws.loss = 0.0;
+}
+
+namespace {
+
+// The pieces of a phase, shared by run_phase's three cases.
+struct PhaseRunner {
+  const Network& net;
+  const float* params;
+  std::span<const BatchNormSync> syncs;
+  ShardWorkspace& ws;
+  float* grads;
+
+  int rows() const { return ws.x.rows; }
+  ConstMatrix input_of(std::size_t l) {
+    return l == 0 ? ws.x : ConstMatrix(view(ws.outputs[l - 1], rows(), net.widths[l - 1]));
+  }
+  Matrix output_of(std::size_t l) { return view(ws.outputs[l], rows(), net.widths[l]); }
+  int bn_index(std::size_t l) const {
+    return static_cast<int>(
+        std::find(net.batch_norms.begin(), net.batch_norms.end(), static_cast<int>(l)) -
+        net.batch_norms.begin());
+  }
+
+  // Layers [begin, end) in training mode; a batch norm at `begin` uses the combined moments.
+  void forward(std::size_t begin, std::size_t end) {
+    for (std::size_t l = begin; l < end; ++l) {
+      const ConstMatrix in = input_of(l);
+      Matrix out = output_of(l);
+      std::visit(Overloaded{
+                     [&](const Dense& d) { d.forward(params, in, out); },
+                     [&](const ActivationLayer& a) { a.forward(in, out); },
+                     [&](const BatchNorm& b) {
+                       const BatchNormSync& s = syncs[bn_index(l)];
+                       b.normalize(params, s.mean_hi.data(), s.mean_lo.data(), s.inv_std.data(), in,
+                                   view(ws.xhat[l], rows(), b.width), out);
+                     },
+                     [&](const Dropout& d) {
+                       d.forward_train(ws.dropout, in, out, view(ws.masks[l], rows(), d.width));
+                     },
+                 },
+                 net.layers[l]);
+    }
+  }
+
+  void moments_of_input(int k) {
+    const std::size_t l = static_cast<std::size_t>(net.batch_norms[k]);
+    const BatchNorm& b = std::get<BatchNorm>(net.layers[l]);
+    const PartialLayout p{b.width};
+    std::vector<double>& partial = ws.partials[k];
+    b.partial_moments(input_of(l), {p.count(partial), p.mean(partial), p.m2(partial)});
+  }
+
+  void sums_of_output(int k) {
+    const std::size_t l = static_cast<std::size_t>(net.batch_norms[k]);
+    const BatchNorm& b = std::get<BatchNorm>(net.layers[l]);
+    const PartialLayout p{b.width};
+    std::vector<double>& partial = ws.partials[k];
+    b.partial_sums(ws.delta, view(ws.xhat[l], rows(), b.width), p.sum_dy(partial),
+                   p.sum_dy_xhat(partial), grads);
+  }
+
+  // Layers from `top` down to `bottom` (inclusive, no batch norm among them); ws.delta holds
+  // dL/d(output of top) on entry and dL/d(input of bottom) on return.
+  void backward(std::size_t top, std::size_t bottom) {
+    for (std::size_t l = top + 1; l-- > bottom;) {
+      std::visit(
+          Overloaded{
+              [&](const Dense& d) {
+                Matrix dx{};
+                if (l > net.first_trainable) dx = {ws.spare.data, rows(), d.in, d.in};
+                d.backward(params, input_of(l), ws.delta, grads, dx);
+                std::swap(ws.delta.data, ws.spare.data);
+                ws.delta.cols = ws.delta.stride = d.in;
+              },
+              [&](const ActivationLayer& a) { a.backward(output_of(l), ws.delta); },
+              [&](const Dropout& d) { d.backward(view(ws.masks[l], rows(), d.width), ws.delta); },
+              [&](const BatchNorm&) { assert(false && "phases end at batch norms"); },
+          },
+          net.layers[l]);
+    }
+  }
+};
+
+}  // namespace
+
+void Network::run_phase(int phase, const float* params, std::span<const BatchNormSync> syncs,
+                        ShardWorkspace& ws, float* grads) const {
+  const int bn_count = static_cast<int>(batch_norms.size());
+  const std::size_t layer_count = layers.size();
+  PhaseRunner run{*this, params, syncs, ws, grads};
+  if (phase < bn_count) {
+    // Forward up to batch norm `phase`, then its partial moments.
+    const std::size_t begin = phase == 0 ? 0 : static_cast<std::size_t>(batch_norms[phase - 1]);
+    run.forward(begin, static_cast<std::size_t>(batch_norms[phase]));
+    run.moments_of_input(phase);
+    return;
+  }
+  if (phase == bn_count) {
+    // Rest of the forward pass, the loss, and backward down to the last batch norm's output.
+    const std::size_t begin = bn_count == 0 ? 0 : static_cast<std::size_t>(batch_norms.back());
+    run.forward(begin, layer_count);
+    const std::size_t last = layer_count - 1;
+    ws.delta = view(ws.delta_a, run.rows(), widths[last]);
+    ws.spare = view(ws.delta_b, run.rows(), max_width);
+    ws.loss = loss_forward_backward(spec.loss, run.output_of(last), ws.targets, ws.scale, ws.delta);
+    if (bn_count == 0) {
+      run.backward(last, first_trainable);
+      return;
+    }
+    run.backward(last, static_cast<std::size_t>(batch_norms.back()) + 1);
+    run.sums_of_output(bn_count - 1);
+    return;
+  }
+  // Backward through batch norm k with the combined sums, then down to the one below.
+  const int k = 2 * bn_count - phase;
+  const std::size_t l = static_cast<std::size_t>(batch_norms[k]);
+  if (l == first_trainable) return;  // nothing below learns: no dx needed
+  const BatchNorm& b = std::get<BatchNorm>(layers[l]);
+  const BatchNormSync& s = syncs[k];
+  b.backward_input(s.grad_scale.data(), s.mean_dy.data(), s.mean_dy_xhat.data(), ws.delta,
+                   view(ws.xhat[l], run.rows(), b.width), ws.delta);
+  if (k == 0) {
+    run.backward(l - 1, first_trainable);
+    return;
+  }
+  run.backward(l - 1, static_cast<std::size_t>(batch_norms[k - 1]) + 1);
+  run.sums_of_output(k - 1);
+}
+
+void Network::combine(int phase, std::span<ShardWorkspace> shards, Communicator& comm,
+                      const float* params, std::span<BatchNormSync> syncs, float* running_params,
+                      std::int64_t* running_counters) const {
+  const int bn_count = static_cast<int>(batch_norms.size());
+  const bool forward_phase = phase < bn_count;
+  const int k = forward_phase ? phase : 2 * bn_count - 1 - phase;
+  const BatchNorm& b = std::get<BatchNorm>(layers[static_cast<std::size_t>(batch_norms[k])]);
+  const int w = b.width;
+  const PartialLayout p{w};
+  BatchNormSync& s = syncs[k];
+  // Shards in order, then ranks in order: the same bits whatever ran where.
+  if (forward_phase) {
+    const std::size_t n = static_cast<std::size_t>(1 + 2 * w);
+    const std::span<double> local(s.local.data(), n);
+    const std::span<double> gathered(s.gathered.data(), n * static_cast<std::size_t>(comm.size()));
+    double* count = s.local.data();
+    double* mean = count + 1;
+    double* m2 = mean + w;
+    *count = 0.0;
+    std::fill_n(mean, w, 0.0);
+    std::fill_n(m2, w, 0.0);
+    for (ShardWorkspace& shard : shards) {
+      std::vector<double>& q = shard.partials[k];
+      merge_moments({count, mean, m2}, p.count(q), p.mean(q), p.m2(q), w);
+    }
+    comm.allgather(local, gathered);
+    *count = 0.0;
+    std::fill_n(mean, w, 0.0);
+    std::fill_n(m2, w, 0.0);
+    for (int r = 0; r < comm.size(); ++r) {
+      const double* g = gathered.data() + static_cast<std::size_t>(r) * n;
+      merge_moments({count, mean, m2}, g, g + 1, g + 1 + w, w);
+    }
+    const double rows = *count;
+    s.rows = rows;
+    for (int j = 0; j < w; ++j) {
+      const double variance = m2[j] / rows;  // biased, as in normalization
+      s.mean_hi[j] = static_cast<float>(mean[j]);
+      s.mean_lo[j] = static_cast<float>(mean[j] - static_cast<double>(s.mean_hi[j]));
+      s.inv_std[j] = static_cast<float>(1.0 / std::sqrt(variance + b.epsilon));
+    }
+    if (running_params != nullptr) {
+      float* running_mean = running_params + b.running_mean;
+      float* running_var = running_params + b.running_var;
+      const double m = b.momentum;
+      for (int j = 0; j < w; ++j) {
+        const double unbiased = rows > 1.0 ? m2[j] / (rows - 1.0) : 0.0;
+        running_mean[j] = static_cast<float>((1.0 - m) * running_mean[j] + m * mean[j]);
+        running_var[j] = static_cast<float>((1.0 - m) * running_var[j] + m * unbiased);
+      }
+      running_counters[b.counter] += 1;
+    }
+    return;
+  }
+  double* sum_dy = s.local.data();
+  double* sum_dy_xhat = sum_dy + w;
+  std::fill_n(sum_dy, 2 * w, 0.0);
+  for (ShardWorkspace& shard : shards) {
+    std::vector<double>& q = shard.partials[k];
+    const double* a = p.sum_dy(q);
+    const double* c = p.sum_dy_xhat(q);
+    for (int j = 0; j < w; ++j) {
+      sum_dy[j] += a[j];
+      sum_dy_xhat[j] += c[j];
+    }
+  }
+  const std::size_t n = 2 * static_cast<std::size_t>(w);
+  const std::span<double> local(s.local.data(), n);
+  const std::span<double> gathered(s.gathered.data(), n * static_cast<std::size_t>(comm.size()));
+  comm.allgather(local, gathered);
+  std::fill_n(sum_dy, 2 * w, 0.0);
+  for (int r = 0; r < comm.size(); ++r) {
+    const double* g = gathered.data() + static_cast<std::size_t>(r) * n;
+    for (int j = 0; j < 2 * w; ++j) sum_dy[j] += g[j];
+  }
+  const float* gamma = params + b.gamma;
+  for (int j = 0; j < w; ++j) {
+    s.grad_scale[j] = gamma[j] * s.inv_std[j];
+    s.mean_dy[j] = static_cast<float>(sum_dy[j] / s.rows);
+    s.mean_dy_xhat[j] = static_cast<float>(sum_dy_xhat[j] / s.rows);
+  }
+}
+
+double Network::training_pass(const float* params, ConstMatrix x, const float* targets, float scale,
+                              ShardWorkspace& ws, float* grads, DropoutKey key) const {
+  LocalCommunicator comm;
+  std::vector<BatchNormSync> syncs = make_syncs(comm.size());
+  begin_pass(ws, x, targets, scale, key);
+  for (int phase = 0; phase < phase_count(); ++phase) {
+    run_phase(phase, params, syncs, ws, grads);
+    if (phase + 1 < phase_count()) {
+      combine(phase, std::span<ShardWorkspace>(&ws, 1), comm, params, syncs, nullptr, nullptr);
+    }
+  }
+  return ws.loss;
+}
+
+}  // namespace shardprop::detail

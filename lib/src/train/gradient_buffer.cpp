@@ -1,0 +1,36 @@
+// Fixed-order gradient reduction.
+#include "train/gradient_buffer.hpp"
+
+#include <algorithm>
+
+namespace shardprop::detail {
+
+GradientBuffers::GradientBuffers(int shards, std::size_t parameter_count)
+    : shards_(shards),
+      stride_(pad_to_line(parameter_count)),
+      storage_(static_cast<std::size_t>(shards) * stride_, 0.0f) {}
+
+std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& tensors,
+                                                 std::size_t max_floats) {
+  std::vector<ParameterSegment> segments;
+  for (const TensorInfo& t : tensors) {
+    if (!t.trained()) continue;  // running statistics change in the forward pass, not by SGD
+    const bool decayed = t.role == TensorRole::weight;
+    for (std::size_t begin = t.offset; begin < t.offset + t.size; begin += max_floats) {
+      segments.push_back({begin, std::min(begin + max_floats, t.offset + t.size), decayed});
+    }
+  }
+  return segments;
+}
+
+void reduce_gradients(const GradientBuffers& buffers, int active, ParameterSegment segment,
+                      float* out) {
+  const std::size_t n = segment.end - segment.begin;
+  std::copy_n(buffers.shard(0) + segment.begin, n, out);
+  for (int s = 1; s < active; ++s) {
+    const float* g = buffers.shard(s) + segment.begin;
+    for (std::size_t i = 0; i < n; ++i) out[i] += g[i];
+  }
+}
+
+}  // namespace shardprop::detail

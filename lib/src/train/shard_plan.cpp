@@ -1,0 +1,19 @@
+// Shard boundaries depend on (rows, shards) only, never on threads: the basis of determinism.
+#include "train/shard_plan.hpp"
+
+#include <algorithm>
+
+namespace shardprop::detail {
+
+ShardPlan::ShardPlan(int row_count, int requested_shards)
+    : rows(row_count), shards(std::max(1, std::min(requested_shards, row_count))) {}
+
+int ShardPlan::begin(int shard) const {
+  const int base = rows / shards;
+  const int extra = rows % shards;
+  return shard * base + std::min(shard, extra);
+}
+
+int ShardPlan::size(int shard) const { return rows / shards + (shard < rows % shards ? 1 : 0); }
+
+}  // namespace shardprop::detail
