@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "data/csv_cache.hpp"
 #include "shardprop/dataset.hpp"
 
 using namespace shardprop;
@@ -59,7 +60,7 @@ TEST_CASE("the CSV cache is written once and then read instead of parsing", "[cs
   const Dataset parsed = read_csv(csv, options);
   const Dataset first = read_csv_cached(csv, options);
   CHECK(same(first, parsed));
-  const fs::path cache = csv_cache_path(csv, options);
+  const fs::path cache = detail::csv_cache_path(csv, options);
   REQUIRE(fs::exists(cache));
   CHECK(cache.parent_path() == csv.parent_path());
   CHECK(cache_files(dir.path) == 1);
@@ -90,7 +91,7 @@ TEST_CASE("the CSV cache is written once and then read instead of parsing", "[cs
     numeric_b.targets = {"b"};
     numeric_b.ignore = {"label"};
     numeric_b.target_kind = TargetKind::numeric;
-    CHECK(csv_cache_path(csv, numeric_b) != cache);
+    CHECK(detail::csv_cache_path(csv, numeric_b) != cache);
     const Dataset other = read_csv_cached(csv, numeric_b);
     CHECK(other.targets == std::vector<float>{2, 4, 6});
     CHECK(cache_files(dir.path) == 2);
@@ -114,7 +115,7 @@ TEST_CASE("the CSV cache is written once and then read instead of parsing", "[cs
     const Dataset cached = read_csv_cached(csv, options, elsewhere);
     CHECK(same(cached, parsed));
     CHECK(cache_files(elsewhere) == 1);
-    CHECK(csv_cache_path(csv, options, elsewhere).parent_path() == elsewhere);
+    CHECK(detail::csv_cache_path(csv, options, elsewhere).parent_path() == elsewhere);
   }
   // No temporary files left behind by the atomic writes.
   for (const auto& entry : fs::recursive_directory_iterator(dir.path)) {

@@ -79,9 +79,6 @@ Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options = 
 // damaged cache file is rebuilt, never trusted. A no_target read is not cached (it is read_csv).
 Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options = {},
                         const std::filesystem::path& cache_directory = {});
-// The cache file read_csv_cached uses for these arguments.
-std::filesystem::path csv_cache_path(const std::filesystem::path& path, const CsvOptions& options,
-                                     const std::filesystem::path& cache_directory = {});
 
 // z-score standardization of the features: x' = (x − mean) / scale, with scale the standard
 // deviation (1 for a constant column). Fit on training data only, then apply to every set.

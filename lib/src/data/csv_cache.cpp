@@ -12,6 +12,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/mapped_file.hpp"
+#include "data/csv_cache.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
@@ -146,6 +147,8 @@ void store(const std::filesystem::path& cache, const std::string& key, const Dat
 
 }  // namespace
 
+namespace detail {
+
 std::filesystem::path csv_cache_path(const std::filesystem::path& path, const CsvOptions& options,
                                      const std::filesystem::path& cache_directory) {
   const std::string key = cache_key(path, options);
@@ -159,12 +162,14 @@ std::filesystem::path csv_cache_path(const std::filesystem::path& path, const Cs
   return directory / name;
 }
 
+}  // namespace detail
+
 Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options,
                         const std::filesystem::path& cache_directory) {
   // The cache format holds at least one target per row.
   if (options.no_target) return read_csv(path, options);
   const std::string key = cache_key(path, options);
-  const std::filesystem::path cache = csv_cache_path(path, options, cache_directory);
+  const std::filesystem::path cache = detail::csv_cache_path(path, options, cache_directory);
   Dataset data;
   if (load(cache, key, data)) return data;
   data = read_csv(path, options);
