@@ -8,29 +8,27 @@
 #include <string>
 #include <utility>
 
+#include "base/overloaded.hpp"
 #include "nn/loss.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop::detail {
 namespace {
 
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-
 Matrix view(AlignedFloats& storage, int rows, int cols) {
   return {storage.data(), rows, cols, cols};
 }
 
-// Layout of ShardWorkspace::partials[k] for a batch norm of width w.
+// Where a shard's partials for a batch norm of width w live in ShardWorkspace::partials[k].
 struct PartialLayout {
   int width;
   double* count(std::vector<double>& p) const { return p.data(); }
   double* mean(std::vector<double>& p) const { return p.data() + 1; }
   double* m2(std::vector<double>& p) const { return p.data() + 1 + width; }
-  double* sum_dy(std::vector<double>& p) const { return p.data() + 1 + 2 * width; }
-  double* sum_dy_xhat(std::vector<double>& p) const { return p.data() + 1 + 3 * width; }
+  double* sum_dy(std::vector<double>& p) const {
+    return p.data() + BatchNormPartials::sums_offset(width);
+  }
+  double* sum_dy_xhat(std::vector<double>& p) const { return sum_dy(p) + width; }
 };
 
 }  // namespace
@@ -133,25 +131,25 @@ ShardWorkspace Network::make_workspace(int capacity_rows) const {
     ws.xhat.emplace_back(is_bn ? rows * widths[l] : 0, 0.0f);
     const bool is_dropout = std::holds_alternative<Dropout>(layers[l]);
     ws.masks.emplace_back(is_dropout ? rows * widths[l] : 0, 0.0f);
-    if (is_bn) ws.partials.emplace_back(1 + 4 * static_cast<std::size_t>(widths[l]), 0.0);
+    if (is_bn) ws.partials.emplace_back(BatchNormPartials::size(widths[l]), 0.0);
   }
   ws.delta_a.assign(rows * max_width, 0.0f);
   ws.delta_b.assign(rows * max_width, 0.0f);
   return ws;
 }
 
-std::vector<BatchNormSync> Network::make_syncs(int ranks) const {
-  std::vector<BatchNormSync> syncs(batch_norms.size());
+std::vector<BatchNormSync> Network::make_syncs() const {
+  std::vector<BatchNormSync> syncs;
   for (std::size_t k = 0; k < batch_norms.size(); ++k) {
-    const std::size_t w = static_cast<std::size_t>(widths[batch_norms[k]]);
-    for (AlignedFloats* v : {&syncs[k].mean_hi, &syncs[k].mean_lo, &syncs[k].inv_std,
-                             &syncs[k].grad_scale, &syncs[k].mean_dy, &syncs[k].mean_dy_xhat}) {
-      v->assign(w, 0.0f);
-    }
-    syncs[k].local.assign(1 + 2 * w, 0.0);
-    syncs[k].gathered.assign((1 + 2 * w) * static_cast<std::size_t>(ranks), 0.0);
+    syncs.emplace_back(batch_norm(static_cast<int>(k)).width);
   }
   return syncs;
+}
+
+const BatchNorm& Network::batch_norm(int k) const {
+  // batch_norms lists exactly the BatchNorm layers (the constructor's visit adds them), so
+  // this is a lookup, not a dispatch over layer kinds.
+  return *std::get_if<BatchNorm>(&layers[static_cast<std::size_t>(batch_norms[k])]);
 }
 
 double Network::forward_flops_per_row() const {
@@ -233,7 +231,7 @@ struct PhaseRunner {
 
   void moments_of_input(int k) {
     const std::size_t l = static_cast<std::size_t>(net.batch_norms[k]);
-    const BatchNorm& b = std::get<BatchNorm>(net.layers[l]);
+    const BatchNorm& b = net.batch_norm(k);
     const PartialLayout p{b.width};
     std::vector<double>& partial = ws.partials[k];
     b.partial_moments(input_of(l), {p.count(partial), p.mean(partial), p.m2(partial)});
@@ -241,7 +239,7 @@ struct PhaseRunner {
 
   void sums_of_output(int k) {
     const std::size_t l = static_cast<std::size_t>(net.batch_norms[k]);
-    const BatchNorm& b = std::get<BatchNorm>(net.layers[l]);
+    const BatchNorm& b = net.batch_norm(k);
     const PartialLayout p{b.width};
     std::vector<double>& partial = ws.partials[k];
     b.partial_sums(ws.delta, view(ws.xhat[l], rows(), b.width), p.sum_dy(partial),
@@ -304,7 +302,7 @@ void Network::run_phase(int phase, const float* params, std::span<const BatchNor
   const int k = 2 * bn_count - phase;
   const std::size_t l = static_cast<std::size_t>(batch_norms[k]);
   if (l == first_trainable) return;  // nothing below learns: no dx needed
-  const BatchNorm& b = std::get<BatchNorm>(layers[l]);
+  const BatchNorm& b = batch_norm(k);
   const BatchNormSync& s = syncs[k];
   b.backward_input(s.grad_scale.data(), s.mean_dy.data(), s.mean_dy_xhat.data(), ws.delta,
                    view(ws.xhat[l], run.rows(), b.width), ws.delta);
@@ -316,98 +314,26 @@ void Network::run_phase(int phase, const float* params, std::span<const BatchNor
   run.sums_of_output(k - 1);
 }
 
-void Network::combine(int phase, std::span<ShardWorkspace> shards, Communicator& comm,
-                      const float* params, std::span<BatchNormSync> syncs, float* running_params,
-                      std::int64_t* running_counters) const {
-  const int bn_count = static_cast<int>(batch_norms.size());
-  const bool forward_phase = phase < bn_count;
-  const int k = forward_phase ? phase : 2 * bn_count - 1 - phase;
-  const BatchNorm& b = std::get<BatchNorm>(layers[static_cast<std::size_t>(batch_norms[k])]);
-  const int w = b.width;
-  const PartialLayout p{w};
-  BatchNormSync& s = syncs[k];
-  // Shards in order, then ranks in order: the same bits whatever ran where.
-  if (forward_phase) {
-    const std::size_t n = static_cast<std::size_t>(1 + 2 * w);
-    const std::span<double> local(s.local.data(), n);
-    const std::span<double> gathered(s.gathered.data(), n * static_cast<std::size_t>(comm.size()));
-    double* count = s.local.data();
-    double* mean = count + 1;
-    double* m2 = mean + w;
-    *count = 0.0;
-    std::fill_n(mean, w, 0.0);
-    std::fill_n(m2, w, 0.0);
-    for (ShardWorkspace& shard : shards) {
-      std::vector<double>& q = shard.partials[k];
-      merge_moments({count, mean, m2}, p.count(q), p.mean(q), p.m2(q), w);
-    }
-    comm.allgather(local, gathered);
-    *count = 0.0;
-    std::fill_n(mean, w, 0.0);
-    std::fill_n(m2, w, 0.0);
-    for (int r = 0; r < comm.size(); ++r) {
-      const double* g = gathered.data() + static_cast<std::size_t>(r) * n;
-      merge_moments({count, mean, m2}, g, g + 1, g + 1 + w, w);
-    }
-    const double rows = *count;
-    s.rows = rows;
-    for (int j = 0; j < w; ++j) {
-      const double variance = m2[j] / rows;  // biased, as in normalization
-      s.mean_hi[j] = static_cast<float>(mean[j]);
-      s.mean_lo[j] = static_cast<float>(mean[j] - static_cast<double>(s.mean_hi[j]));
-      s.inv_std[j] = static_cast<float>(1.0 / std::sqrt(variance + b.epsilon));
-    }
-    if (running_params != nullptr) {
-      float* running_mean = running_params + b.running_mean;
-      float* running_var = running_params + b.running_var;
-      const double m = b.momentum;
-      for (int j = 0; j < w; ++j) {
-        const double unbiased = rows > 1.0 ? m2[j] / (rows - 1.0) : 0.0;
-        running_mean[j] = static_cast<float>((1.0 - m) * running_mean[j] + m * mean[j]);
-        running_var[j] = static_cast<float>((1.0 - m) * running_var[j] + m * unbiased);
-      }
-      running_counters[b.counter] += 1;
-    }
-    return;
-  }
-  double* sum_dy = s.local.data();
-  double* sum_dy_xhat = sum_dy + w;
-  std::fill_n(sum_dy, 2 * w, 0.0);
-  for (ShardWorkspace& shard : shards) {
-    std::vector<double>& q = shard.partials[k];
-    const double* a = p.sum_dy(q);
-    const double* c = p.sum_dy_xhat(q);
-    for (int j = 0; j < w; ++j) {
-      sum_dy[j] += a[j];
-      sum_dy_xhat[j] += c[j];
-    }
-  }
-  const std::size_t n = 2 * static_cast<std::size_t>(w);
-  const std::span<double> local(s.local.data(), n);
-  const std::span<double> gathered(s.gathered.data(), n * static_cast<std::size_t>(comm.size()));
-  comm.allgather(local, gathered);
-  std::fill_n(sum_dy, 2 * w, 0.0);
-  for (int r = 0; r < comm.size(); ++r) {
-    const double* g = gathered.data() + static_cast<std::size_t>(r) * n;
-    for (int j = 0; j < 2 * w; ++j) sum_dy[j] += g[j];
-  }
-  const float* gamma = params + b.gamma;
-  for (int j = 0; j < w; ++j) {
-    s.grad_scale[j] = gamma[j] * s.inv_std[j];
-    s.mean_dy[j] = static_cast<float>(sum_dy[j] / s.rows);
-    s.mean_dy_xhat[j] = static_cast<float>(sum_dy_xhat[j] / s.rows);
-  }
-}
-
 double Network::training_pass(const float* params, ConstMatrix x, const float* targets, float scale,
                               ShardWorkspace& ws, float* grads, DropoutKey key) const {
-  LocalCommunicator comm;
-  std::vector<BatchNormSync> syncs = make_syncs(comm.size());
+  std::vector<BatchNormSync> syncs = make_syncs();
   begin_pass(ws, x, targets, scale, key);
   for (int phase = 0; phase < phase_count(); ++phase) {
     run_phase(phase, params, syncs, ws, grads);
-    if (phase + 1 < phase_count()) {
-      combine(phase, std::span<ShardWorkspace>(&ws, 1), comm, params, syncs, nullptr, nullptr);
+    if (phase + 1 == phase_count()) break;
+    // The whole minibatch is this one shard: its partials are the totals.
+    const int k = combined_batch_norm(phase);
+    const BatchNorm& layer = batch_norm(k);
+    BatchNormSync& sync = syncs[static_cast<std::size_t>(k)];
+    const double* partial = ws.partials[static_cast<std::size_t>(k)].data();
+    if (ends_with_moments(phase)) {
+      sync.begin_moments();
+      sync.merge_moments(partial);
+      sync.finish_moments(layer);
+    } else {
+      sync.begin_sums();
+      sync.add_sums(partial + BatchNormPartials::sums_offset(layer.width));
+      sync.finish_sums(layer, params);
     }
   }
   return ws.loss;

@@ -13,10 +13,10 @@
 #include "base/matrix.hpp"
 #include "nn/activation.hpp"
 #include "nn/batch_norm.hpp"
+#include "nn/batch_norm_sync.hpp"
 #include "nn/dense.hpp"
 #include "nn/dropout.hpp"
 #include "shardprop/model.hpp"
-#include "train/comm.hpp"
 
 namespace shardprop::detail {
 
@@ -29,7 +29,7 @@ struct ShardWorkspace {
   std::vector<AlignedFloats> xhat;     // per layer, batch-norm layers only: [capacity_rows, width]
   std::vector<AlignedFloats> masks;    // per layer, dropout layers only: [capacity_rows, width]
   AlignedFloats delta_a, delta_b;      // ping-pong dL/d(activations): [capacity_rows, max width]
-  // Per batch-norm layer: count, mean[w], m2[w] (forward) then Σdy[w], Σdy·xhat[w] (backward).
+  // Per batch-norm layer: this shard's partials, laid out as BatchNormPartials says.
   std::vector<std::vector<double>> partials;
 
   // State carried from one phase to the next.
@@ -39,16 +39,6 @@ struct ShardWorkspace {
   DropoutKey dropout;
   Matrix delta, spare;
   double loss = 0.0;
-};
-
-// What every shard needs from the whole minibatch at a batch-norm layer.
-struct BatchNormSync {
-  // Forward. The mean is split into a float and its float remainder so z − mean keeps its
-  // digits when |mean| ≫ σ (z − mean_hi is exact for nearby floats).
-  AlignedFloats mean_hi, mean_lo, inv_std;
-  AlignedFloats grad_scale, mean_dy, mean_dy_xhat;  // backward: γ·inv_std, Σdy/B, Σ(dy·xhat)/B
-  double rows = 0.0;                                // B, over all shards and ranks
-  std::vector<double> local, gathered;              // combine scratch, sized once
 };
 
 struct Network {
@@ -68,7 +58,10 @@ struct Network {
 
   int outputs() const { return widths.back(); }
   ShardWorkspace make_workspace(int capacity_rows) const;
-  std::vector<BatchNormSync> make_syncs(int ranks) const;
+  // One sync per batch-norm layer, in order.
+  std::vector<BatchNormSync> make_syncs() const;
+  // Batch-norm layer k (k < batch_norms.size()).
+  const BatchNorm& batch_norm(int k) const;
   // 2 × (dense weights): multiply-adds ×2 of one row's forward pass.
   double forward_flops_per_row() const;
 
@@ -79,9 +72,17 @@ struct Network {
   // --- Training, one shard at a time, in phases -----------------------------------------
   // Phases 0..K−1 run forward up to batch norm k and compute its partial moments; phase K
   // finishes the forward pass, takes the loss and runs backward down to the last batch norm;
-  // phases K+1..2K continue backward. After every phase but the last, the trainer calls
-  // combine() over all shards. Without batch norm there is one phase: the whole pass.
+  // phases K+1..2K continue backward. After every phase but the last, the trainer combines
+  // the shards' partials of batch norm combined_batch_norm(phase) into its BatchNormSync
+  // (train/batch_norm_combine.hpp). Without batch norm there is one phase: the whole pass.
   int phase_count() const { return 2 * static_cast<int>(batch_norms.size()) + 1; }
+  // Whether phase `phase` ends with the forward moments of a batch norm (else with its
+  // backward sums), and which batch norm (k) that is.
+  bool ends_with_moments(int phase) const { return phase < static_cast<int>(batch_norms.size()); }
+  int combined_batch_norm(int phase) const {
+    const int bn_count = static_cast<int>(batch_norms.size());
+    return phase < bn_count ? phase : 2 * bn_count - 1 - phase;
+  }
 
   // x: [rows, inputs], targets: this shard's rows, scale: 1/B for the whole minibatch, key:
   // which dropout masks this shard's rows draw.
@@ -90,13 +91,6 @@ struct Network {
   // Writes every trained parameter's gradient into grads by the end of the last phase.
   void run_phase(int phase, const float* params, std::span<const BatchNormSync> syncs,
                  ShardWorkspace& ws, float* grads) const;
-  // Combines the partials of shards [0, n) in shard order, then across ranks in rank order,
-  // into syncs. After a forward phase it also updates the running statistics when
-  // running_params is not null (params for the γ/running offsets; counters alike).
-  void combine(int phase, std::span<ShardWorkspace> shards, Communicator& comm, const float* params,
-               std::span<BatchNormSync> syncs, float* running_params,
-               std::int64_t* running_counters) const;
-
   // One whole-minibatch training pass on a single shard (no running-statistics update):
   // the reference the sharded step is compared with, and the tests' gradient.
   double training_pass(const float* params, ConstMatrix x, const float* targets, float scale,

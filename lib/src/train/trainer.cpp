@@ -18,6 +18,7 @@
 #include "nn/loss.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
+#include "train/batch_norm_combine.hpp"
 #include "train/comm.hpp"
 #include "train/gradient_buffer.hpp"
 #include "train/optimizer.hpp"
@@ -134,7 +135,7 @@ struct Trainer::State {
   detail::GradientBuffers gradients;
   std::vector<detail::ParameterSegment> segments;
   detail::LocalCommunicator comm;
-  std::vector<detail::BatchNormSync> syncs;
+  detail::BatchNormCombine batch_norm_combine;
   // Epoch state: the row order and the gathered minibatch for shuffled epochs.
   std::vector<std::int64_t> order;
   detail::AlignedFloats batch_features, batch_targets;
@@ -167,7 +168,7 @@ struct Trainer::State {
         parallel(false),
         gradients(shards, net.parameter_count),
         segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
-        syncs(net.make_syncs(comm.size())),
+        batch_norm_combine(net, shards, comm),
         evaluation_workspaces(
             [&net = m.network()] { return net.make_workspace(kEvaluateChunkRows); }) {
     if (s.threads > 0) arena.emplace(s.threads);
@@ -332,7 +333,7 @@ struct Trainer::State {
     const int loss_phase = static_cast<int>(net.batch_norms.size());
     for (int phase = 0; phase < phases; ++phase) {
       auto run_shard = [&](int s) {
-        net.run_phase(phase, params, syncs, workspaces[s], gradients.shard(s));
+        net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[s], gradients.shard(s));
         if (phase == loss_phase) shard_metrics[s] = output_metrics(workspaces[s]);
       };
       if (parallel && plan.shards > 1) {
@@ -348,8 +349,9 @@ struct Trainer::State {
         for (int s = 0; s < plan.shards; ++s) run_shard(s);
       }
       if (phase + 1 < phases) {
-        net.combine(phase, std::span<detail::ShardWorkspace>(workspaces.data(), plan.shards), comm,
-                    params, syncs, model.parameters().data(), model.counters().data());
+        batch_norm_combine.after_phase(
+            phase, std::span<const detail::ShardWorkspace>(workspaces.data(), plan.shards),
+            model.parameters().data(), model.counters().data());
       }
     }
     double loss = 0.0;
