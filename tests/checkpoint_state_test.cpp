@@ -28,6 +28,7 @@
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
 #include "test_util.hpp"
+#include "train/trainer_access.hpp"
 
 namespace {
 
@@ -42,6 +43,7 @@ using shardprop::Optimizer;
 using shardprop::TensorInfo;
 using shardprop::Trainer;
 using shardprop::TrainerSettings;
+using shardprop::detail::TrainerAccess;
 using shardprop::test::copy_of;
 using shardprop::test::read_bytes;
 using shardprop::test::same_bits;
@@ -107,8 +109,9 @@ struct TrainerSnapshot {
 
 TrainerSnapshot snapshot(const Trainer& trainer) {
   TrainerSnapshot s;
-  for (int slot = 0; slot < static_cast<int>(trainer.optimizer_state_names().size()); ++slot) {
-    s.state.push_back(copy_of(trainer.optimizer_state(slot)));
+  for (int slot = 0; slot < static_cast<int>(TrainerAccess::optimizer_state_names(trainer).size());
+       ++slot) {
+    s.state.push_back(copy_of(TrainerAccess::optimizer_state(trainer, slot)));
   }
   s.epochs = trainer.epochs_completed();
   s.steps = trainer.steps_completed();
@@ -227,8 +230,9 @@ TEST_CASE(
   CHECK(resumed.learning_rate() == trainer.learning_rate());
   CHECK(shardprop::read_safetensors_metadata(path).at("note") == "after two epochs");
   // The state is not trivially zero, so restoring it was tested.
-  for (int slot = 0; slot < static_cast<int>(trainer.optimizer_state_names().size()); ++slot) {
-    const std::span<const float> state = trainer.optimizer_state(slot);
+  for (int slot = 0; slot < static_cast<int>(TrainerAccess::optimizer_state_names(trainer).size());
+       ++slot) {
+    const std::span<const float> state = TrainerAccess::optimizer_state(trainer, slot);
     CHECK(std::any_of(state.begin(), state.end(), [](float v) { return v != 0.0f; }));
   }
 }
@@ -289,7 +293,7 @@ TEST_CASE(
   Model model = initial_model(true);
   Trainer trainer(model, settings_for(optimizer, momentum));
   train(trainer, 1);
-  REQUIRE(trainer.optimizer_state_names() == slots);
+  REQUIRE(TrainerAccess::optimizer_state_names(trainer) == slots);
   shardprop::save_checkpoint(model, trainer, path);
 
   const SafetensorsFile file = read_safetensors(path);

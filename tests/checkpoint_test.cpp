@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -309,7 +310,7 @@ TEST_CASE("metadata round-trips and always records the model spec", "[checkpoint
   }
   REQUIRE(read.count("shardprop.model") == 1);
   const std::string spec_json =
-      R"json({"inputs":3,"layers":["dense(4)","relu","dense(2)"],"loss":"mse"})json";
+      R"json({"inputs":3,"layers":"dense(4) relu dense(2)","loss":"mse"})json";
   CHECK(read.at("shardprop.model") == spec_json);
   CHECK(read.at("shardprop.version") == shardprop::version());
   CHECK(read.at("format") == "pt");
@@ -330,9 +331,8 @@ TEST_CASE("float settings in the model metadata are written as their shortest de
   shardprop::save_safetensors(model, dir / "m.safetensors");
   const std::string text =
       shardprop::read_safetensors_metadata(dir / "m.safetensors").at("shardprop.model");
-  CHECK_THAT(text, Catch::Matchers::Contains(
-                       R"json({"batchnorm":{"epsilon":1e-05,"momentum":0.1}},"relu",)json"
-                       R"json({"dropout":0.3})json"));
+  CHECK_THAT(text,
+             Catch::Matchers::Contains(R"json("dense(4) bn relu dropout(0.3) dense(2)")json"));
   // And they read back as the same floats.
   const Model again = shardprop::load_model(dir / "m.safetensors");
   CHECK(shardprop::format_layers(again.spec().layers) == shardprop::format_layers(spec.layers));
@@ -598,5 +598,55 @@ TEST_CASE("load_model rebuilds the architecture from the file's metadata", "[che
     write_bytes(dir / "anonymous.st", bytes);
     CHECK_THROWS_WITH(shardprop::load_model(dir / "anonymous.st"),
                       Contains("anonymous.st") && Contains("shardprop.model"));
+  }
+}
+
+// Files written before the layer stack was stored as text hold it as a JSON list; they still
+// load, and the list is read as strictly as the text is.
+TEST_CASE("files with the older JSON layer list still load, without trailing junk",
+          "[checkpoint]") {
+  TempDir dir;
+  ModelSpec spec;
+  spec.inputs = 3;
+  spec.loss = Loss::mse;
+  spec.layers = shardprop::parse_layers("dense(4) bn(eps=0.001) relu dropout(0.25) dense(2)");
+  Model model(spec);
+  model.initialize(5);
+  shardprop::save_safetensors(model, dir / "new.st");
+  // Rewrite "shardprop.model" as a writer of the older form did (header padded to its length,
+  // so the data and its checksum stay).
+  auto with_model_json = [&](const std::string& model_json) {
+    const std::vector<char> bytes = read_bytes(dir / "new.st");
+    std::uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    nlohmann::json header = nlohmann::json::parse(header_of(bytes));
+    header["__metadata__"]["shardprop.model"] = model_json;
+    std::string text = header.dump();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    const std::vector<char> data(bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n), bytes.end());
+    write_bytes(dir / "old.st", safetensors_bytes(text, data));
+  };
+  const std::string old_layers =
+      R"json(["dense(4)",{"batchnorm":{"epsilon":0.001,"momentum":0.1}},"relu",)json"
+      R"json({"dropout":0.25},"dense(2)"])json";
+  SECTION("the older form gives the same model") {
+    with_model_json(R"json({"inputs":3,"layers":)json" + old_layers + R"json(,"loss":"mse"})json");
+    const Model loaded = shardprop::load_model(dir / "old.st");
+    CHECK(shardprop::format_layers(loaded.spec().layers) == shardprop::format_layers(spec.layers));
+    CHECK(same_bits(loaded.parameters(), model.parameters()));
+  }
+  SECTION("a layer name with anything after it is an error naming the file and the key") {
+    const std::string junk = GENERATE(as<std::string>{}, R"("dense(4)x")", R"("dense(4) relu")",
+                                      R"("dense(4")", R"("relux")", R"("bn")");
+    CAPTURE(junk);
+    with_model_json(R"json({"inputs":3,"layers":[)json" + junk +
+                    R"json(,"relu","dense(2)"],"loss":"mse"})json");
+    CHECK_THROWS_WITH(shardprop::load_model(dir / "old.st"),
+                      Contains("old.st") && Contains("shardprop.model"));
+  }
+  SECTION("trailing junk in the text form is an error too") {
+    with_model_json(R"json({"inputs":3,"layers":"dense(4) relu dense(2)x","loss":"mse"})json");
+    CHECK_THROWS_WITH(shardprop::load_model(dir / "old.st"),
+                      Contains("old.st") && Contains("shardprop.model") && Contains("column"));
   }
 }

@@ -25,6 +25,7 @@
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
 #include "test_util.hpp"
+#include "train/trainer_access.hpp"
 
 namespace {
 
@@ -39,6 +40,7 @@ using shardprop::TensorInfo;
 using shardprop::TensorRole;
 using shardprop::Trainer;
 using shardprop::TrainerSettings;
+using shardprop::detail::TrainerAccess;
 using shardprop::test::check_trained;
 using shardprop::test::copy_of;
 using shardprop::test::moved_elements;
@@ -259,20 +261,20 @@ TEST_CASE("Five steps of each optimizer move every trained tensor as torch.optim
     CHECK(moved_elements(model, model.parameters(), initial) * 10 >= trained_elements(model) * 9);
   }
   SECTION("the optimizer state, under torch.optim's state names") {
-    const std::vector<std::string> names = trainer.optimizer_state_names();
+    const std::vector<std::string> names = TrainerAccess::optimizer_state_names(trainer);
     if (settings.optimizer == Optimizer::adam) {
       CHECK(names == std::vector<std::string>{"exp_avg", "exp_avg_sq"});
     } else if (settings.momentum > 0.0f) {
       CHECK(names == std::vector<std::string>{"momentum_buffer"});
     } else {
       CHECK(names.empty());
-      CHECK_THROWS_AS(trainer.optimizer_state(0), shardprop::Error);
+      CHECK_THROWS_AS(TrainerAccess::optimizer_state(trainer, 0), shardprop::Error);
     }
     for (int slot = 0; slot < static_cast<int>(names.size()); ++slot) {
       CAPTURE(names[slot]);
-      REQUIRE(trainer.optimizer_state(slot).size() >= model.parameters().size());
-      check_trained(model, trainer.optimizer_state(slot), reference.state(names[slot]),
-                    kReferenceRelative, kReferenceFloor, names[slot]);
+      REQUIRE(TrainerAccess::optimizer_state(trainer, slot).size() >= model.parameters().size());
+      check_trained(model, TrainerAccess::optimizer_state(trainer, slot),
+                    reference.state(names[slot]), kReferenceRelative, kReferenceFloor, names[slot]);
     }
   }
 }
@@ -311,10 +313,11 @@ TEST_CASE(
     }
     check_trained(model, model.parameters(), reference.weights(), kReferenceRelative,
                   kReferenceFloor, "weights");
-    for (int slot = 0; slot < static_cast<int>(trainer.optimizer_state_names().size()); ++slot) {
-      const std::string name = trainer.optimizer_state_names()[slot];
-      check_trained(model, trainer.optimizer_state(slot), reference.state(name), kReferenceRelative,
-                    kReferenceFloor, name);
+    for (int slot = 0;
+         slot < static_cast<int>(TrainerAccess::optimizer_state_names(trainer).size()); ++slot) {
+      const std::string name = TrainerAccess::optimizer_state_names(trainer)[slot];
+      check_trained(model, TrainerAccess::optimizer_state(trainer, slot), reference.state(name),
+                    kReferenceRelative, kReferenceFloor, name);
     }
   }
   SECTION("a limit above the gradient norm changes nothing, bit for bit") {
@@ -331,8 +334,10 @@ TEST_CASE(
     }
     CHECK(trainer.last_gradient_norm() > 0.0);
     CHECK(same_bits(model.parameters(), unclipped_model.parameters()));
-    for (int slot = 0; slot < static_cast<int>(trainer.optimizer_state_names().size()); ++slot) {
-      CHECK(same_bits(trainer.optimizer_state(slot), unclipped.optimizer_state(slot)));
+    for (int slot = 0;
+         slot < static_cast<int>(TrainerAccess::optimizer_state_names(trainer).size()); ++slot) {
+      CHECK(same_bits(TrainerAccess::optimizer_state(trainer, slot),
+                      TrainerAccess::optimizer_state(unclipped, slot)));
     }
   }
 }
@@ -374,7 +379,7 @@ TEST_CASE("learning_rate() follows the step and cosine schedules epoch by epoch"
     const auto near_zero = Catch::Matchers::WithinAbs(want, 1e-15);
     CHECK_THAT(trainer.learning_rate(), close || near_zero);
     // The schedule is a function of the epoch alone: a trainer told where it is agrees.
-    resumed.set_progress(e, 1000);
+    TrainerAccess::set_progress(resumed, e, 1000);
     CHECK(resumed.learning_rate() == trainer.learning_rate());
     trainer.train_epoch(data);
   }
@@ -402,7 +407,7 @@ TEST_CASE("A step at a scheduled learning rate equals a constant-rate step at th
   scheduled_settings.cosine_epochs = 5;
   Model scheduled_model = initial;
   Trainer scheduled(scheduled_model, scheduled_settings);
-  scheduled.set_progress(epoch, 9);  // Adam's t continues from 9 in both
+  TrainerAccess::set_progress(scheduled, epoch, 9);  // Adam's t continues from 9 in both
 
   TrainerSettings constant_settings = scheduled_settings;
   constant_settings.schedule = LearningRateSchedule::constant;
@@ -410,7 +415,7 @@ TEST_CASE("A step at a scheduled learning rate equals a constant-rate step at th
   REQUIRE(constant_settings.learning_rate < 0.9f * scheduled_settings.learning_rate);
   Model constant_model = initial;
   Trainer constant(constant_model, constant_settings);
-  constant.set_progress(epoch, 9);
+  TrainerAccess::set_progress(constant, epoch, 9);
 
   for (const Batch& b : batches) {
     scheduled.step(b.features, b.targets);
@@ -450,8 +455,9 @@ TEST_CASE(
     Trainer trainer(run.model, settings);
     REQUIRE(trainer.shard_count() == shard_count);
     for (const Batch& b : batches) trainer.step(b.features, b.targets);
-    for (int slot = 0; slot < static_cast<int>(trainer.optimizer_state_names().size()); ++slot) {
-      run.state.push_back(copy_of(trainer.optimizer_state(slot)));
+    for (int slot = 0;
+         slot < static_cast<int>(TrainerAccess::optimizer_state_names(trainer).size()); ++slot) {
+      run.state.push_back(copy_of(TrainerAccess::optimizer_state(trainer, slot)));
     }
     return run;
   };

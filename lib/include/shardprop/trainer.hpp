@@ -16,6 +16,10 @@
 
 namespace shardprop {
 
+namespace detail {
+class TrainerAccess;
+}  // namespace detail
+
 // torch.optim.SGD (with optional momentum / Nesterov, dampening 0) or torch.optim.Adam.
 enum class Optimizer { sgd, adam };
 // The learning rate of epoch e (0-based): constant η; step: η·γ^⌊e/step_epochs⌋ (StepLR);
@@ -120,18 +124,12 @@ class Trainer {
   double last_gradient_norm() const;
   const TrainerSettings& settings() const;
 
-  // --- Resuming (checkpoint.hpp uses these) ---------------------------------------------
-  // The optimizer's state: one buffer per slot laid out like Model::parameters() (only the
-  // trained tensors' ranges are meaningful). Slot names follow torch.optim's state keys:
-  // "momentum_buffer" (SGD with momentum), "exp_avg" and "exp_avg_sq" (Adam); none for SGD.
-  std::vector<std::string> optimizer_state_names() const;
-  std::span<float> optimizer_state(int slot);
-  std::span<const float> optimizer_state(int slot) const;
-  // Continue counting from a checkpoint: the next epoch is `epochs` (so its shuffle, learning
-  // rate and dropout masks are those an uninterrupted run would use).
-  void set_progress(int epochs, std::int64_t steps);
+  // --- Resuming ------------------------------------------------------------------------
+  // save_checkpoint and load_training_state (checkpoint.hpp) save and restore the optimizer's
+  // buffers and the epoch and step counters through an internal accessor.
 
  private:
+  friend class detail::TrainerAccess;
   struct State;
   std::unique_ptr<State> state_;
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "io/safetensors_file.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
 
@@ -78,8 +79,12 @@ struct MetadataEntry {
 }  // namespace
 
 TrainedModel load_trained_model(const std::filesystem::path& path) {
-  const std::string file = path.string();
-  TrainedModel trained{load_model(path), {}, {}, {}, {}, read_safetensors_metadata(path)};
+  return detail::load_trained_model(detail::SafetensorsFile::read(path));
+}
+
+TrainedModel detail::load_trained_model(const SafetensorsFile& parsed) {
+  const std::string& file = parsed.name();
+  TrainedModel trained{load_model(parsed), {}, {}, {}, {}, parsed.metadata()};
   const Model& model = trained.model;
   const auto inputs = static_cast<std::size_t>(model.inputs());
   const auto outputs = static_cast<std::size_t>(model.outputs());

@@ -23,6 +23,7 @@
 #include "train/gradient_buffer.hpp"
 #include "train/optimizer.hpp"
 #include "train/shard_plan.hpp"
+#include "train/trainer_access.hpp"
 
 namespace shardprop {
 namespace {
@@ -638,30 +639,32 @@ std::int64_t Trainer::steps_completed() const { return state_->steps; }
 double Trainer::learning_rate() const { return state_->learning_rate(); }
 double Trainer::last_gradient_norm() const { return state_->gradient_norm; }
 
-std::vector<std::string> Trainer::optimizer_state_names() const {
-  if (state_->settings.optimizer == Optimizer::adam) return {"exp_avg", "exp_avg_sq"};
-  if (state_->optimizer_state.size() == 1) return {"momentum_buffer"};
+std::vector<std::string> detail::TrainerAccess::optimizer_state_names(const Trainer& trainer) {
+  const Trainer::State& state = *trainer.state_;
+  if (state.settings.optimizer == Optimizer::adam) return {"exp_avg", "exp_avg_sq"};
+  if (state.optimizer_state.size() == 1) return {"momentum_buffer"};
   return {};
 }
 
-std::span<float> Trainer::optimizer_state(int slot) {
-  if (slot < 0 || slot >= static_cast<int>(state_->optimizer_state.size())) {
+std::span<float> detail::TrainerAccess::optimizer_state(Trainer& trainer, int slot) {
+  Trainer::State& state = *trainer.state_;
+  if (slot < 0 || slot >= static_cast<int>(state.optimizer_state.size())) {
     throw Error("optimizer state slot " + std::to_string(slot) + " does not exist");
   }
-  return {state_->optimizer_state[slot].data(), state_->optimizer_state[slot].size()};
+  return {state.optimizer_state[slot].data(), state.optimizer_state[slot].size()};
 }
 
-std::span<const float> Trainer::optimizer_state(int slot) const {
-  return const_cast<Trainer*>(this)->optimizer_state(slot);
+std::span<const float> detail::TrainerAccess::optimizer_state(const Trainer& trainer, int slot) {
+  return optimizer_state(const_cast<Trainer&>(trainer), slot);
 }
 
-void Trainer::set_progress(int epochs, std::int64_t steps) {
+void detail::TrainerAccess::set_progress(Trainer& trainer, int epochs, std::int64_t steps) {
   if (epochs < 0 || steps < 0) {
     throw Error("trainer progress must be >= 0, got epoch " + std::to_string(epochs) + ", step " +
                 std::to_string(steps));
   }
-  state_->epochs = epochs;
-  state_->steps = steps;
+  trainer.state_->epochs = epochs;
+  trainer.state_->steps = steps;
 }
 const TrainerSettings& Trainer::settings() const { return state_->settings; }
 
