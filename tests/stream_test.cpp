@@ -161,3 +161,65 @@ TEST_CASE("a stream with the wrong columns or no rows is rejected", "[stream]") 
   ChunkedDataset none(empty, 4);
   CHECK_THROWS_WITH(trainer.train_epoch(none), Catch::Matchers::Contains("no rows"));
 }
+
+TEST_CASE("A split stream's two parts partition the rows, whatever the chunking", "[stream]") {
+  Dataset data;
+  data.rows = 5000;
+  data.feature_count = 1;
+  data.target_width = 1;
+  for (std::int64_t r = 0; r < data.rows; ++r) {
+    data.features.push_back(static_cast<float>(r));  // the row's own index, to trace it
+    data.targets.push_back(static_cast<float>(r % 3));
+  }
+  auto rows_of = [&](std::int64_t chunk_rows, shardprop::SplitStream::Part part) {
+    ChunkedDataset source(data, chunk_rows);
+    shardprop::SplitStream split(source, 0.2, /*seed=*/9, part);
+    std::vector<float> seen;
+    Dataset chunk;
+    for (int pass = 0; pass < 2; ++pass) {  // a second pass after rewind gives the same rows
+      split.rewind();
+      std::vector<float> this_pass;
+      while (split.next(chunk)) {
+        REQUIRE(chunk.rows > 0);
+        REQUIRE(chunk.features.size() == static_cast<std::size_t>(chunk.rows));
+        for (std::int64_t r = 0; r < chunk.rows; ++r) {
+          CHECK(chunk.targets[r] == static_cast<float>(static_cast<int>(chunk.features[r]) % 3));
+        }
+        this_pass.insert(this_pass.end(), chunk.features.begin(), chunk.features.end());
+      }
+      if (pass == 1) CHECK(this_pass == seen);
+      seen = this_pass;
+    }
+    return seen;
+  };
+  const std::vector<float> training = rows_of(5000, shardprop::SplitStream::Part::training);
+  const std::vector<float> held_out = rows_of(5000, shardprop::SplitStream::Part::validation);
+  CHECK(std::is_sorted(training.begin(), training.end()));  // file order kept
+  CHECK(std::is_sorted(held_out.begin(), held_out.end()));
+  std::vector<float> all = training;
+  all.insert(all.end(), held_out.begin(), held_out.end());
+  std::sort(all.begin(), all.end());
+  CHECK(all == data.features);   // every row exactly once
+  CHECK(held_out.size() > 900);  // about 20% of 5000
+  CHECK(held_out.size() < 1100);
+
+  const std::int64_t chunk_rows = GENERATE(1, 7, 1000);
+  CAPTURE(chunk_rows);
+  CHECK(rows_of(chunk_rows, shardprop::SplitStream::Part::validation) == held_out);
+  CHECK(rows_of(chunk_rows, shardprop::SplitStream::Part::training) == training);
+}
+
+TEST_CASE("A split stream needs a fraction in (0, 1)", "[stream]") {
+  Dataset data;
+  data.rows = 1;
+  data.feature_count = 1;
+  data.features = {1.0f};
+  data.targets = {0.0f};
+  ChunkedDataset source(data, 1);
+  for (double fraction : {0.0, 1.0, -0.5, 2.0}) {
+    CAPTURE(fraction);
+    CHECK_THROWS_WITH(
+        shardprop::SplitStream(source, fraction, 1, shardprop::SplitStream::Part::training),
+        Catch::Matchers::Contains("must be in (0, 1)"));
+  }
+}

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -55,6 +56,33 @@ class CsvStream final : public DataStream {
                                                       const CsvOptions& options);
   struct State;
   std::unique_ptr<State> state_;
+};
+
+// One side of a seeded validation split of another stream, for data that is streamed and so
+// cannot be split in memory (split_validation). Row i of the source (0-based, counted over the
+// whole source whatever its chunking) is held out when a counter-based hash of (seed, i) falls
+// in the lowest `fraction` of its range: the hash split_validation ranks rows by, so a given row
+// tends to fall on the same side, but the held-out count is about fraction × rows rather than
+// that number rounded. Two SplitStreams with the same seed and fraction over two streams of the
+// same rows, one per part, partition the rows. The source must outlive the split, and only the
+// split reads it; chunks with no row of this part are skipped.
+class SplitStream final : public DataStream {
+ public:
+  enum class Part { training, validation };
+
+  // Throws Error unless fraction is in (0, 1).
+  SplitStream(DataStream& source, double fraction, std::uint64_t seed, Part part);
+
+  void rewind() override;
+  bool next(Dataset& chunk) override;
+
+ private:
+  DataStream& source_;
+  std::uint64_t threshold_;
+  std::uint64_t seed_;
+  Part part_;
+  std::int64_t next_row_ = 0;  // the source's row index of the next row it hands out
+  Dataset source_chunk_;
 };
 
 // One streaming pass that collects the class labels of a CSV's target column, sorted as
