@@ -193,7 +193,8 @@ void BM_Step(benchmark::State& state, const NetworkCase& c) {
     if (!std::isfinite(loss)) {
       state.SkipWithError("the step's loss is not finite");
     }
-    set_step_counters(state, weight_count(model.network()), c.batch_size, trainer.shard_count());
+    set_step_counters(state, weight_count(shardprop::detail::network_of(model)), c.batch_size,
+                      trainer.shard_count());
   } catch (const shardprop::Error& e) {
     state.SkipWithError(e.what());
   }
@@ -216,7 +217,7 @@ void BM_GemmOnlyStep(benchmark::State& state, const NetworkCase& c) {
   const int requested = static_cast<int>(state.range(1));
   shardprop::Model model(c.spec);
   model.initialize(kSeed);
-  const shardprop::detail::Network& net = model.network();
+  const shardprop::detail::Network& net = shardprop::detail::network_of(model);
   const float* params = model.parameters().data();
   const std::vector<shardprop::detail::Dense> layers = dense_layers(net);
   const int inputs = c.spec.inputs;

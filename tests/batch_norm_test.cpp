@@ -60,7 +60,7 @@ void randomize_batch_norm(Model& model, unsigned seed) {
 }
 
 double mean_loss(const Model& model, const Batch& b) {
-  const detail::Network& net = model.network();
+  const detail::Network& net = shardprop::detail::network_of(model);
   detail::ShardWorkspace ws = net.make_workspace(static_cast<int>(b.t.size()));
   std::vector<float> grads(net.parameter_count);
   const int rows = static_cast<int>(b.x.size()) / net.spec.inputs;
@@ -83,7 +83,7 @@ TEST_CASE("batch-norm gradients match central finite differences for γ, β and 
   randomize_batch_norm(model, seed);
   const Batch batch = random_batch(rows, inputs, outputs, loss, seed);
 
-  const detail::Network& net = model.network();
+  const detail::Network& net = shardprop::detail::network_of(model);
   detail::ShardWorkspace ws = net.make_workspace(rows);
   std::vector<float> grads(net.parameter_count, 0.0f);
   const detail::ConstMatrix x{batch.x.data(), rows, inputs, inputs};
@@ -242,7 +242,7 @@ TEST_CASE("batch-norm statistics stay exact for features with a large mean and s
     spec.layers = {BatchNormSpec{1e-12f, 0.1f}, DenseSpec{1}};
     Model model(spec);
     model.initialize(1);
-    const detail::Network& net = model.network();
+    const detail::Network& net = shardprop::detail::network_of(model);
     detail::ShardWorkspace ws = net.make_workspace(rows);
     std::vector<float> grads(net.parameter_count), targets(rows, 0.0f);
     net.training_pass(net.parameters.data(), {z.data(), rows, width, width}, targets.data(),

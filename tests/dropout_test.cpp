@@ -113,7 +113,7 @@ struct Pass {
 Pass training_pass(const Model& model, const std::vector<float>& params,
                    const std::vector<float>& features, const std::vector<float>& targets,
                    DropoutKey key) {
-  const Network& net = model.network();
+  const Network& net = shardprop::detail::network_of(model);
   const int inputs = model.inputs();
   const int rows = static_cast<int>(features.size()) / inputs;
   Pass pass{net.make_workspace(rows), std::vector<float>(net.parameter_count, 0.0f), 0.0};
@@ -248,11 +248,12 @@ TEST_CASE("Backward with dropout gives the finite-difference gradient for a fixe
 
   const Pass base = training_pass(model, params, features, targets, key);
   // The masks really drop values (in both layers), so the check covers them.
-  for (std::size_t l = 0; l < model.network().layers.size(); ++l) {
-    if (!std::holds_alternative<shardprop::detail::Dropout>(model.network().layers[l])) continue;
+  const Network& net = shardprop::detail::network_of(model);
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    if (!std::holds_alternative<shardprop::detail::Dropout>(net.layers[l])) continue;
     CAPTURE(l);
     const shardprop::detail::AlignedFloats& mask = base.ws.masks[l];
-    const int width = model.network().widths[l];
+    const int width = net.widths[l];
     const auto dropped = std::count(mask.begin(), mask.begin() + rows * width, 0.0f);
     CHECK(dropped > 0);
     CHECK(dropped < rows * width);

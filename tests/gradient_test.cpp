@@ -169,7 +169,7 @@ bool close_enough(double analytical, double numerical, double extra_tolerance = 
 
 // Checks every parameter's analytical gradient of the mean loss against central differences.
 void check_gradients(const Problem& p) {
-  const shardprop::detail::Network& net = p.model.network();
+  const shardprop::detail::Network& net = shardprop::detail::network_of(p.model);
   const int inputs = p.model.inputs();
   const ConstMatrix x{p.features.data(), p.rows, inputs, inputs};
   shardprop::detail::ShardWorkspace ws = net.make_workspace(p.rows);
@@ -292,7 +292,7 @@ TEST_CASE(
   settings.shuffle = false;
 
   // J(W) = mean loss + (λ/2)·Σ W² over decayed tensors, in double, at float parameters.
-  const shardprop::detail::Network& net = p.model.network();
+  const shardprop::detail::Network& net = shardprop::detail::network_of(p.model);
   const ConstMatrix x{p.features.data(), p.rows, p.model.inputs(), p.model.inputs()};
   shardprop::detail::ShardWorkspace ws = net.make_workspace(p.rows);
   auto objective = [&](const std::vector<float>& at) {

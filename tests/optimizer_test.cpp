@@ -143,7 +143,7 @@ class ReferenceOptimizer {
         exp_avg_sq_(weights_.size(), 0.0) {}
 
   void step(const Batch& batch, double learning_rate) {
-    const shardprop::detail::Network& net = model_.network();
+    const shardprop::detail::Network& net = shardprop::detail::network_of(model_);
     const int inputs = model_.inputs();
     const int rows = static_cast<int>(batch.features.size()) / inputs;
     const std::vector<float> params(weights_.begin(), weights_.end());

@@ -87,7 +87,8 @@ struct TensorInfo {
 
 namespace detail {
 struct Network;
-}
+struct ModelAccess;  // the library's own view of a Model (lib/src/nn/network.hpp)
+}  // namespace detail
 
 // Thread safety: const methods may run concurrently; a Trainer mutates its model in step().
 class Model {
@@ -124,9 +125,8 @@ class Model {
   // xent/bce). Throws Error on size mismatch.
   void predict(std::span<const float> features, std::span<float> outputs) const;
 
-  const detail::Network& network() const;  // for the library's own use
-
  private:
+  friend struct detail::ModelAccess;
   std::unique_ptr<detail::Network> network_;
 };
 

@@ -121,7 +121,6 @@ std::span<const float> Model::parameters() const { return network_->parameters; 
 std::span<std::int64_t> Model::counters() { return network_->counters; }
 std::span<const std::int64_t> Model::counters() const { return network_->counters; }
 const std::vector<TensorInfo>& Model::tensors() const { return network_->tensors; }
-const detail::Network& Model::network() const { return *network_; }
 
 void Model::predict(std::span<const float> features, std::span<float> outputs) const {
   const detail::Network& net = *network_;

@@ -97,4 +97,11 @@ struct Network {
                        ShardWorkspace& ws, float* grads, DropoutKey key = {}) const;
 };
 
+// The network behind a Model, for the library's own use (the trainer, evaluation, the C API);
+// the public header only names it.
+struct ModelAccess {
+  static const Network& network(const Model& model) { return *model.network_; }
+};
+inline const Network& network_of(const Model& model) { return ModelAccess::network(model); }
+
 }  // namespace shardprop::detail

@@ -162,7 +162,7 @@ struct Trainer::State {
 
   State(Model& m, const TrainerSettings& s)
       : model(m),
-        net(m.network()),
+        net(detail::network_of(m)),
         settings(s),
         shards(s.shards > 0 ? s.shards : default_shard_count(m.spec(), s.batch_size)),
         target_width(detail::target_width(m.spec().loss, m.outputs())),
@@ -171,7 +171,7 @@ struct Trainer::State {
         segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
         batch_norm_combine(net, shards, comm),
         evaluation_workspaces(
-            [&net = m.network()] { return net.make_workspace(kEvaluateChunkRows); }) {
+            [&net = detail::network_of(m)] { return net.make_workspace(kEvaluateChunkRows); }) {
     if (s.threads > 0) arena.emplace(s.threads);
     const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
     parallel = threads > 1;
