@@ -1,32 +1,29 @@
-// `shardprop train`. No mathematics here: everything goes through the public API. A run is
-// R restarts (usually 1) of E epochs each; its state between epochs (counters, early stopping,
-// the best restart so far) is stored in every checkpoint, so --resume continues it exactly.
+// `shardprop train`. No mathematics and no file format here: the options become the library's
+// RunSettings and RunMetadata, the data two functions, and train_run (training_run.hpp) does
+// the restarts, early stopping, checkpoints and resuming; this file prints what it is told.
 #include "train_command.hpp"
 
-#include <algorithm>
-#include <charconv>
+#include <tbb/task_arena.h>
+
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
-#include "json_number.hpp"
 #include "metrics_log.hpp"
 #include "progress.hpp"
-#include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
+#include "shardprop/run_metadata.hpp"
 #include "shardprop/trained_model.hpp"
 #include "shardprop/trainer.hpp"
+#include "shardprop/training_run.hpp"
 #include "shardprop/version.hpp"
 #include "train_data.hpp"
 #include "usage_error.hpp"
@@ -34,115 +31,15 @@
 namespace shardprop::cli {
 namespace {
 
-using nlohmann::json;
 namespace fs = std::filesystem;
 
-// Where a run stands between two epochs, beyond what the trainer counts.
-struct RunState {
-  int restart = 0;             // the restart being trained (or to train next)
-  int weights_restart = 0;     // the restart the file's weights belong to
-  bool restarts_done = false;  // every restart finished; this file holds the chosen one
-  int best_restart = -1;       // the best finished restart so far (its model is in --out)
-  double best_restart_loss = std::numeric_limits<double>::infinity();
-  // Early stopping within the current restart.
-  double best_loss = std::numeric_limits<double>::infinity();
-  int best_epoch = 0;
-  int bad_epochs = 0;
-};
-
-json json_floats(const std::vector<float>& values) {
-  json array = json::array();
-  for (const float v : values) array.push_back(json_float(v));
-  return array;
-}
-
-json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
-double number_or_infinity(const json& j) {
-  return j.is_number() ? j.get<double>() : std::numeric_limits<double>::infinity();
-}
-
-json to_json(const RunState& s) {
-  return {{"restart", s.restart},
-          {"weights_restart", s.weights_restart},
-          {"restarts_done", s.restarts_done},
-          {"best_restart", s.best_restart},
-          {"best_restart_loss", number_or_null(s.best_restart_loss)},
-          {"best_loss", number_or_null(s.best_loss)},
-          {"best_epoch", s.best_epoch},
-          {"bad_epochs", s.bad_epochs}};
-}
-
-RunState run_state_from(const std::string& text, const std::string& file) {
-  const json j = json::parse(text, nullptr, false);
-  auto integer = [&](const char* key) {
-    if (!j.contains(key) || !j[key].is_number_integer()) {
-      throw Error(file + ": metadata 'shardprop.run': '" + key + "' is missing or not an integer");
-    }
-    return j[key].get<int>();
-  };
-  if (!j.is_object() || !j.contains("restarts_done") || !j["restarts_done"].is_boolean()) {
-    throw Error(file + ": metadata 'shardprop.run' is malformed");
-  }
-  RunState s;
-  s.restart = integer("restart");
-  s.weights_restart = integer("weights_restart");
-  s.restarts_done = j["restarts_done"].get<bool>();
-  s.best_restart = integer("best_restart");
-  s.best_restart_loss = number_or_infinity(j.value("best_restart_loss", json()));
-  s.best_loss = number_or_infinity(j.value("best_loss", json()));
-  s.best_epoch = integer("best_epoch");
-  s.bad_epochs = integer("bad_epochs");
-  return s;
-}
-
-std::string metadata_value(const std::map<std::string, std::string>& metadata,
-                           const std::string& key, const std::string& file) {
-  const auto found = metadata.find(key);
-  if (found == metadata.end()) {
-    throw Error(file + ": no '" + key + "' metadata: not a checkpoint of `shardprop train`");
-  }
-  return found->second;
-}
-
-int metadata_count(const std::map<std::string, std::string>& metadata, const std::string& key,
-                   const std::string& file) {
-  const std::string text = metadata_value(metadata, key, file);
-  int value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value < 0) {
-    throw Error(file + ": metadata '" + key + "' is not a count: '" + text + "'");
-  }
-  return value;
-}
-
-// The data files a run reads, as absolute paths, so that a resume started in another
-// directory finds them ("shardprop.data" keeps the name as given, for display).
-constexpr const char* kDataFilesKey = "shardprop.data_files";
-
+// The data files as absolute paths, so that a resume started in another directory finds them
+// (the name as given is recorded too, for display).
 std::string absolute_path(const std::string& file) {
   if (file.empty()) return file;
   std::error_code error;
   const fs::path path = fs::absolute(file, error);
   return error ? file : path.lexically_normal().string();
-}
-
-// For --resume: the recorded absolute paths of the files not given again on the command line.
-// Checkpoints written before they were recorded keep the paths as typed.
-void use_recorded_data_files(TrainOptions& o, const std::map<std::string, std::string>& metadata,
-                             const CLI::App& command) {
-  const auto found = metadata.find(kDataFilesKey);
-  if (found == metadata.end()) return;
-  const json files = json::parse(found->second, nullptr, false);
-  if (!files.is_object()) throw Error(o.resume + ": metadata '" + kDataFilesKey + "' is malformed");
-  auto take = [&](const char* key, const char* option, std::string& value) {
-    if (command.count(option) > 0 || !files.contains(key)) return;
-    if (!files[key].is_string()) {
-      throw Error(o.resume + ": metadata '" + kDataFilesKey + "': '" + key + "' is not a path");
-    }
-    value = files[key].get<std::string>();
-  };
-  take("data", "--data", o.data);
-  take("val", "--val", o.validation);
 }
 
 // A recorded data file that is gone: say which and how to point the run at it.
@@ -153,23 +50,51 @@ void require_recorded_file(const std::string& file, const char* option, const Tr
               "give the file with " + option + " FILE");
 }
 
-// JSON text of what the user gave (file and column names): JSON holds only UTF-8 text, and
-// other bytes are the input's fault, not a bug.
-std::string json_text(const json& value, const std::string& what) {
-  try {
-    return value.dump();
-  } catch (const json::exception&) {
-    throw Error(what + " is not valid UTF-8 text; checkpoints store it as JSON");
+void check_spec_text(const TrainOptions& o, const CLI::App& command) {
+  if (command.count("--spec") > 0 && o.spec.find_first_not_of(" \t\r\n") == std::string::npos) {
+    throw UsageError(
+        "--spec is empty: give the layer stack, e.g. --spec \"dense(64) relu dense(10)\", or "
+        "leave it out to use --layers");
   }
 }
 
-// Restart 0 uses the seed itself, so --restarts 1 is the plain run.
-std::uint64_t restart_seed(std::uint64_t seed, int restart) {
-  if (restart == 0) return seed;
-  std::uint64_t x = seed + 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(restart);
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+// --resume: the checkpoint, read once, and the options it records (the command line may change
+// only --epochs, the data files and output options). The recorded absolute data paths are used
+// unless --data / --val name others; files written before they were recorded keep the paths
+// of their options.
+std::optional<RunCheckpoint> open_resumed_run(TrainOptions& o, const CLI::App& command) {
+  if (o.resume.empty()) return std::nullopt;
+  if (o.out.empty()) o.out = o.resume;  // continues in the file it resumed, replaced atomically
+  RunCheckpoint checkpoint(o.resume);
+  const RunMetadata& m = checkpoint.metadata();
+  apply_stored_options(o, nlohmann::json::parse(m.settings), command, o.resume);
+  if (m.has_data_paths) {
+    if (command.count("--data") == 0) o.data = m.data_path;
+    if (command.count("--val") == 0) o.validation = m.validation_path;
+  }
+  if (command.count("--data") == 0) require_recorded_file(o.data, "--data", o);
+  if (command.count("--val") == 0) require_recorded_file(o.validation, "--val", o);
+  return checkpoint;
+}
+
+// What a resumed run reuses rather than refits: the label order and the standardization.
+StoredDataState stored_data_state(const std::optional<RunCheckpoint>& resumed) {
+  StoredDataState stored;
+  if (!resumed) return stored;
+  stored.class_names = resumed->trained().class_names;
+  if (!resumed->trained().standardization.empty()) {
+    stored.standardization = resumed->trained().standardization;
+  }
+  return stored;
+}
+
+int output_count(const TrainOptions& o, const Dataset& shape, Loss loss) {
+  if (loss != Loss::xent) return shape.target_width;
+  if (shape.class_count() < 2) {
+    throw Error(o.data + ": the target has a single class ('" + shape.class_names.front() +
+                "'); xent needs at least 2");
+  }
+  return shape.class_count();
 }
 
 ModelSpec build_spec(const TrainOptions& o, int inputs, int outputs, Loss loss) {
@@ -195,7 +120,7 @@ ModelSpec build_spec(const TrainOptions& o, int inputs, int outputs, Loss loss) 
 
 TrainerSettings trainer_settings(const TrainOptions& o) {
   TrainerSettings s;
-  s.threads = o.threads;
+  s.threads = 0;  // the command's arena (run_train)
   s.shards = o.shards;
   s.batch_size = o.batch_size;
   s.learning_rate = o.learning_rate;
@@ -237,57 +162,44 @@ void check_combinations(const TrainOptions& o) {
   if (o.nesterov && o.momentum <= 0.0f) throw UsageError("--nesterov needs --momentum > 0");
 }
 
-// Periodic checkpoints: NAME[.rRRR].epoch-EEEEEE.safetensors next to --out (or in
-// --checkpoint-dir), NAME being --out's name without its extension. The newest --keep stay.
-class PeriodicCheckpoints {
- public:
-  PeriodicCheckpoints(const TrainOptions& o, bool several_restarts) : keep_(o.keep) {
-    const fs::path out = o.out.empty() ? fs::path("checkpoint") : fs::path(o.out);
-    directory_ = !o.checkpoint_dir.empty() ? fs::path(o.checkpoint_dir) : out.parent_path();
-    if (directory_.empty()) directory_ = ".";
-    stem_ = out.stem().string();
-    several_restarts_ = several_restarts;
-  }
+RunSettings run_settings(const TrainOptions& o, ModelSpec spec) {
+  RunSettings s;
+  s.spec = std::move(spec);
+  s.trainer = trainer_settings(o);
+  s.epochs = o.epochs;
+  s.restarts = o.restarts;
+  s.early_stopping = o.early_stopping;
+  s.init = o.init;
+  s.out = o.out;
+  s.checkpoint_every = o.checkpoint_every;
+  s.checkpoint_dir = o.checkpoint_dir;
+  s.keep = o.keep;
+  return s;
+}
 
-  fs::path path(int restart, int epoch) const {
-    char suffix[64];
-    if (several_restarts_) {
-      std::snprintf(suffix, sizeof suffix, ".r%03d.epoch-%06d.safetensors", restart, epoch);
-    } else {
-      std::snprintf(suffix, sizeof suffix, ".epoch-%06d.safetensors", epoch);
-    }
-    return directory_ / (stem_ + suffix);
+// What every file of the run records about its data and settings.
+RunMetadata run_metadata(const TrainOptions& o, const TrainingData& data,
+                         const std::optional<RunCheckpoint>& resumed, bool data_given) {
+  RunMetadata m;
+  // --data as first given, for display (a resumed run keeps it unless --data names a file).
+  m.data_name = resumed && !data_given ? resumed->metadata().data_name : std::string();
+  if (m.data_name.empty()) m.data_name = o.data;
+  m.has_data_paths = true;
+  m.data_path = absolute_path(o.data);
+  m.validation_path = absolute_path(o.validation);
+  m.feature_names = data.shape.feature_names;
+  m.target_names = data.shape.target_names;
+  m.class_names = data.shape.class_names;
+  m.standardization = data.standardization;
+  try {
+    m.settings = to_json(o).dump();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(
+        "a file name among the options is not valid UTF-8 text; checkpoints store it "
+        "as JSON");
   }
-
-  void prepare() const {
-    std::error_code ignored;
-    fs::create_directories(directory_, ignored);
-  }
-
-  // Removes all but the newest `keep` of this run's periodic checkpoints (names sort by age).
-  // Best effort: a directory that cannot be listed keeps its files.
-  void prune() const {
-    const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}\.safetensors)");
-    std::vector<fs::path> ours;
-    std::error_code error;
-    for (fs::directory_iterator it(directory_, error); !error && it != fs::directory_iterator();
-         it.increment(error)) {
-      const std::string name = it->path().filename().string();
-      if (name.size() <= stem_.size() || name.compare(0, stem_.size(), stem_) != 0) continue;
-      if (std::regex_match(name.substr(stem_.size()), pattern)) ours.push_back(it->path());
-    }
-    std::sort(ours.begin(), ours.end());
-    for (std::size_t i = 0; i + static_cast<std::size_t>(keep_) < ours.size(); ++i) {
-      fs::remove(ours[i], error);
-    }
-  }
-
- private:
-  int keep_;
-  bool several_restarts_ = false;
-  fs::path directory_;
-  std::string stem_;
-};
+  return m;
+}
 
 std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int outputs) {
   if (!o.spec.empty()) return std::to_string(spec.inputs) + " -> " + format_layers(spec.layers);
@@ -299,118 +211,123 @@ std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int out
   return text;
 }
 
-}  // namespace
+// Prints what the run reports, and keeps the --metrics file.
+class RunPrinter {
+ public:
+  RunPrinter(const TrainOptions& o, std::string header, const TrainingData& data, Loss loss,
+             const std::optional<RunCheckpoint>& resumed)
+      : o_(o),
+        header_(std::move(header)),
+        has_validation_(data.validation || data.validation_stream),
+        regression_(loss == Loss::mse),
+        resumed_(resumed),
+        report_(stdout,
+                o.quiet ? Verbosity::quiet : (o.verbose ? Verbosity::verbose : Verbosity::normal),
+                !o.quiet && is_terminal(stdout)) {}
 
-int run_train(TrainOptions o, const CLI::App& command) {
-  const Verbosity verbosity =
-      o.quiet ? Verbosity::quiet : (o.verbose ? Verbosity::verbose : Verbosity::normal);
-  ProgressReporter report(stdout, verbosity, !o.quiet && is_terminal(stdout));
+  ProgressReporter& report() { return report_; }
 
-  // --- What is being resumed ------------------------------------------------------------
-  if (command.count("--spec") > 0 && o.spec.find_first_not_of(" \t\r\n") == std::string::npos) {
-    throw UsageError(
-        "--spec is empty: give the layer stack, e.g. --spec \"dense(64) relu dense(10)\", or "
-        "leave it out to use --layers");
-  }
-  const bool resuming = !o.resume.empty();
-  // Without --out, a resumed run continues in the file it resumed (replaced atomically).
-  if (resuming && o.out.empty()) o.out = o.resume;
-  RunState run;
-  StoredDataState stored_data;
-  // The checkpoint read once: its weights, the label order and standardization they were
-  // trained with, and its metadata (all validated).
-  std::optional<TrainedModel> resumed;
-  int resumed_epochs = 0;
-  std::string data_name;  // --data as first given, recorded for display
-  if (resuming) {
-    resumed = load_trained_model(o.resume);
-    const std::map<std::string, std::string>& meta = resumed->metadata;
-    const json stored =
-        json::parse(metadata_value(meta, "shardprop.train_options", o.resume), nullptr, false);
-    apply_stored_options(o, stored, command, o.resume);
-    use_recorded_data_files(o, meta, command);
-    if (command.count("--data") == 0) {
-      require_recorded_file(o.data, "--data", o);
-      if (const auto shown = meta.find("shardprop.data"); shown != meta.end()) {
-        data_name = shown->second;
+  RunObserver observer() {
+    RunObserver observer;
+    observer.restart_started = [this](int r, const Trainer& trainer, bool resumed) {
+      restart_started(r, trainer, resumed);
+    };
+    observer.epoch_finished = [this](const EpochResult& e) { epoch_finished(e); };
+    observer.checkpoint_written = [this](const fs::path& file) {
+      report_.detail("checkpoint " + file.string());
+    };
+    observer.stopped_early = [this](int epoch, const RunState& run) {
+      report_.message("early stopping after epoch " + std::to_string(epoch) +
+                      ": no lower validation loss for " + std::to_string(o_.early_stopping) +
+                      " epochs (best " + std::to_string(run.best_loss) + " at epoch " +
+                      std::to_string(run.best_epoch) + ")");
+    };
+    observer.restart_finished = [this](int r, double loss, bool best) {
+      report_.message("restart " + std::to_string(r + 1) + "/" + std::to_string(o_.restarts) +
+                      ": " + (has_validation_ ? "validation" : "training") + " loss " +
+                      std::to_string(loss) + (best ? " (best so far)" : ""));
+    };
+    observer.result_written = [this](const fs::path& file, int chosen) {
+      if (chosen < 0) {
+        report_.message("wrote " + file.string());
+      } else {
+        report_.message("kept restart " + std::to_string(chosen + 1) + " of " +
+                        std::to_string(o_.restarts) + "; wrote " + file.string());
       }
-    }
-    if (command.count("--val") == 0) require_recorded_file(o.validation, "--val", o);
-    run = run_state_from(metadata_value(meta, "shardprop.run", o.resume), o.resume);
-    resumed_epochs = metadata_count(meta, "shardprop.epochs", o.resume);
-    stored_data.class_names = resumed->class_names;
-    if (!resumed->standardization.empty()) stored_data.standardization = resumed->standardization;
+    };
+    return observer;
   }
-  if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
-  if (data_name.empty()) data_name = o.data;
-  check_combinations(o);
 
-  // --- Data and model -------------------------------------------------------------------
-  std::string loss_reason;
-  const Loss loss = choose_loss(o, loss_reason);
-  o.loss = std::string(to_string(loss));  // stored resolved, so a resume cannot re-decide
-  o.stream = should_stream(o);
-  TrainingData data = load_training_data(o, loss, stored_data);
-  const Dataset& shape = data.shape;
-  int outputs = shape.target_width;
-  if (loss == Loss::xent) {
-    outputs = shape.class_count();
-    if (outputs < 2) {
-      throw Error(o.data + ": the target has a single class ('" + shape.class_names.front() +
-                  "'); xent needs at least 2");
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void restart_started(int r, const Trainer& trainer, bool resumed) {
+    open_metrics();  // once the first model and trainer exist: bad settings leave it alone
+    std::string line = header_ + ", shards " + std::to_string(trainer.shard_count()) + ", " +
+                       o_.optimizer + ", BLAS core " + blas_core_name();
+    if (o_.restarts > 1) {
+      line += " | restart " + std::to_string(r + 1) + "/" + std::to_string(o_.restarts);
     }
+    if (resumed) {
+      line += " | resumed at epoch " + std::to_string(trainer.epochs_completed()) + " from " +
+              o_.resume;
+    }
+    report_.message(line);
   }
-  const ModelSpec spec = build_spec(o, shape.feature_count, outputs, loss);
-  TrainerSettings settings = trainer_settings(o);
-  const bool has_validation = data.validation || data.validation_stream;
-  const bool several = o.restarts > 1;
-  PeriodicCheckpoints periodic(o, several);
-  // Opened once the first model and trainer exist, so bad settings leave the file alone.
-  std::unique_ptr<MetricsLog> metrics;
-  auto open_metrics = [&] {
-    if (o.metrics.empty() || metrics) return;
-    if (!resuming) {
-      metrics = std::make_unique<MetricsLog>(o.metrics, false);
+
+  void epoch_finished(const EpochResult& e) {
+    EpochSummary summary;
+    summary.epoch = e.epoch;
+    summary.epochs = o_.epochs;
+    summary.restart = e.restart;
+    summary.restarts = o_.restarts;
+    summary.train_loss = e.train.loss;
+    summary.has_validation = has_validation_;
+    summary.validation_loss = e.evaluation.loss;
+    summary.regression = regression_;
+    summary.accuracy = e.evaluation.accuracy;
+    summary.rmse = e.evaluation.rmse;
+    summary.epoch_seconds = e.train_seconds;
+    summary.samples_per_second = static_cast<double>(e.train.rows) / e.train_seconds;
+    summary.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    summary.learning_rate = e.learning_rate;
+    summary.gradient_norm = e.gradient_norm;
+    summary.improved = has_validation_ && e.improved;  // "improved" only for a validation loss
+    report_.end_epoch(summary);
+    if (metrics_) metrics_->write(summary);
+  }
+
+  void open_metrics() {
+    if (o_.metrics.empty() || metrics_) return;
+    if (!resumed_) {
+      metrics_ = std::make_unique<MetricsLog>(o_.metrics, false);
       return;
     }
     // Epochs after the checkpoint are trained again: their old lines go.
+    const RunState& run = resumed_->metadata().run;
     const bool fresh_restart = run.weights_restart != run.restart && !run.restarts_done;
-    metrics = fresh_restart
-                  ? std::make_unique<MetricsLog>(o.metrics, run.restart - 1, o.epochs)
-                  : std::make_unique<MetricsLog>(o.metrics, run.weights_restart, resumed_epochs);
-  };
-
-  const json data_files{{"data", absolute_path(o.data)}, {"val", absolute_path(o.validation)}};
-  std::map<std::string, std::string> base_metadata{
-      {"shardprop.data", data_name},
-      {kDataFilesKey, json_text(data_files, "a data file name")},
-      {kFeaturesKey, json_text(shape.feature_names, o.data + ": a feature column name")},
-      {kTargetsKey, json_text(shape.target_names, o.data + ": a target column name")},
-      {"shardprop.train_options", json_text(to_json(o), "a file name among the options")}};
-  if (!shape.class_names.empty()) {
-    base_metadata[kClassesKey] = json_text(shape.class_names, o.data + ": a class name");
+    metrics_ = fresh_restart ? std::make_unique<MetricsLog>(o_.metrics, run.restart - 1, o_.epochs)
+                             : std::make_unique<MetricsLog>(o_.metrics, run.weights_restart,
+                                                            resumed_->metadata().epochs);
   }
-  if (!data.standardization.empty()) {
-    base_metadata[kStandardizationKey] = json{{"mean", json_floats(data.standardization.mean)},
-                                              {"scale", json_floats(data.standardization.scale)}}
-                                             .dump();
-  }
-  auto metadata_for = [&](const Trainer& trainer, RunState state, int weights_restart) {
-    state.weights_restart = weights_restart;
-    std::map<std::string, std::string> m = base_metadata;
-    m["shardprop.epochs"] = std::to_string(trainer.epochs_completed());
-    m["shardprop.seed"] = std::to_string(restart_seed(o.seed, weights_restart));
-    m["shardprop.run"] = to_json(state).dump();
-    return m;
-  };
 
-  std::string data_text = o.data + ": ";
-  data_text += data.streaming() ? "streamed" : std::to_string(shape.rows) + " rows";
-  data_text += ", " + std::to_string(shape.feature_count) + " features";
-  std::string loss_text = std::string(to_string(loss));
-  if (!loss_reason.empty()) loss_text += " (auto: " + loss_reason + ")";
+  const TrainOptions& o_;
+  std::string header_;
+  bool has_validation_;
+  bool regression_;
+  const std::optional<RunCheckpoint>& resumed_;
+  ProgressReporter report_;
+  std::unique_ptr<MetricsLog> metrics_;
+  Clock::time_point start_ = Clock::now();
+};
 
-  auto train_epoch = [&](Trainer& trainer) {
+// The data as the run sees it: one epoch of training with the progress bar, and the loss
+// compared between epochs (validation data, or the training data without it).
+RunData run_data(const TrainOptions& o, TrainingData& data, ProgressReporter& report) {
+  RunData run;
+  run.train_epoch = [&o, &data, &report](Trainer& trainer) {
+    report.begin_epoch(trainer.epochs_completed() + 1, o.epochs,
+                       data.streaming() ? -1 : data.train->rows);
     const ProgressCallback progress = [&](std::int64_t done, std::int64_t) { report.update(done); };
     try {
       return data.streaming() ? trainer.train_epoch(*data.train_stream, progress)
@@ -419,147 +336,49 @@ int run_train(TrainOptions o, const CLI::App& command) {
       throw Error(o.data + ": " + e.what() + "; no weights written for this epoch");
     }
   };
-  // Without a validation set, the quality on the training data after the epoch.
-  auto evaluate = [&](const Trainer& trainer) {
+  run.evaluate = [&data](const Trainer& trainer) {
     if (data.validation_stream) return trainer.evaluate(*data.validation_stream);
     if (data.validation) return trainer.evaluate(*data.validation);
     return data.streaming() ? trainer.evaluate(*data.train_stream) : trainer.evaluate(*data.train);
   };
+  return run;
+}
 
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  const int last_restart = run.restarts_done ? run.best_restart : o.restarts - 1;
-  const int first_restart = run.restarts_done ? run.best_restart : run.restart;
-  for (int r = first_restart; r <= last_restart; ++r) {
-    // A file written when a restart finished holds that restart's weights; the next one starts
-    // afresh.
-    const bool resume_this = resuming && r == first_restart && run.weights_restart == r;
-    const std::uint64_t seed = restart_seed(o.seed, r);
-    settings.seed = seed;
-    Model model = resume_this ? std::move(resumed->model) : Model(spec);
-    if (resume_this && format_layers(model.spec().layers) != format_layers(spec.layers)) {
-      throw Error(o.resume + ": holds the model " + format_layers(model.spec().layers) +
-                  ", the settings describe " + format_layers(spec.layers));
-    }
-    if (!resume_this) {
-      if (o.init.empty()) {
-        model.initialize(seed);
-      } else {
-        load_safetensors(model, o.init);
-      }
-    }
-    Trainer trainer(model, settings);
-    open_metrics();
-    if (resume_this) {
-      load_training_state(trainer, model, o.resume);
-    } else {
-      run.restart = r;
-      run.best_loss = std::numeric_limits<double>::infinity();
-      run.best_epoch = 0;
-      run.bad_epochs = 0;
-    }
-    std::string header = "shardprop " + version() + " | " + data_text + " | model " +
-                         describe_model(spec, o, outputs) + ", loss " + loss_text + " | batch " +
-                         std::to_string(o.batch_size) + ", shards " +
-                         std::to_string(trainer.shard_count()) + ", " + o.optimizer +
-                         ", BLAS core " + blas_core_name();
-    if (several) header += " | restart " + std::to_string(r + 1) + "/" + std::to_string(o.restarts);
-    if (resume_this) {
-      header +=
-          " | resumed at epoch " + std::to_string(trainer.epochs_completed()) + " from " + o.resume;
-    }
-    report.message(header);
+int train(TrainOptions o, const CLI::App& command) {
+  check_spec_text(o, command);
+  std::optional<RunCheckpoint> resumed = open_resumed_run(o, command);
+  if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
+  check_combinations(o);
 
-    double final_loss = std::numeric_limits<double>::infinity();
-    for (int epoch = trainer.epochs_completed() + 1; epoch <= o.epochs; ++epoch) {
-      if (o.early_stopping > 0 && run.bad_epochs >= o.early_stopping) break;
-      report.begin_epoch(epoch, o.epochs, data.streaming() ? -1 : data.train->rows);
-      EpochSummary summary;
-      summary.learning_rate = trainer.learning_rate();
-      const auto epoch_start = Clock::now();
-      const Metrics train = train_epoch(trainer);
-      summary.epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-      const Metrics eval = evaluate(trainer);
-      summary.epoch = epoch;
-      summary.epochs = o.epochs;
-      summary.restart = r;
-      summary.restarts = o.restarts;
-      summary.train_loss = train.loss;
-      summary.has_validation = has_validation;
-      summary.validation_loss = eval.loss;
-      summary.regression = loss == Loss::mse;
-      summary.accuracy = eval.accuracy;
-      summary.rmse = eval.rmse;
-      summary.samples_per_second = static_cast<double>(train.rows) / summary.epoch_seconds;
-      summary.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      summary.gradient_norm = trainer.last_gradient_norm();
-      final_loss = eval.loss;
-      // Early stopping's bookkeeping; "improved" is shown only for a validation loss.
-      const bool improved = eval.loss < run.best_loss;
-      summary.improved = has_validation && improved;
-      if (improved) {
-        run.best_loss = eval.loss;
-        run.best_epoch = epoch;
-        run.bad_epochs = 0;
-      } else {
-        ++run.bad_epochs;
-      }
-      report.end_epoch(summary);
-      if (metrics) metrics->write(summary);
-      if (o.checkpoint_every > 0 && epoch % o.checkpoint_every == 0 && epoch < o.epochs) {
-        periodic.prepare();
-        const fs::path file = periodic.path(r, epoch);
-        save_checkpoint(model, trainer, file, metadata_for(trainer, run, r));
-        periodic.prune();
-        report.detail("checkpoint " + file.string());
-      }
-    }
-    if (o.early_stopping > 0 && run.bad_epochs >= o.early_stopping) {
-      report.message("early stopping after epoch " + std::to_string(trainer.epochs_completed()) +
-                     ": no lower validation loss for " + std::to_string(o.early_stopping) +
-                     " epochs (best " + std::to_string(run.best_loss) + " at epoch " +
-                     std::to_string(run.best_epoch) + ")");
-    }
-    if (!std::isfinite(final_loss)) {
-      final_loss = evaluate(trainer).loss;  // nothing trained this time: score the model as it is
-    }
-    if (!several || run.restarts_done) {
-      if (!o.out.empty()) {
-        save_checkpoint(model, trainer, o.out, metadata_for(trainer, run, r));
-        report.message("wrote " + o.out);
-      }
-      break;
-    }
-    // Several restarts: --out always holds the best finished restart, a complete checkpoint.
-    const bool best = final_loss < run.best_restart_loss;
-    if (best) {
-      run.best_restart = r;
-      run.best_restart_loss = final_loss;
-    }
-    report.message("restart " + std::to_string(r + 1) + "/" + std::to_string(o.restarts) + ": " +
-                   (has_validation ? "validation" : "training") + " loss " +
-                   std::to_string(final_loss) + (best ? " (best so far)" : ""));
-    run.restart = r + 1;  // a resume from --out goes on with the next restart
-    if (best && !o.out.empty())
-      save_checkpoint(model, trainer, o.out, metadata_for(trainer, run, r));
-  }
-  if (several && !run.restarts_done && !o.out.empty()) {
-    // Mark the chosen restart's file as the run's result (and say so).
-    Model best = load_model(o.out);
-    Trainer best_trainer(best, [&] {
-      TrainerSettings s = settings;
-      s.seed = restart_seed(o.seed, run.best_restart);
-      return s;
-    }());
-    load_training_state(best_trainer, best, o.out);
-    RunState done = run;
-    done.restarts_done = true;
-    done.restart = run.best_restart;
-    save_checkpoint(best, best_trainer, o.out, metadata_for(best_trainer, done, run.best_restart));
-    report.message("kept restart " + std::to_string(run.best_restart + 1) + " of " +
-                   std::to_string(o.restarts) + "; wrote " + o.out);
-  }
+  std::string loss_reason;
+  const Loss loss = choose_loss(o, loss_reason);
+  o.loss = std::string(to_string(loss));  // stored resolved, so a resume cannot re-decide
+  o.stream = should_stream(o);
+  TrainingData data = load_training_data(o, loss, stored_data_state(resumed));
+  const int outputs = output_count(o, data.shape, loss);
+  const RunSettings settings =
+      run_settings(o, build_spec(o, data.shape.feature_count, outputs, loss));
+
+  std::string header = "shardprop " + version() + " | " + o.data + ": ";
+  header += data.streaming() ? "streamed" : std::to_string(data.shape.rows) + " rows";
+  header += ", " + std::to_string(data.shape.feature_count) + " features | model " +
+            describe_model(settings.spec, o, outputs) + ", loss " + std::string(to_string(loss));
+  if (!loss_reason.empty()) header += " (auto: " + loss_reason + ")";
+  header += " | batch " + std::to_string(o.batch_size);
+  RunPrinter printer(o, std::move(header), data, loss, resumed);
+
+  train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
+            run_data(o, data, printer.report()), printer.observer(), resumed ? &*resumed : nullptr);
   return 0;
+}
+
+}  // namespace
+
+int run_train(TrainOptions o, const CLI::App& command) {
+  // The command owns the thread count: CSV loading, stream parsing and training all run in
+  // this arena (the library runs in its caller's arena, as for evaluate and predict).
+  tbb::task_arena arena(o.threads > 0 ? o.threads : tbb::task_arena::automatic);
+  return arena.execute([&] { return train(std::move(o), command); });
 }
 
 }  // namespace shardprop::cli

@@ -1,0 +1,147 @@
+// A training run as `shardprop train` does it, for any caller: R restarts from different seeds
+// of E epochs each, early stopping on the evaluation loss, periodic checkpoints (named,
+// pruned), the best restart kept in the output file, and resuming all of it from a checkpoint
+// so that the result is bitwise the one of an uninterrupted run. The caller supplies the data
+// as two functions and is told of progress through callbacks; nothing here prints.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "shardprop/model.hpp"
+#include "shardprop/run_metadata.hpp"
+#include "shardprop/trained_model.hpp"
+#include "shardprop/trainer.hpp"
+
+namespace shardprop {
+
+// The seed of restart r: the run's seed itself for restart 0 (so one restart is the plain
+// run), a counter-based hash of (seed, r) otherwise.
+std::uint64_t restart_seed(std::uint64_t seed, int restart);
+
+// Periodic checkpoints: DIRECTORY/STEM[.rRRR].epoch-EEEEEE.safetensors (the restart part only
+// when a run has several), so names sort by age within a run. Not thread-safe.
+class PeriodicCheckpoints {
+ public:
+  // keep >= 1: how many of the newest prune() leaves.
+  PeriodicCheckpoints(std::filesystem::path directory, std::string stem, bool several_restarts,
+                      int keep);
+  // The directory of `out` (or `directory` when given) and out's name without its extension
+  // ("checkpoint" when out is empty).
+  static PeriodicCheckpoints next_to(const std::filesystem::path& out,
+                                     const std::filesystem::path& directory, bool several_restarts,
+                                     int keep);
+
+  std::filesystem::path path(int restart, int epoch) const;
+  // Creates the directory if needed (errors surface when a checkpoint is written).
+  void prepare() const;
+  // Removes all but the newest `keep` files whose names this scheme makes for this stem. Other
+  // files, hidden temporary files of interrupted writes among them, are never touched. Best
+  // effort: a directory that cannot be listed keeps its files.
+  void prune() const;
+
+ private:
+  std::filesystem::path directory_;
+  std::string stem_;
+  bool several_restarts_;
+  int keep_;
+};
+
+struct RunSettings {
+  ModelSpec spec;
+  // The trainer's settings; trainer.seed is the run's seed (restart r uses restart_seed).
+  TrainerSettings trainer;
+  int epochs = 10;             // per restart, in total (a resumed run trains up to this)
+  int restarts = 1;            // >= 1; the restart with the lowest final loss is kept
+  int early_stopping = 0;      // stop a restart after this many epochs without a lower loss; 0: off
+  std::filesystem::path init;  // start from these weights instead of random ones ("" none)
+  // The result: a complete checkpoint, written when the run ends (with several restarts, also
+  // whenever a restart beats the best so far). "" writes none.
+  std::filesystem::path out;
+  int checkpoint_every = 0;              // also a periodic checkpoint every N epochs (0: none)
+  std::filesystem::path checkpoint_dir;  // "" : next to out
+  int keep = 3;                          // periodic checkpoints kept, the newest
+};
+
+// One finished epoch. `evaluation` is what RunData::evaluate returned: early stopping and the
+// choice of restart compare its loss.
+struct EpochResult {
+  int restart = 0;
+  int epoch = 0;  // 1-based, counted over the restart
+  double learning_rate = 0.0;
+  Metrics train;
+  Metrics evaluation;
+  bool improved = false;  // a lower evaluation loss than every earlier epoch of this restart
+  double train_seconds = 0.0;
+  double gradient_norm = 0.0;
+};
+
+// What the run tells its caller, in order; every function may be empty.
+struct RunObserver {
+  // A restart's model and trainer exist (settings validated) and training is about to start.
+  // `resumed`: it continues the checkpoint's weights at trainer.epochs_completed().
+  std::function<void(int restart, const Trainer& trainer, bool resumed)> restart_started;
+  std::function<void(const EpochResult&)> epoch_finished;
+  std::function<void(const std::filesystem::path&)> checkpoint_written;  // periodic ones
+  // Early stopping ended the restart after `epoch`.
+  std::function<void(int epoch, const RunState&)> stopped_early;
+  // With several restarts: restart `restart` finished with `loss`; `best`: lowest so far.
+  std::function<void(int restart, double loss, bool best)> restart_finished;
+  // The result was written to RunSettings::out; `chosen_restart` >= 0 when the run chose the
+  // best of several restarts (-1 otherwise).
+  std::function<void(const std::filesystem::path&, int chosen_restart)> result_written;
+};
+
+// The data, as the caller reads it (in memory, streamed, one rank's part...).
+struct RunData {
+  // One epoch of training (Trainer::train_epoch); its errors propagate.
+  std::function<Metrics(Trainer&)> train_epoch;
+  // The loss early stopping and the choice of restart compare (validation data if any).
+  std::function<Metrics(const Trainer&)> evaluate;
+};
+
+namespace detail {
+class SafetensorsFile;
+struct RunCheckpointAccess;
+}  // namespace detail
+
+// A checkpoint of a run, read, checksummed and validated once: the weights and what they were
+// trained on (TrainedModel) and the run's metadata. train_run resumes from it without reading
+// the file again.
+class RunCheckpoint {
+ public:
+  // Throws Error naming the file and the problem (see load_trained_model and
+  // read_run_metadata).
+  explicit RunCheckpoint(const std::filesystem::path& path);
+  ~RunCheckpoint();
+  RunCheckpoint(RunCheckpoint&&) noexcept;
+  RunCheckpoint& operator=(RunCheckpoint&&) noexcept;
+
+  const std::filesystem::path& path() const { return path_; }
+  const TrainedModel& trained() const { return trained_; }
+  const RunMetadata& metadata() const { return metadata_; }
+
+ private:
+  friend struct detail::RunCheckpointAccess;
+  std::filesystem::path path_;
+  std::unique_ptr<const detail::SafetensorsFile> file_;
+  TrainedModel trained_;
+  RunMetadata metadata_;
+};
+
+// Runs (or, with `resume`, continues) a training run. `metadata` describes the data and the
+// caller's settings; its seed, epochs and run state are filled in for every file written.
+// A resumed run takes its state from the checkpoint, whose model must be settings.spec and
+// whose optimizer that of settings.trainer. Returns the final run state. Throws Error.
+RunState train_run(const RunSettings& settings, RunMetadata metadata, const RunData& data,
+                   const RunObserver& observer = {}, RunCheckpoint* resume = nullptr);
+
+// save_checkpoint with run_metadata_entries(metadata) for a run's trainer: metadata.epochs is
+// taken from the trainer.
+void save_run_checkpoint(const Model& model, const Trainer& trainer,
+                         const std::filesystem::path& path, RunMetadata metadata);
+
+}  // namespace shardprop

@@ -1,0 +1,324 @@
+// train_run: restarts, early stopping, periodic checkpoints and resuming, as named steps over
+// the public Trainer and the checkpoint files. Nothing here prints; the observer is told.
+#include "shardprop/training_run.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <regex>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "base/rng.hpp"
+#include "io/safetensors_file.hpp"
+#include "shardprop/checkpoint.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop {
+
+namespace fs = std::filesystem;
+
+std::uint64_t restart_seed(std::uint64_t seed, int restart) {
+  if (restart == 0) return seed;
+  return detail::mix64(seed + 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(restart));
+}
+
+// ---- Periodic checkpoints ------------------------------------------------------------------
+
+PeriodicCheckpoints::PeriodicCheckpoints(fs::path directory, std::string stem,
+                                         bool several_restarts, int keep)
+    : directory_(std::move(directory)),
+      stem_(std::move(stem)),
+      several_restarts_(several_restarts),
+      keep_(keep) {
+  if (directory_.empty()) directory_ = ".";
+  if (keep_ < 1)
+    throw Error("periodic checkpoints: keep must be >= 1, got " + std::to_string(keep));
+}
+
+PeriodicCheckpoints PeriodicCheckpoints::next_to(const fs::path& out, const fs::path& directory,
+                                                 bool several_restarts, int keep) {
+  const fs::path named = out.empty() ? fs::path("checkpoint") : out;
+  return {directory.empty() ? named.parent_path() : directory, named.stem().string(),
+          several_restarts, keep};
+}
+
+fs::path PeriodicCheckpoints::path(int restart, int epoch) const {
+  char suffix[64];
+  if (several_restarts_) {
+    std::snprintf(suffix, sizeof suffix, ".r%03d.epoch-%06d.safetensors", restart, epoch);
+  } else {
+    std::snprintf(suffix, sizeof suffix, ".epoch-%06d.safetensors", epoch);
+  }
+  return directory_ / (stem_ + suffix);
+}
+
+void PeriodicCheckpoints::prepare() const {
+  std::error_code ignored;
+  fs::create_directories(directory_, ignored);
+}
+
+void PeriodicCheckpoints::prune() const {
+  // Names sort by age. A hidden temporary file (".STEM....tmp.XXXXXX") never starts with STEM.
+  const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}\.safetensors)");
+  std::vector<fs::path> ours;
+  std::error_code error;
+  for (fs::directory_iterator it(directory_, error); !error && it != fs::directory_iterator();
+       it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= stem_.size() || name.compare(0, stem_.size(), stem_) != 0) continue;
+    if (std::regex_match(name.substr(stem_.size()), pattern)) ours.push_back(it->path());
+  }
+  std::sort(ours.begin(), ours.end());
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep_) < ours.size(); ++i) {
+    fs::remove(ours[i], error);
+  }
+}
+
+// ---- Checkpoints of a run ------------------------------------------------------------------
+
+// What train_run takes from a RunCheckpoint beyond its public view: the model to move out and
+// the file read once.
+struct detail::RunCheckpointAccess {
+  static Model& model(RunCheckpoint& checkpoint) { return checkpoint.trained_.model; }
+  static const SafetensorsFile& file(const RunCheckpoint& checkpoint) { return *checkpoint.file_; }
+};
+
+RunCheckpoint::RunCheckpoint(const fs::path& path)
+    : path_(path),
+      file_(std::make_unique<const detail::SafetensorsFile>(detail::SafetensorsFile::read(path))),
+      trained_(detail::load_trained_model(*file_)),
+      metadata_(read_run_metadata(trained_, path.string())) {}
+
+RunCheckpoint::~RunCheckpoint() = default;
+RunCheckpoint::RunCheckpoint(RunCheckpoint&&) noexcept = default;
+RunCheckpoint& RunCheckpoint::operator=(RunCheckpoint&&) noexcept = default;
+
+void save_run_checkpoint(const Model& model, const Trainer& trainer, const fs::path& path,
+                         RunMetadata metadata) {
+  metadata.epochs = trainer.epochs_completed();
+  save_checkpoint(model, trainer, path, run_metadata_entries(metadata));
+}
+
+// ---- The run -------------------------------------------------------------------------------
+
+namespace {
+
+void check_settings(const RunSettings& s, const RunData& data) {
+  if (s.restarts < 1) throw Error("a run needs restarts >= 1, got " + std::to_string(s.restarts));
+  if (s.epochs < 0) throw Error("a run needs epochs >= 0, got " + std::to_string(s.epochs));
+  if (s.restarts > 1 && !s.init.empty()) {
+    throw Error("several restarts draw new initial weights; they cannot start from " +
+                s.init.string());
+  }
+  if (!data.train_epoch || !data.evaluate) {
+    throw Error("a run needs both RunData::train_epoch and RunData::evaluate");
+  }
+}
+
+template <class Function, class... Args>
+void tell(const Function& f, Args&&... args) {
+  if (f) f(std::forward<Args>(args)...);
+}
+
+// One run's state and the steps it goes through; train_run reads as their sequence.
+class Run {
+ public:
+  Run(const RunSettings& settings, RunMetadata metadata, const RunData& data,
+      const RunObserver& observer, RunCheckpoint* resume)
+      : settings_(settings),
+        metadata_(std::move(metadata)),
+        data_(data),
+        observer_(observer),
+        resume_(resume),
+        several_(settings.restarts > 1),
+        periodic_(PeriodicCheckpoints::next_to(settings.out, settings.checkpoint_dir, several_,
+                                               settings.keep)) {
+    if (resume_ != nullptr) state_ = resume_->metadata().run;
+  }
+
+  // The restarts still to train: all of them, or only the chosen one of a finished run (to
+  // train it to more epochs).
+  int first_restart() const { return state_.restarts_done ? state_.best_restart : state_.restart; }
+  int last_restart() const {
+    return state_.restarts_done ? state_.best_restart : settings_.restarts - 1;
+  }
+
+  // Trains restart r to the end. Returns false once the run is complete (one restart, or the
+  // chosen one of a finished run), true when further restarts follow.
+  bool train_restart(int r) {
+    const bool resumed = resume_ != nullptr && r == first_restart() && state_.weights_restart == r;
+    TrainerSettings trainer_settings = settings_.trainer;
+    trainer_settings.seed = restart_seed(settings_.trainer.seed, r);
+    Model model = resumed ? resumed_model() : initial_model(trainer_settings.seed);
+    Trainer trainer(model, trainer_settings);
+    if (resumed) {
+      restore_trainer(trainer, model);
+    } else {
+      start_restart(r);
+    }
+    tell(observer_.restart_started, r, trainer, resumed);
+
+    double final_loss = std::numeric_limits<double>::infinity();
+    for (int epoch = trainer.epochs_completed() + 1; epoch <= settings_.epochs; ++epoch) {
+      if (stopped_early()) break;
+      final_loss = train_epoch(r, epoch, model, trainer);
+    }
+    if (stopped_early()) tell(observer_.stopped_early, trainer.epochs_completed(), state_);
+    // Nothing trained this time (resumed at the end, or epochs 0): score the model as it is.
+    if (!std::isfinite(final_loss)) final_loss = data_.evaluate(trainer).loss;
+
+    if (!several_ || state_.restarts_done) {
+      if (!settings_.out.empty()) {
+        save(model, trainer, settings_.out, state_, r);
+        tell(observer_.result_written, settings_.out, -1);
+      }
+      return false;
+    }
+    finish_restart(r, final_loss, model, trainer);
+    return true;
+  }
+
+  // With several restarts: marks the chosen restart's file as the run's result.
+  void keep_best_restart() {
+    if (!several_ || state_.restarts_done) return;
+    state_.restarts_done = true;
+    state_.restart = state_.best_restart;
+    if (settings_.out.empty()) return;
+    const detail::SafetensorsFile file = detail::SafetensorsFile::read(settings_.out);
+    Model best = detail::load_model(file);
+    TrainerSettings trainer_settings = settings_.trainer;
+    trainer_settings.seed = restart_seed(settings_.trainer.seed, state_.best_restart);
+    Trainer trainer(best, trainer_settings);
+    detail::load_training_state(trainer, best, file);
+    save(best, trainer, settings_.out, state_, state_.best_restart);
+    tell(observer_.result_written, settings_.out, state_.best_restart);
+  }
+
+  const RunState& state() const { return state_; }
+
+ private:
+  Model resumed_model() {
+    Model& model = detail::RunCheckpointAccess::model(*resume_);
+    const std::string held = format_layers(model.spec().layers);
+    const std::string wanted = format_layers(settings_.spec.layers);
+    if (held != wanted || model.spec().inputs != settings_.spec.inputs ||
+        model.spec().loss != settings_.spec.loss) {
+      throw Error(resume_->path().string() + ": holds the model " + held +
+                  ", the settings describe " + wanted);
+    }
+    return std::move(model);
+  }
+
+  Model initial_model(std::uint64_t seed) const {
+    Model model(settings_.spec);
+    if (settings_.init.empty()) {
+      model.initialize(seed);
+    } else {
+      load_safetensors(model, settings_.init);
+    }
+    return model;
+  }
+
+  void restore_trainer(Trainer& trainer, const Model& model) const {
+    const TrainingProgress progress =
+        detail::load_training_state(trainer, model, detail::RunCheckpointAccess::file(*resume_));
+    if (progress.epochs != resume_->metadata().epochs) {
+      throw Error(resume_->path().string() + ": metadata 'shardprop.epochs' says " +
+                  std::to_string(resume_->metadata().epochs) + " epochs, 'shardprop.state' " +
+                  std::to_string(progress.epochs));
+    }
+  }
+
+  void start_restart(int r) {
+    state_.restart = r;
+    state_.best_loss = std::numeric_limits<double>::infinity();
+    state_.best_epoch = 0;
+    state_.bad_epochs = 0;
+  }
+
+  bool stopped_early() const {
+    return settings_.early_stopping > 0 && state_.bad_epochs >= settings_.early_stopping;
+  }
+
+  // One epoch: train, evaluate, early stopping's bookkeeping, a periodic checkpoint when due.
+  // Returns the evaluation loss.
+  double train_epoch(int r, int epoch, const Model& model, Trainer& trainer) {
+    EpochResult result;
+    result.restart = r;
+    result.epoch = epoch;
+    result.learning_rate = trainer.learning_rate();
+    const auto start = std::chrono::steady_clock::now();
+    result.train = data_.train_epoch(trainer);
+    result.train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.evaluation = data_.evaluate(trainer);
+    result.gradient_norm = trainer.last_gradient_norm();
+    result.improved = result.evaluation.loss < state_.best_loss;
+    if (result.improved) {
+      state_.best_loss = result.evaluation.loss;
+      state_.best_epoch = epoch;
+      state_.bad_epochs = 0;
+    } else {
+      ++state_.bad_epochs;
+    }
+    tell(observer_.epoch_finished, result);
+    const int every = settings_.checkpoint_every;
+    if (every > 0 && epoch % every == 0 && epoch < settings_.epochs) {
+      periodic_.prepare();
+      const fs::path file = periodic_.path(r, epoch);
+      save(model, trainer, file, state_, r);
+      periodic_.prune();
+      tell(observer_.checkpoint_written, file);
+    }
+    return result.evaluation.loss;
+  }
+
+  // Several restarts: --out always holds the best finished restart, a complete checkpoint.
+  void finish_restart(int r, double loss, const Model& model, const Trainer& trainer) {
+    const bool best = loss < state_.best_restart_loss;
+    if (best) {
+      state_.best_restart = r;
+      state_.best_restart_loss = loss;
+    }
+    tell(observer_.restart_finished, r, loss, best);
+    state_.restart = r + 1;  // a resume from --out goes on with the next restart
+    if (best && !settings_.out.empty()) save(model, trainer, settings_.out, state_, r);
+  }
+
+  void save(const Model& model, const Trainer& trainer, const fs::path& path, RunState state,
+            int weights_restart) {
+    state.weights_restart = weights_restart;
+    metadata_.run = state;
+    metadata_.seed = restart_seed(settings_.trainer.seed, weights_restart);
+    save_run_checkpoint(model, trainer, path, metadata_);
+  }
+
+  const RunSettings& settings_;
+  RunMetadata metadata_;
+  const RunData& data_;
+  const RunObserver& observer_;
+  RunCheckpoint* resume_;
+  bool several_;
+  PeriodicCheckpoints periodic_;
+  RunState state_;
+};
+
+}  // namespace
+
+RunState train_run(const RunSettings& settings, RunMetadata metadata, const RunData& data,
+                   const RunObserver& observer, RunCheckpoint* resume) {
+  check_settings(settings, data);
+  Run run(settings, std::move(metadata), data, observer, resume);
+  for (int r = run.first_restart(); r <= run.last_restart(); ++r) {
+    if (!run.train_restart(r)) return run.state();
+  }
+  run.keep_best_restart();
+  return run.state();
+}
+
+}  // namespace shardprop
