@@ -20,6 +20,7 @@
 
 #include "base/aligned.hpp"
 #include "base/blas.hpp"
+#include "base/overloaded.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
@@ -106,9 +107,13 @@ NetworkCase tiny_case() {
 std::vector<shardprop::detail::Dense> dense_layers(const shardprop::detail::Network& net) {
   std::vector<shardprop::detail::Dense> dense;
   for (const shardprop::detail::Layer& layer : net.layers) {
-    if (const auto* d = std::get_if<shardprop::detail::Dense>(&layer)) {
-      dense.push_back(*d);
-    }
+    std::visit(shardprop::detail::Overloaded{
+                   [&](const shardprop::detail::Dense& d) { dense.push_back(d); },
+                   [](const shardprop::detail::ActivationLayer&) {},
+                   [](const shardprop::detail::BatchNorm&) {},
+                   [](const shardprop::detail::Dropout&) {},
+               },
+               layer);
   }
   return dense;
 }

@@ -9,8 +9,10 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <variant>
 #include <vector>
 
+#include "base/overloaded.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
 
@@ -268,22 +270,25 @@ class LayerParser {
 };
 
 std::string layer_text(const LayerSpec& layer) {
-  if (const auto* dense = std::get_if<DenseSpec>(&layer)) {
-    return "dense(" + std::to_string(dense->units) + ")";
-  }
-  if (const auto* dropout = std::get_if<DropoutSpec>(&layer)) {
-    return "dropout(" + float_text(dropout->rate) + ")";
-  }
-  if (const auto* bn = std::get_if<BatchNormSpec>(&layer)) {
-    const BatchNormSpec defaults;
-    std::string arguments;
-    if (bn->epsilon != defaults.epsilon) arguments = "eps=" + float_text(bn->epsilon);
-    if (bn->momentum != defaults.momentum) {
-      arguments += (arguments.empty() ? "momentum=" : ", momentum=") + float_text(bn->momentum);
-    }
-    return arguments.empty() ? "bn" : "bn(" + arguments + ")";
-  }
-  return std::string(to_string(std::get<ActivationSpec>(layer).activation));
+  return std::visit(
+      detail::Overloaded{
+          [](const DenseSpec& dense) { return "dense(" + std::to_string(dense.units) + ")"; },
+          [](const ActivationSpec& activation) {
+            return std::string(to_string(activation.activation));
+          },
+          [](const BatchNormSpec& bn) {
+            const BatchNormSpec defaults;
+            std::string arguments;
+            if (bn.epsilon != defaults.epsilon) arguments = "eps=" + float_text(bn.epsilon);
+            if (bn.momentum != defaults.momentum) {
+              arguments +=
+                  (arguments.empty() ? "momentum=" : ", momentum=") + float_text(bn.momentum);
+            }
+            return arguments.empty() ? std::string("bn") : "bn(" + arguments + ")";
+          },
+          [](const DropoutSpec& dropout) { return "dropout(" + float_text(dropout.rate) + ")"; },
+      },
+      layer);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "base/overloaded.hpp"
 #include "base/rng.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
@@ -78,38 +79,66 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
+namespace {
+
+bool is_batch_norm(const detail::Layer& layer) {
+  return std::visit(detail::Overloaded{
+                        [](const detail::Dense&) { return false; },
+                        [](const detail::ActivationLayer&) { return false; },
+                        [](const detail::BatchNorm&) { return true; },
+                        [](const detail::Dropout&) { return false; },
+                    },
+                    layer);
+}
+
+bool is_relu(const detail::Layer& layer) {
+  return std::visit(detail::Overloaded{
+                        [](const detail::Dense&) { return false; },
+                        [](const detail::ActivationLayer& a) { return a.kind == Activation::relu; },
+                        [](const detail::BatchNorm&) { return false; },
+                        [](const detail::Dropout&) { return false; },
+                    },
+                    layer);
+}
+
+// Whether layer k feeds a relu, looking past one batch norm.
+bool feeds_relu(const detail::Network& net, std::size_t k) {
+  std::size_t next = k + 1;
+  if (next < net.layers.size() && is_batch_norm(net.layers[next])) ++next;
+  return next < net.layers.size() && is_relu(net.layers[next]);
+}
+
+// He keeps the variance of relu activations; Glorot balances forward and backward variance.
+void initialize_dense(detail::Network& net, std::size_t k, const detail::Dense& dense,
+                      std::uint64_t seed) {
+  const double limit =
+      feeds_relu(net, k) ? std::sqrt(6.0 / dense.in) : std::sqrt(6.0 / (dense.in + dense.out));
+  const std::size_t count = static_cast<std::size_t>(dense.in) * dense.out;
+  float* w = net.parameters.data() + dense.weight;
+  for (std::size_t i = 0; i < count; ++i) {
+    const float u =
+        detail::uniform01(detail::random_bits(seed, detail::RngPurpose::initialize, k, i));
+    w[i] = static_cast<float>((2.0 * u - 1.0) * limit);
+  }
+}
+
+}  // namespace
+
 void Model::initialize(std::uint64_t seed) {
   detail::Network& net = *network_;
   std::fill(net.parameters.begin(), net.parameters.end(), 0.0f);
   std::fill(net.counters.begin(), net.counters.end(), 0);
   for (std::size_t k = 0; k < net.layers.size(); ++k) {
-    if (const auto* bn = std::get_if<detail::BatchNorm>(&net.layers[k])) {
-      std::fill_n(net.parameters.data() + bn->gamma, bn->width, 1.0f);
-      std::fill_n(net.parameters.data() + bn->running_var, bn->width, 1.0f);
-      continue;
-    }
-    const auto* dense = std::get_if<detail::Dense>(&net.layers[k]);
-    if (dense == nullptr) continue;
-    // The activation this layer feeds, looking past a batch norm.
-    std::size_t next = k + 1;
-    if (next < net.layers.size() && std::holds_alternative<detail::BatchNorm>(net.layers[next])) {
-      ++next;
-    }
-    bool relu_follows = false;
-    if (next < net.layers.size()) {
-      const auto* act = std::get_if<detail::ActivationLayer>(&net.layers[next]);
-      relu_follows = act != nullptr && act->kind == Activation::relu;
-    }
-    // He keeps the variance of relu activations; Glorot balances forward and backward variance.
-    const double limit =
-        relu_follows ? std::sqrt(6.0 / dense->in) : std::sqrt(6.0 / (dense->in + dense->out));
-    const std::size_t count = static_cast<std::size_t>(dense->in) * dense->out;
-    float* w = net.parameters.data() + dense->weight;
-    for (std::size_t i = 0; i < count; ++i) {
-      const float u =
-          detail::uniform01(detail::random_bits(seed, detail::RngPurpose::initialize, k, i));
-      w[i] = static_cast<float>((2.0 * u - 1.0) * limit);
-    }
+    std::visit(detail::Overloaded{
+                   [&](const detail::Dense& dense) { initialize_dense(net, k, dense, seed); },
+                   [](const detail::ActivationLayer&) {},
+                   [&](const detail::BatchNorm& bn) {
+                     std::fill_n(net.parameters.data() + bn.gamma, bn.width, 1.0f);
+                     std::fill_n(net.parameters.data() + bn.running_var, bn.width, 1.0f);
+                   },
+                   [](const detail::Dropout&) {},
+               },
+               net.layers[k]);
   }
 }
 
