@@ -19,6 +19,17 @@ Matrix view(AlignedFloats& storage, int rows, int cols) {
   return {storage.data(), rows, cols, cols};
 }
 
+// Whether a layer holds trained tensors (so the backward pass must reach it).
+bool has_parameters(const Layer& layer) {
+  return std::visit(Overloaded{
+                        [](const Dense&) { return true; },
+                        [](const ActivationLayer&) { return false; },
+                        [](const BatchNorm&) { return true; },
+                        [](const Dropout&) { return false; },
+                    },
+                    layer);
+}
+
 // Where a shard's partials for a batch norm of width w live in ShardWorkspace::partials[k].
 struct PartialLayout {
   int width;
@@ -33,14 +44,73 @@ struct PartialLayout {
 
 }  // namespace
 
-Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
+void validate(const ModelSpec& spec) {
   if (spec.inputs <= 0) {
     throw Error("model: inputs must be positive, got " + std::to_string(spec.inputs));
   }
   if (spec.layers.empty()) throw Error("model: no layers");
   int width = spec.inputs;
-  std::size_t offset = 0;
   bool has_dense = false;
+  for (std::size_t k = 0; k < spec.layers.size(); ++k) {
+    const std::string index = std::to_string(k);
+    std::visit(
+        Overloaded{
+            [&](const DenseSpec& d) {
+              if (d.units <= 0) {
+                throw Error("model: layer " + index + " (dense) needs a positive width, got " +
+                            std::to_string(d.units));
+              }
+              width = d.units;
+              has_dense = true;
+            },
+            [](const ActivationSpec&) {},
+            [&](const BatchNormSpec& b) {
+              if (!(b.epsilon > 0.0f) || !std::isfinite(b.epsilon)) {
+                throw Error("model: layer " + index + " (batch norm) needs epsilon > 0");
+              }
+              if (!(b.momentum >= 0.0f && b.momentum <= 1.0f)) {
+                throw Error("model: layer " + index + " (batch norm) needs momentum in [0, 1]");
+              }
+            },
+            [&](const DropoutSpec& d) {
+              if (!(d.rate >= 0.0f && d.rate < 1.0f)) {
+                throw Error("model: layer " + index + " (dropout) needs a rate in [0, 1), got " +
+                            std::to_string(d.rate));
+              }
+            },
+        },
+        spec.layers[k]);
+  }
+  if (!has_dense) throw Error("model: needs at least one dense layer");
+  if (spec.loss == Loss::xent && width < 2) {
+    throw Error("model: the xent loss needs at least 2 outputs (classes), got " +
+                std::to_string(width));
+  }
+}
+
+double forward_flops_per_row(const ModelSpec& spec) {
+  validate(spec);
+  double weights = 0.0;
+  double width = spec.inputs;
+  for (const LayerSpec& layer : spec.layers) {
+    std::visit(Overloaded{
+                   [&](const DenseSpec& d) {
+                     weights += width * d.units;
+                     width = d.units;
+                   },
+                   [](const ActivationSpec&) {},
+                   [](const BatchNormSpec&) {},
+                   [](const DropoutSpec&) {},
+               },
+               layer);
+  }
+  return 2.0 * weights;
+}
+
+Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
+  validate(spec);
+  int width = spec.inputs;
+  std::size_t offset = 0;
   bool found_trainable = false;
   max_width = width;
   auto add_tensor = [&](const std::string& name, std::vector<std::int64_t> shape, std::size_t size,
@@ -54,10 +124,6 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
     std::visit(
         Overloaded{
             [&](const DenseSpec& d) {
-              if (d.units <= 0) {
-                throw Error("model: layer " + index + " (dense) needs a positive width, got " +
-                            std::to_string(d.units));
-              }
               Dense dense{width, d.units, 0, 0};
               dense.weight =
                   add_tensor(index + ".weight", {d.units, width},
@@ -65,18 +131,11 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
               dense.bias = add_tensor(index + ".bias", {d.units}, d.units, TensorRole::bias);
               layers.emplace_back(dense);
               width = d.units;
-              has_dense = true;
             },
             [&](const ActivationSpec& a) {
               layers.emplace_back(ActivationLayer{a.activation, width});
             },
             [&](const BatchNormSpec& b) {
-              if (!(b.epsilon > 0.0f) || !std::isfinite(b.epsilon)) {
-                throw Error("model: layer " + index + " (batch norm) needs epsilon > 0");
-              }
-              if (!(b.momentum >= 0.0f && b.momentum <= 1.0f)) {
-                throw Error("model: layer " + index + " (batch norm) needs momentum in [0, 1]");
-              }
               BatchNorm bn;
               bn.width = width;
               bn.epsilon = b.epsilon;
@@ -94,27 +153,16 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
               layers.emplace_back(bn);
             },
             [&](const DropoutSpec& d) {
-              if (!(d.rate >= 0.0f && d.rate < 1.0f)) {
-                throw Error("model: layer " + index + " (dropout) needs a rate in [0, 1), got " +
-                            std::to_string(d.rate));
-              }
               layers.emplace_back(Dropout{d.rate, width, static_cast<int>(k)});
             },
         },
         spec.layers[k]);
-    const bool has_parameters = std::holds_alternative<Dense>(layers.back()) ||
-                                std::holds_alternative<BatchNorm>(layers.back());
-    if (!found_trainable && has_parameters) {
+    if (!found_trainable && has_parameters(layers.back())) {
       first_trainable = k;
       found_trainable = true;
     }
     widths.push_back(width);
     max_width = std::max(max_width, width);
-  }
-  if (!has_dense) throw Error("model: needs at least one dense layer");
-  if (spec.loss == Loss::xent && width < 2) {
-    throw Error("model: the xent loss needs at least 2 outputs (classes), got " +
-                std::to_string(width));
   }
   parameter_count = offset;
   parameters.assign(parameter_count, 0.0f);
@@ -126,12 +174,23 @@ ShardWorkspace Network::make_workspace(int capacity_rows) const {
   ws.capacity_rows = capacity_rows;
   const std::size_t rows = static_cast<std::size_t>(capacity_rows);
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    ws.outputs.emplace_back(rows * widths[l], 0.0f);
-    const bool is_bn = std::holds_alternative<BatchNorm>(layers[l]);
-    ws.xhat.emplace_back(is_bn ? rows * widths[l] : 0, 0.0f);
-    const bool is_dropout = std::holds_alternative<Dropout>(layers[l]);
-    ws.masks.emplace_back(is_dropout ? rows * widths[l] : 0, 0.0f);
-    if (is_bn) ws.partials.emplace_back(BatchNormPartials::size(widths[l]), 0.0);
+    const std::size_t size = rows * widths[l];
+    ws.outputs.emplace_back(size, 0.0f);
+    // What each kind keeps besides its output: batch norm xhat and its partials, dropout a mask.
+    std::size_t xhat = 0;
+    std::size_t mask = 0;
+    std::visit(Overloaded{
+                   [](const Dense&) {},
+                   [](const ActivationLayer&) {},
+                   [&](const BatchNorm& b) {
+                     xhat = size;
+                     ws.partials.emplace_back(BatchNormPartials::size(b.width), 0.0);
+                   },
+                   [&](const Dropout&) { mask = size; },
+               },
+               layers[l]);
+    ws.xhat.emplace_back(xhat, 0.0f);
+    ws.masks.emplace_back(mask, 0.0f);
   }
   ws.delta_a.assign(rows * max_width, 0.0f);
   ws.delta_b.assign(rows * max_width, 0.0f);
@@ -152,27 +211,26 @@ const BatchNorm& Network::batch_norm(int k) const {
   return *std::get_if<BatchNorm>(&layers[static_cast<std::size_t>(batch_norms[k])]);
 }
 
-double Network::forward_flops_per_row() const {
-  double flops = 0.0;
-  for (const TensorInfo& t : tensors) {
-    flops += t.role == TensorRole::weight ? static_cast<double>(t.size) : 0.0;
-  }
-  return 2.0 * flops;
-}
-
 ConstMatrix Network::forward(const float* params, ConstMatrix x, ShardWorkspace& ws) const {
   ConstMatrix in = x;
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    if (std::holds_alternative<Dropout>(layers[l])) continue;  // the identity in inference
-    Matrix out = view(ws.outputs[l], x.rows, widths[l]);
+    const Matrix out = view(ws.outputs[l], x.rows, widths[l]);
     std::visit(Overloaded{
-                   [&](const Dense& d) { d.forward(params, in, out); },
-                   [&](const ActivationLayer& a) { a.forward(in, out); },
-                   [&](const BatchNorm& b) { b.forward_inference(params, in, out); },
-                   [&](const Dropout&) {},
+                   [&](const Dense& d) {
+                     d.forward(params, in, out);
+                     in = out;
+                   },
+                   [&](const ActivationLayer& a) {
+                     a.forward(in, out);
+                     in = out;
+                   },
+                   [&](const BatchNorm& b) {
+                     b.forward_inference(params, in, out);
+                     in = out;
+                   },
+                   [](const Dropout&) {},  // the identity in inference
                },
                layers[l]);
-    in = out;
   }
   return in;
 }

@@ -41,6 +41,14 @@ struct ShardWorkspace {
   double loss = 0.0;
 };
 
+// Checks a spec as Model's constructor does (positive inputs and widths, a dense layer, batch
+// norm and dropout settings in range, two outputs for xent); throws Error naming the layer.
+void validate(const ModelSpec& spec);
+
+// 2 × (dense weights): the FLOPs of one row's forward pass, from the spec alone (validated,
+// nothing allocated).
+double forward_flops_per_row(const ModelSpec& spec);
+
 struct Network {
   ModelSpec spec;
   std::vector<Layer> layers;
@@ -62,8 +70,6 @@ struct Network {
   std::vector<BatchNormSync> make_syncs() const;
   // Batch-norm layer k (k < batch_norms.size()).
   const BatchNorm& batch_norm(int k) const;
-  // 2 × (dense weights): multiply-adds ×2 of one row's forward pass.
-  double forward_flops_per_row() const;
 
   // Inference: batch norm uses running statistics. x: [rows ≤ capacity, inputs]. Returns the
   // view of the last layer's output.

@@ -117,8 +117,7 @@ std::string_view to_string(LearningRateSchedule schedule) {
 }
 
 int default_shard_count(const ModelSpec& spec, int batch_size) {
-  const detail::Network net(spec);
-  const double step_flops = 3.0 * net.forward_flops_per_row() * batch_size;
+  const double step_flops = 3.0 * detail::forward_flops_per_row(spec) * batch_size;
   const int by_rows = batch_size / kMinRowsPerShard;
   const int by_work = static_cast<int>(std::min(1.0e9, step_flops / kMinFlopsPerShard));
   return std::clamp(std::min(by_rows, by_work), 1, kMaxDefaultShards);
