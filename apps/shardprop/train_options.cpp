@@ -2,7 +2,9 @@
 #include "train_options.hpp"
 
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -16,17 +18,39 @@
 namespace shardprop::cli {
 namespace {
 
+// A whole decimal number (strtod's syntax, nothing after it).
+bool parse_number(const std::string& text, double& number) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  number = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && errno != ERANGE;
+}
+
+// The minimum as a user writes it: "0", "1", "0.5".
+std::string number_text(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
 // CLI11's PositiveNumber prints its range as 0 to 1.8e308 in full; say the rule instead.
 CLI::Validator at_least(double minimum) {
   return CLI::Validator(
       [minimum](std::string& value) -> std::string {
         double number = 0.0;
-        if (!CLI::detail::lexical_cast(value, number) || !(number >= minimum)) {
-          return "must be a number >= " + CLI::detail::to_string(minimum) + ", got '" + value + "'";
+        if (!parse_number(value, number) || !(number >= minimum)) {
+          return "must be a number >= " + number_text(minimum) + ", got '" + value + "'";
         }
         return {};
       },
-      ">=" + CLI::detail::to_string(minimum));
+      ">=" + number_text(minimum));
+}
+
+std::string trim_copy(const std::string& text) {
+  const std::size_t begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return {};
+  return text.substr(begin, text.find_last_not_of(" \t\r\n") - begin + 1);
 }
 
 }  // namespace
@@ -298,13 +322,13 @@ int config_line(const std::string& file, const std::string& section, const std::
   int number = 0;
   for (std::string line; std::getline(in, line);) {
     ++number;
-    const std::string text = CLI::detail::trim_copy(line);
+    const std::string text = trim_copy(line);
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
-      current = CLI::detail::trim_copy(text.substr(1, text.size() - 2));
+      current = trim_copy(text.substr(1, text.size() - 2));
       continue;
     }
     if (current != section) continue;
-    const std::string name = CLI::detail::trim_copy(text.substr(0, text.find_first_of("=:")));
+    const std::string name = trim_copy(text.substr(0, text.find_first_of("=:")));
     if (name == key || name == "\"" + key + "\"" || name == "'" + key + "'") return number;
   }
   return 0;
