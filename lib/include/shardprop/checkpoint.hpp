@@ -22,8 +22,9 @@ void save_safetensors(const Model& model, const std::filesystem::path& path,
 
 // A training checkpoint: the model's tensors as save_safetensors writes them (so PyTorch's
 // load_state_dict still reads the weights once the "optimizer." tensors are dropped), the
-// trainer's optimizer state as tensors "optimizer.<tensor>.<slot>" (slot names as in
-// Trainer::optimizer_state_names) and its epoch and step counters as "shardprop.state".
+// trainer's optimizer state as tensors "optimizer.<tensor>.<slot>" (slots named as torch.optim's
+// state keys: "momentum_buffer", or "exp_avg" and "exp_avg_sq") and its epoch and step counters
+// as "shardprop.state".
 // Atomic like save_safetensors.
 void save_checkpoint(const Model& model, const Trainer& trainer, const std::filesystem::path& path,
                      const std::map<std::string, std::string>& metadata = {});
@@ -50,7 +51,8 @@ void load_safetensors(Model& model, const std::filesystem::path& path);
 // metadata, then load_safetensors. Throws Error naming the file and what is wrong.
 Model load_model(const std::filesystem::path& path);
 
-// The string metadata of a safetensors file (validated like load_safetensors does).
+// The string metadata of a safetensors file (validated like load_safetensors does). The layer
+// stack is stored under "shardprop.model" in the text form of format_layers().
 std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path);
 
 }  // namespace shardprop

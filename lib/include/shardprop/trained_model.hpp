@@ -1,7 +1,7 @@
 // What a weights file written by `shardprop train` says beyond its tensors: the feature and
 // target columns, the class names and the feature standardization, read and checked in one
-// place so that callers need not parse metadata themselves. Leaves out writing (the trainer's
-// caller builds the metadata) and the tensors' own format (checkpoint.hpp).
+// place so that callers need not parse metadata themselves. Leaves out writing (RunMetadata in
+// run_metadata.hpp writes these keys) and the tensors' own format (checkpoint.hpp).
 #pragma once
 
 #include <filesystem>
