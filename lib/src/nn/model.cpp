@@ -165,8 +165,8 @@ void Model::predict(std::span<const float> features, std::span<float> outputs) c
     throw Error("predict: output span holds " + std::to_string(outputs.size()) + " values, " +
                 std::to_string(rows) + " rows need " + std::to_string(rows * out));
   }
-  constexpr int kChunk = 256;
-  detail::ShardWorkspace ws = net.make_workspace(kChunk);
+  constexpr int kChunk = detail::kInferenceRows;
+  detail::ShardWorkspace& ws = net.inference.local(net);
   for (std::size_t begin = 0; begin < rows; begin += kChunk) {
     const int n = static_cast<int>(std::min<std::size_t>(kChunk, rows - begin));
     const detail::ConstMatrix x{features.data() + begin * in, n, in, in};

@@ -197,6 +197,15 @@ ShardWorkspace Network::make_workspace(int capacity_rows) const {
   return ws;
 }
 
+ShardWorkspace Network::make_inference_workspace(int capacity_rows) const {
+  ShardWorkspace ws;
+  ws.capacity_rows = capacity_rows;
+  for (const int width : widths) {
+    ws.outputs.emplace_back(static_cast<std::size_t>(capacity_rows) * width, 0.0f);
+  }
+  return ws;
+}
+
 std::vector<BatchNormSync> Network::make_syncs() const {
   std::vector<BatchNormSync> syncs;
   for (std::size_t k = 0; k < batch_norms.size(); ++k) {

@@ -16,6 +16,7 @@
 #include "nn/batch_norm_sync.hpp"
 #include "nn/dense.hpp"
 #include "nn/dropout.hpp"
+#include "nn/inference.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop::detail {
@@ -61,11 +62,15 @@ struct Network {
   int max_width = 0;
   AlignedFloats parameters;
   std::vector<std::int64_t> counters;
+  // predict's and evaluation's per-thread workspaces (not copied with the network).
+  InferenceWorkspaces inference;
 
   explicit Network(ModelSpec model_spec);  // validates and lays out; all values zero
 
   int outputs() const { return widths.back(); }
   ShardWorkspace make_workspace(int capacity_rows) const;
+  // Only what forward() uses: the layers' outputs.
+  ShardWorkspace make_inference_workspace(int capacity_rows) const;
   // One sync per batch-norm layer, in order.
   std::vector<BatchNormSync> make_syncs() const;
   // Batch-norm layer k (k < batch_norms.size()).

@@ -3,7 +3,6 @@
 #include "shardprop/trainer.hpp"
 
 #include <tbb/blocked_range.h>
-#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -15,6 +14,7 @@
 
 #include "base/blas.hpp"
 #include "base/rng.hpp"
+#include "nn/inference.hpp"
 #include "nn/loss.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
@@ -34,7 +34,6 @@ constexpr std::size_t kParallelUpdateFloats = std::size_t{64} * 1024;
 constexpr int kMinRowsPerShard = 128;
 constexpr double kMinFlopsPerShard = 4.0e6;
 constexpr int kMaxDefaultShards = 8;
-constexpr int kEvaluateChunkRows = 512;
 
 void validate_settings(const TrainerSettings& s) {
   auto fail = [](const std::string& what) { throw Error("trainer settings: " + what); };
@@ -140,9 +139,6 @@ struct Trainer::State {
   std::vector<std::int64_t> order;
   detail::AlignedFloats batch_features, batch_targets;
   int epochs = 0;
-  // One inference workspace per thread, made on first use and kept across evaluate() calls.
-  // Which thread evaluates which chunk does not matter: chunks are summed in chunk order.
-  mutable tbb::enumerable_thread_specific<detail::ShardWorkspace> evaluation_workspaces;
   detail::AlignedFloats stream_buffer;  // the streaming shuffle buffer, rows of (x, t)
   std::int64_t steps = 0;
   double gradient_norm = 0.0;
@@ -157,8 +153,6 @@ struct Trainer::State {
   detail::AlignedFloats running_backup;
   std::vector<std::int64_t> counter_backup;
 
-  detail::MetricSums evaluation_sums(const Dataset& data) const;
-
   State(Model& m, const TrainerSettings& s)
       : model(m),
         net(detail::network_of(m)),
@@ -168,9 +162,7 @@ struct Trainer::State {
         parallel(false),
         gradients(shards, net.parameter_count),
         segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
-        batch_norm_combine(net, shards, comm),
-        evaluation_workspaces(
-            [&net = detail::network_of(m)] { return net.make_workspace(kEvaluateChunkRows); }) {
+        batch_norm_combine(net, shards, comm) {
     if (s.threads > 0) arena.emplace(s.threads);
     const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
     parallel = threads > 1;
@@ -200,40 +192,10 @@ struct Trainer::State {
     }
   }
 
-  // Class indices for xent (anything else would index out of bounds); targets in [0, 1] for
-  // bce (probabilities: 0/1 labels or soft ones). mse takes any finite number.
-  void check_targets(const float* targets, std::int64_t rows) const {
-    if (net.spec.loss == Loss::mse) return;
-    if (net.spec.loss == Loss::bce) {
-      const std::int64_t values = rows * target_width;
-      for (std::int64_t i = 0; i < values; ++i) {
-        if (!(targets[i] >= 0.0f && targets[i] <= 1.0f)) {
-          throw Error("target of row " + std::to_string(i / target_width) + " is " +
-                      std::to_string(targets[i]) + "; bce needs targets in [0, 1]");
-        }
-      }
-      return;
-    }
-    const int classes = net.outputs();
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float t = targets[r];
-      if (!(t >= 0.0f && t < static_cast<float>(classes)) || t != std::floor(t)) {
-        throw Error("step: target of row " + std::to_string(r) + " is " + std::to_string(t) +
-                    ", not a class index in [0, " + std::to_string(classes) + ")");
-      }
-    }
-  }
-
   // The columns, values and targets of a dataset (or a stream's chunk) the trainer is given.
+  // Rows are numbered from 0 in messages.
   void check_data(const Dataset& data, const char* what) const {
-    if (data.feature_count != net.spec.inputs || data.target_width != target_width) {
-      throw Error(std::string(what) + ": dataset has " + std::to_string(data.feature_count) +
-                  " features and " + std::to_string(data.target_width) +
-                  " targets per row; the model needs " + std::to_string(net.spec.inputs) + " and " +
-                  std::to_string(target_width));
-    }
-    data.validate();
-    check_targets(data.targets.data(), data.rows);
+    detail::check_data(net, data, 0, detail::TargetWording::trainer, what);
   }
 
   // The schedule at the current epoch; a pure function of the epoch, so resumes agree.
@@ -429,7 +391,8 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
                 std::to_string(st.target_width) + " per row), got " +
                 std::to_string(targets.size()));
   }
-  st.check_targets(targets.data(), static_cast<std::int64_t>(rows));
+  detail::check_targets(st.net.spec.loss, st.net.outputs(), targets.data(),
+                        static_cast<std::int64_t>(rows), 0, detail::TargetWording::trainer, "step");
   if (rows == 1 && !st.net.batch_norms.empty()) {
     throw Error(
         "step: a minibatch of 1 row cannot train batch normalization (its batch "
@@ -500,49 +463,41 @@ Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progre
   return m;
 }
 
-detail::MetricSums Trainer::State::evaluation_sums(const Dataset& data) const {
-  check_data(data, "evaluate");
-  const int inputs = net.spec.inputs;
-  const std::int64_t chunks = (data.rows + kEvaluateChunkRows - 1) / kEvaluateChunkRows;
-  std::vector<detail::MetricSums> sums(static_cast<std::size_t>(chunks));
-  const float* params = net.parameters.data();
-  auto run_chunk = [&](std::int64_t c, detail::ShardWorkspace& ws) {
-    const std::int64_t begin = c * kEvaluateChunkRows;
-    const int rows =
-        static_cast<int>(std::min<std::int64_t>(kEvaluateChunkRows, data.rows - begin));
-    const detail::ConstMatrix x{data.features.data() + begin * inputs, rows, inputs, inputs};
-    const detail::ConstMatrix y = net.forward(params, x, ws);
-    sums[c] = detail::metric_sums(net.spec.loss, y, data.targets.data() + begin * target_width);
-  };
-  {
-    detail::SingleThreadedBlas one_blas_thread;
-    run([&] {
-      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, chunks, 1),
-                        [&](const tbb::blocked_range<std::int64_t>& r) {
-                          detail::ShardWorkspace& ws = evaluation_workspaces.local();
-                          for (std::int64_t c = r.begin(); c < r.end(); ++c) run_chunk(c, ws);
-                        });
-    });
-  }
+namespace {
+
+// Inference-mode sums of a dataset or a stream, through the one evaluation pass evaluate_model
+// uses too (nn/inference.hpp). Rows are numbered from 0 in messages.
+template <class Feed>
+Metrics evaluate_rows(const detail::Network& net, Feed&& feed) {
   detail::MetricSums total;
-  for (const detail::MetricSums& s : sums) total.add(s);  // chunk order: deterministic
-  return total;
+  detail::RowEvaluator rows(net, 0, detail::TargetWording::trainer, "evaluate",
+                            [&](const float*, const float*, const detail::MetricSums& row) {
+                              total.add(row);  // data order: deterministic
+                            });
+  feed(rows);
+  rows.finish();
+  return metrics_from(total, rows.rows());
 }
 
+}  // namespace
+
 Metrics Trainer::evaluate(const Dataset& data) const {
-  return metrics_from(state_->evaluation_sums(data), data.rows);
+  Metrics m;
+  state_->run(
+      [&] { m = evaluate_rows(state_->net, [&](detail::RowEvaluator& rows) { rows.add(data); }); });
+  return m;
 }
 
 Metrics Trainer::evaluate(DataStream& stream) const {
-  detail::MetricSums total;
-  std::int64_t rows = 0;
-  Dataset chunk;
-  stream.rewind();
-  while (stream.next(chunk)) {
-    total.add(state_->evaluation_sums(chunk));  // chunks in stream order: deterministic
-    rows += chunk.rows;
-  }
-  return metrics_from(total, rows);
+  Metrics m;
+  state_->run([&] {
+    m = evaluate_rows(state_->net, [&](detail::RowEvaluator& rows) {
+      Dataset chunk;
+      stream.rewind();
+      while (stream.next(chunk)) rows.add(chunk);
+    });
+  });
+  return m;
 }
 
 Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progress) {

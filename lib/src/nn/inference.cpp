@@ -1,0 +1,165 @@
+// Inference over labelled rows: parallel pieces of kInferenceRows rows, then the rows one by one
+// in data order.
+#include "nn/inference.hpp"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "base/blas.hpp"
+#include "nn/network.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop::detail {
+
+InferenceWorkspaces::InferenceWorkspaces() = default;
+InferenceWorkspaces::InferenceWorkspaces(const InferenceWorkspaces&) {}
+InferenceWorkspaces& InferenceWorkspaces::operator=(const InferenceWorkspaces& other) {
+  if (this != &other) per_thread_.clear();  // sized for another network
+  return *this;
+}
+InferenceWorkspaces::~InferenceWorkspaces() = default;
+
+ShardWorkspace& InferenceWorkspaces::local(const Network& net) const {
+  std::unique_ptr<ShardWorkspace>& ws = per_thread_.local();
+  if (!ws) ws = std::make_unique<ShardWorkspace>(net.make_inference_workspace(kInferenceRows));
+  return *ws;
+}
+
+void check_targets(Loss loss, int outputs, const float* targets, std::int64_t rows,
+                   std::int64_t first_row, TargetWording wording, const std::string& what) {
+  if (loss == Loss::mse) return;
+  const int width = target_width(loss, outputs);
+  const bool report = wording == TargetWording::report;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* t = targets + r * width;
+    const std::string row = std::to_string(first_row + r);
+    if (loss == Loss::xent &&
+        !(t[0] >= 0.0f && t[0] < static_cast<float>(outputs) && t[0] == std::floor(t[0]))) {
+      const std::string range = "[0, " + std::to_string(outputs) + ")";
+      throw Error(report ? what + ": row " + row + ": target " + std::to_string(t[0]) +
+                               " is not a class index in " + range
+                         : what + ": target of row " + row + " is " + std::to_string(t[0]) +
+                               ", not a class index in " + range);
+    }
+    for (int j = 0; loss == Loss::bce && j < width; ++j) {
+      if (!(t[j] >= 0.0f && t[j] <= 1.0f)) {
+        throw Error(report ? what + ": row " + row + ": target " + std::to_string(t[j]) +
+                                 " is outside [0, 1], which bce needs"
+                           : "target of row " + row + " is " + std::to_string(t[j]) +
+                                 "; bce needs targets in [0, 1]");
+      }
+    }
+  }
+}
+
+void check_data(const Network& net, const Dataset& data, std::int64_t first_row,
+                TargetWording wording, const std::string& what) {
+  const int inputs = net.spec.inputs;
+  const int width = target_width(net.spec.loss, net.outputs());
+  if (data.feature_count != inputs || data.target_width != width) {
+    throw Error(what + ": the data has " + std::to_string(data.feature_count) + " features and " +
+                std::to_string(data.target_width) + " targets per row; the model needs " +
+                std::to_string(inputs) + " and " + std::to_string(width));
+  }
+  data.validate();
+  check_targets(net.spec.loss, net.outputs(), data.targets.data(), data.rows, first_row, wording,
+                what);
+}
+
+RowEvaluator::RowEvaluator(const Network& net, std::int64_t first_row, TargetWording wording,
+                           std::string what, RowCallback on_row)
+    : net_(net),
+      first_row_(first_row),
+      wording_(wording),
+      what_(std::move(what)),
+      on_row_(std::move(on_row)),
+      inputs_(net.spec.inputs),
+      outputs_(net.outputs()),
+      target_width_(target_width(net.spec.loss, outputs_)) {
+  pending_features_.reserve(static_cast<std::size_t>(kInferenceRows) * inputs_);
+  pending_targets_.reserve(static_cast<std::size_t>(kInferenceRows) * target_width_);
+}
+
+std::int64_t RowEvaluator::pending_rows() const {
+  return static_cast<std::int64_t>(pending_features_.size()) / inputs_;
+}
+
+void RowEvaluator::add(const Dataset& data) {
+  check_data(net_, data, first_row_ + rows_ + pending_rows(), wording_, what_);
+  const auto in = static_cast<std::size_t>(inputs_);
+  const auto tw = static_cast<std::size_t>(target_width_);
+  std::int64_t row = 0;
+  // Complete the piece the previous chunk left open.
+  if (pending_rows() > 0) {
+    const std::int64_t take = std::min(kInferenceRows - pending_rows(), data.rows);
+    append_pending(data, 0, take);
+    row = take;
+    if (pending_rows() == kInferenceRows) finish();
+  }
+  const std::int64_t whole = (data.rows - row) / kInferenceRows * kInferenceRows;
+  if (whole > 0) {
+    run(data.features.data() + static_cast<std::size_t>(row) * in,
+        data.targets.data() + static_cast<std::size_t>(row) * tw, whole);
+    row += whole;
+  }
+  append_pending(data, row, data.rows - row);
+}
+
+void RowEvaluator::finish() {
+  const std::int64_t rows = pending_rows();
+  if (rows > 0) run(pending_features_.data(), pending_targets_.data(), rows);
+  pending_features_.clear();
+  pending_targets_.clear();
+}
+
+void RowEvaluator::append_pending(const Dataset& data, std::int64_t begin, std::int64_t count) {
+  const auto in = static_cast<std::size_t>(inputs_);
+  const auto tw = static_cast<std::size_t>(target_width_);
+  const auto b = static_cast<std::size_t>(begin);
+  const auto n = static_cast<std::size_t>(count);
+  pending_features_.insert(pending_features_.end(), data.features.begin() + b * in,
+                           data.features.begin() + (b + n) * in);
+  pending_targets_.insert(pending_targets_.end(), data.targets.begin() + b * tw,
+                          data.targets.begin() + (b + n) * tw);
+}
+
+void RowEvaluator::run(const float* features, const float* targets, std::int64_t rows) {
+  const auto in = static_cast<std::size_t>(inputs_);
+  const auto out = static_cast<std::size_t>(outputs_);
+  const auto tw = static_cast<std::size_t>(target_width_);
+  const auto n = static_cast<std::size_t>(rows);
+  outputs_buffer_.resize(n * out);
+  row_sums_.resize(n);
+  const std::int64_t pieces = (rows + kInferenceRows - 1) / kInferenceRows;
+  const float* params = net_.parameters.data();
+  {
+    SingleThreadedBlas one_blas_thread;
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, pieces, 1),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          ShardWorkspace& ws = net_.inference.local(net_);
+          for (std::int64_t piece = range.begin(); piece < range.end(); ++piece) {
+            const auto begin = static_cast<std::size_t>(piece * kInferenceRows);
+            const std::size_t count = std::min<std::size_t>(kInferenceRows, n - begin);
+            const ConstMatrix x{features + begin * in, static_cast<int>(count), inputs_, inputs_};
+            const ConstMatrix y = net_.forward(params, x, ws);
+            for (std::size_t r = 0; r < count; ++r) {
+              float* row = outputs_buffer_.data() + (begin + r) * out;
+              std::copy_n(y.row(static_cast<int>(r)), out, row);
+              const ConstMatrix one{row, 1, outputs_, outputs_};
+              row_sums_[begin + r] = metric_sums(net_.spec.loss, one, targets + (begin + r) * tw);
+            }
+          }
+        });
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    on_row_(outputs_buffer_.data() + r * out, targets + r * tw, row_sums_[r]);
+  }
+  rows_ += rows;
+}
+
+}  // namespace shardprop::detail
