@@ -138,13 +138,13 @@ ModelSpec random_spec(std::uint32_t seed, Activation activation, Loss loss) {
   spec.inputs = uniform_int(rng, 1, 5);
   spec.loss = loss;
   spec.layers.emplace_back(DenseSpec{uniform_int(rng, 1, 6)});
-  spec.layers.emplace_back(ActivationSpec{activation});
+  spec.layers.emplace_back(ActivationSpec{activation, 0.2f});
   spec.layers.emplace_back(DenseSpec{uniform_int(rng, 1, 6)});
-  spec.layers.emplace_back(ActivationSpec{activation});
+  spec.layers.emplace_back(ActivationSpec{activation, 0.2f});
   spec.layers.emplace_back(DenseSpec{uniform_int(rng, loss == Loss::xent ? 2 : 1, 4)});
   // Losses on logits take the raw output; mse also gets an output activation (as the textbook's
   // sigmoid outputs), so its derivative is checked at the top of the stack too.
-  if (loss == Loss::mse) spec.layers.emplace_back(ActivationSpec{activation});
+  if (loss == Loss::mse) spec.layers.emplace_back(ActivationSpec{activation, 0.2f});
   return spec;
 }
 
@@ -155,7 +155,9 @@ std::vector<bool> relu_pattern(const shardprop::detail::Network& net, ConstMatri
   std::vector<bool> pattern;
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
     const auto* a = std::get_if<shardprop::detail::ActivationLayer>(&net.layers[l]);
-    if (a == nullptr || a->kind != Activation::relu) continue;
+    if (a == nullptr || (a->kind != Activation::relu && a->kind != Activation::leaky_relu)) {
+      continue;
+    }
     const float* in = l == 0 ? x.data : ws.outputs[l - 1].data();
     for (int i = 0; i < x.rows * a->width; ++i) pattern.push_back(in[i] > 0.0f);
   }
@@ -232,8 +234,8 @@ void check_gradients(const Problem& p) {
 
 TEST_CASE("Backward gives the finite-difference gradient for every activation and loss",
           "[gradient]") {
-  const auto activation =
-      GENERATE(Activation::identity, Activation::sigmoid, Activation::tanh, Activation::relu);
+  const auto activation = GENERATE(Activation::identity, Activation::sigmoid, Activation::tanh,
+                                   Activation::relu, Activation::leaky_relu);
   const auto loss = GENERATE(Loss::mse, Loss::xent, Loss::bce);
   const auto seed = GENERATE(as<std::uint32_t>{}, 11, 23, 57);
   const int rows = static_cast<int>(seed % 5) + 1;  // 2, 4, 3 rows

@@ -35,7 +35,10 @@ bool same_layer(const LayerSpec& a, const LayerSpec& b) {
   if (a.index() != b.index()) return false;
   if (const auto* d = std::get_if<DenseSpec>(&a)) return d->units == std::get<DenseSpec>(b).units;
   if (const auto* act = std::get_if<ActivationSpec>(&a)) {
-    return act->activation == std::get<ActivationSpec>(b).activation;
+    const auto& other = std::get<ActivationSpec>(b);
+    return act->activation == other.activation &&
+           (act->activation != Activation::leaky_relu ||
+            same_float(act->negative_slope, other.negative_slope));
   }
   if (const auto* bn = std::get_if<BatchNormSpec>(&a)) {
     const auto& other = std::get<BatchNormSpec>(b);
@@ -104,6 +107,10 @@ TEST_CASE("parse_layers reads every valid form", "[spec]") {
         {"tanh", {ActivationSpec{Activation::tanh}}, "tanh"},
         {"sigmoid", {ActivationSpec{Activation::sigmoid}}, "sigmoid"},
         {"identity", {ActivationSpec{Activation::identity}}, "identity"},
+        {"leaky_relu", {ActivationSpec{Activation::leaky_relu}}, "leaky_relu"},
+        {"leaky_relu(0.01)", {ActivationSpec{Activation::leaky_relu, 0.01f}}, "leaky_relu"},
+        {"leaky_relu( 0.2 )", {ActivationSpec{Activation::leaky_relu, 0.2f}}, "leaky_relu(0.2)"},
+        {"leaky_relu(0)", {ActivationSpec{Activation::leaky_relu, 0.0f}}, "leaky_relu(0)"},
         {"dropout(0)", {DropoutSpec{0.0f}}, "dropout(0)"},
         {"dropout(-0)", {DropoutSpec{0.0f}}, "dropout(0)"},
         {"dropout(0.2)", {DropoutSpec{0.2f}}, "dropout(0.2)"},
@@ -152,6 +159,8 @@ TEST_CASE("parse_layers reads format_layers' text back to the same layers", "[sp
         {BatchNormSpec{3.4e38f, 0.0f}, BatchNormSpec{1.4e-45f, 1e-30f}},
         {DenseSpec{7}, ActivationSpec{Activation::sigmoid}, ActivationSpec{Activation::tanh},
          ActivationSpec{Activation::relu}},
+        {ActivationSpec{Activation::leaky_relu, 1.0f / 3.0f}, DenseSpec{2},
+         ActivationSpec{Activation::leaky_relu, 1e-30f}},
     };
     for (const Layers& layers : stacks) {
       const std::string text = format_layers(layers);
@@ -211,8 +220,13 @@ TEST_CASE("parse_layers names the column, the token and what was expected", "[sp
       {"dense(-3)", 1, "'dense(-3)': a dense layer needs a positive width"},
       {"dense(-99999999999)", 1, "a dense layer needs a positive width"},
       {"relu rleu", 6,
-       "unknown layer 'rleu' (expected dense(N), bn, relu, tanh, sigmoid, identity or "
+       "unknown layer 'rleu' (expected dense(N), bn, relu, leaky_relu, tanh, sigmoid, identity or "
        "dropout(P))"},
+      {"leaky_relu(-0.1)", 1,
+       "'leaky_relu(-0.1)': the negative slope must be >= 0 (leaky_relu(A), e.g. leaky_relu(0.1))"},
+      {"leaky_relu(a)", 1, "'leaky_relu(a)': the negative slope 'a' is not a number"},
+      {"leaky_relu()", 1, "'leaky_relu()': the negative slope is missing"},
+      {"Leaky_ReLU", 1, "unknown layer 'Leaky_ReLU' (layer names are lowercase: 'leaky_relu')"},
       {"Dense(10)", 1, "unknown layer 'Dense' (layer names are lowercase: 'dense')"},
       {"BN", 1, "unknown layer 'BN' (layer names are lowercase: 'bn')"},
       {"64 relu", 1, "unknown layer '64'"},

@@ -12,10 +12,11 @@
 
 namespace shardprop {
 
-enum class Activation { identity, sigmoid, tanh, relu };
+enum class Activation { identity, sigmoid, tanh, relu, leaky_relu };
 enum class Loss { mse, xent, bce };
 
-// "identity", "sigmoid", "tanh", "relu" / "mse", "xent", "bce". Throws Error on anything else.
+// "identity", "sigmoid", "tanh", "relu", "leaky_relu" / "mse", "xent", "bce". Throws Error on
+// anything else.
 Activation parse_activation(std::string_view name);
 Loss parse_loss(std::string_view name);
 std::string_view to_string(Activation activation);
@@ -28,6 +29,9 @@ struct DenseSpec {
 // Element-wise activation applied to the previous layer's output.
 struct ActivationSpec {
   Activation activation = Activation::identity;
+  // leaky_relu only, as PyTorch's nn.LeakyReLU: y = x for x > 0, else negative_slope·x.
+  // Finite and >= 0 (backward reads the sign of x from y).
+  float negative_slope = 0.01f;
 };
 // Batch normalization per feature, as PyTorch's BatchNorm1d: y = γ (z − μ)/√(σ² + ε) + β.
 // Training uses the statistics of the whole minibatch (all shards); inference uses running
@@ -61,7 +65,8 @@ struct ModelSpec {
 
 // A layer stack from its text form, for example "dense(256) bn relu dropout(0.2) dense(10)".
 // Grammar (docs/model-spec.md): layers separated by spaces or commas; dense(N), bn or
-// batchnorm (optionally bn(eps=E, momentum=M)), relu, tanh, sigmoid, identity, dropout(P).
+// batchnorm (optionally bn(eps=E, momentum=M)), relu, leaky_relu (optionally leaky_relu(α)),
+// tanh, sigmoid, identity, dropout(P).
 // Throws Error naming the position of the first problem.
 std::vector<LayerSpec> parse_layers(std::string_view text);
 // The text form of a layer stack, which parse_layers reads back to the same layers.

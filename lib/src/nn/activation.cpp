@@ -2,11 +2,38 @@
 #include "nn/activation.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
 
 #include "base/simd.hpp"
 
 namespace shardprop::detail {
+namespace {
+
+constexpr std::array<std::pair<Activation, std::string_view>, 5> kNames{{
+    {Activation::identity, "identity"},
+    {Activation::sigmoid, "sigmoid"},
+    {Activation::tanh, "tanh"},
+    {Activation::relu, "relu"},
+    {Activation::leaky_relu, "leaky_relu"},
+}};
+
+}  // namespace
+
+std::optional<Activation> find_activation(std::string_view name) {
+  for (const auto& [activation, text] : kNames) {
+    if (text == name) return activation;
+  }
+  return std::nullopt;
+}
+
+std::string_view activation_name(Activation activation) {
+  for (const auto& [kind, text] : kNames) {
+    if (kind == activation) return text;
+  }
+  return "?";
+}
 
 SHARDPROP_MULTIVERSION
 void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
@@ -25,6 +52,9 @@ void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
         break;
       case Activation::relu:
         for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : 0.0f;
+        break;
+      case Activation::leaky_relu:
+        for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : negative_slope * in[j];
         break;
     }
   }
@@ -46,6 +76,9 @@ void ActivationLayer::backward(ConstMatrix y, Matrix delta) const {
         break;
       case Activation::relu:
         for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : 0.0f;
+        break;
+      case Activation::leaky_relu:
+        for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : negative_slope * d[j];
         break;
     }
   }

@@ -1,8 +1,10 @@
 // Element-wise activations. Backward uses the layer's output y only (σ' = y(1−y),
-// tanh' = 1−y², relu' = [y > 0]), so the input need not be kept.
+// tanh' = 1−y², relu' = [y > 0], leaky relu' = y > 0 ? 1 : α), so the input need not be kept.
 #pragma once
 
 #include <cmath>
+#include <optional>
+#include <string_view>
 
 #include "base/matrix.hpp"
 #include "shardprop/model.hpp"
@@ -17,9 +19,15 @@ inline float sigmoid(float x) {
   return e / (1.0f + e);
 }
 
+// The activation of a name ("relu"), and the name of an activation: one table for the spec
+// text, the command line and checkpoints.
+std::optional<Activation> find_activation(std::string_view name);
+std::string_view activation_name(Activation activation);
+
 struct ActivationLayer {
   Activation kind = Activation::identity;
   int width = 0;
+  float negative_slope = 0.0f;  // leaky_relu's α
 
   // x, y: [rows, width].
   void forward(ConstMatrix x, Matrix y) const;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/overloaded.hpp"
+#include "nn/activation.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
 
@@ -21,7 +22,7 @@ namespace shardprop {
 namespace {
 
 constexpr std::string_view kExpectedLayers =
-    "expected dense(N), bn, relu, tanh, sigmoid, identity or dropout(P)";
+    "expected dense(N), bn, relu, leaky_relu, tanh, sigmoid, identity or dropout(P)";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_separator(char c) { return is_space(c) || c == ','; }
@@ -155,12 +156,8 @@ class LayerParser {
 
   static LayerSpec parse_layer(const LayerText& layer) {
     const std::string_view name = layer.name;
-    std::optional<Activation> activation;
-    if (name == "relu") activation = Activation::relu;
-    if (name == "tanh") activation = Activation::tanh;
-    if (name == "sigmoid") activation = Activation::sigmoid;
-    if (name == "identity") activation = Activation::identity;
-    if (activation) {
+    if (const std::optional<Activation> activation = detail::find_activation(name)) {
+      if (*activation == Activation::leaky_relu) return parse_leaky_relu(layer);
       if (layer.has_arguments) fail_layer(layer, std::string(name) + " takes no arguments");
       return ActivationSpec{*activation};
     }
@@ -171,13 +168,23 @@ class LayerParser {
     std::string lower(name);
     for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     const bool known_in_lowercase = lower == "dense" || lower == "bn" || lower == "batchnorm" ||
-                                    lower == "relu" || lower == "tanh" || lower == "sigmoid" ||
-                                    lower == "identity" || lower == "dropout";
+                                    lower == "dropout" || detail::find_activation(lower);
     if (known_in_lowercase) {
       fail(layer.start,
            "unknown layer " + quoted(name) + " (layer names are lowercase: " + quoted(lower) + ")");
     }
     fail(layer.start, "unknown layer " + quoted(name) + " (" + std::string(kExpectedLayers) + ")");
+  }
+
+  // leaky_relu or leaky_relu(α): PyTorch's default slope 0.01, or a number >= 0.
+  static LayerSpec parse_leaky_relu(const LayerText& layer) {
+    ActivationSpec spec{Activation::leaky_relu};
+    if (!layer.has_arguments) return spec;
+    spec.negative_slope = parse_float(layer, trim(layer.arguments), "the negative slope");
+    if (spec.negative_slope < 0.0f) {
+      fail_layer(layer, "the negative slope must be >= 0 (leaky_relu(A), e.g. leaky_relu(0.1))");
+    }
+    return spec;
   }
 
   static LayerSpec parse_dense(const LayerText& layer) {
@@ -274,7 +281,13 @@ std::string layer_text(const LayerSpec& layer) {
       detail::Overloaded{
           [](const DenseSpec& dense) { return "dense(" + std::to_string(dense.units) + ")"; },
           [](const ActivationSpec& activation) {
-            return std::string(to_string(activation.activation));
+            std::string text(to_string(activation.activation));
+            if (activation.activation == Activation::leaky_relu &&
+                activation.negative_slope != ActivationSpec{}.negative_slope) {
+              // appended piecewise: GCC 12 misreports "(" + string (-Wrestrict)
+              text.append("(").append(float_text(activation.negative_slope)).append(")");
+            }
+            return text;
           },
           [](const BatchNormSpec& bn) {
             const BatchNormSpec defaults;

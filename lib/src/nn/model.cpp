@@ -3,22 +3,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "base/overloaded.hpp"
 #include "base/rng.hpp"
+#include "nn/activation.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
 
 Activation parse_activation(std::string_view name) {
-  if (name == "identity") return Activation::identity;
-  if (name == "sigmoid") return Activation::sigmoid;
-  if (name == "tanh") return Activation::tanh;
-  if (name == "relu") return Activation::relu;
+  if (const std::optional<Activation> activation = detail::find_activation(name))
+    return *activation;
   throw Error("unknown activation '" + std::string(name) +
-              "' (expected identity, sigmoid, tanh or relu)");
+              "' (expected identity, sigmoid, tanh, relu or leaky_relu)");
 }
 
 Loss parse_loss(std::string_view name) {
@@ -28,19 +28,7 @@ Loss parse_loss(std::string_view name) {
   throw Error("unknown loss '" + std::string(name) + "' (expected mse, xent or bce)");
 }
 
-std::string_view to_string(Activation activation) {
-  switch (activation) {
-    case Activation::identity:
-      return "identity";
-    case Activation::sigmoid:
-      return "sigmoid";
-    case Activation::tanh:
-      return "tanh";
-    case Activation::relu:
-      return "relu";
-  }
-  return "?";
-}
+std::string_view to_string(Activation activation) { return detail::activation_name(activation); }
 
 std::string_view to_string(Loss loss) {
   switch (loss) {
@@ -91,28 +79,37 @@ bool is_batch_norm(const detail::Layer& layer) {
                     layer);
 }
 
-bool is_relu(const detail::Layer& layer) {
-  return std::visit(detail::Overloaded{
-                        [](const detail::Dense&) { return false; },
-                        [](const detail::ActivationLayer& a) { return a.kind == Activation::relu; },
-                        [](const detail::BatchNorm&) { return false; },
-                        [](const detail::Dropout&) { return false; },
-                    },
-                    layer);
+// The negative slope of a relu-like activation (0 for relu), or none for other layers.
+std::optional<double> relu_slope(const detail::Layer& layer) {
+  return std::visit(
+      detail::Overloaded{
+          [](const detail::Dense&) -> std::optional<double> { return std::nullopt; },
+          [](const detail::ActivationLayer& a) -> std::optional<double> {
+            if (a.kind == Activation::relu) return 0.0;
+            if (a.kind == Activation::leaky_relu) return a.negative_slope;
+            return std::nullopt;
+          },
+          [](const detail::BatchNorm&) -> std::optional<double> { return std::nullopt; },
+          [](const detail::Dropout&) -> std::optional<double> { return std::nullopt; },
+      },
+      layer);
 }
 
-// Whether layer k feeds a relu, looking past one batch norm.
-bool feeds_relu(const detail::Network& net, std::size_t k) {
+// The slope of the relu-like activation layer k feeds, looking past one batch norm.
+std::optional<double> feeds_relu(const detail::Network& net, std::size_t k) {
   std::size_t next = k + 1;
   if (next < net.layers.size() && is_batch_norm(net.layers[next])) ++next;
-  return next < net.layers.size() && is_relu(net.layers[next]);
+  if (next >= net.layers.size()) return std::nullopt;
+  return relu_slope(net.layers[next]);
 }
 
-// He keeps the variance of relu activations; Glorot balances forward and backward variance.
+// He keeps the variance of relu activations (with PyTorch's gain √(2/(1+α²)) for a leaky relu
+// of slope α); Glorot balances forward and backward variance.
 void initialize_dense(detail::Network& net, std::size_t k, const detail::Dense& dense,
                       std::uint64_t seed) {
-  const double limit =
-      feeds_relu(net, k) ? std::sqrt(6.0 / dense.in) : std::sqrt(6.0 / (dense.in + dense.out));
+  const std::optional<double> slope = feeds_relu(net, k);
+  const double limit = slope ? std::sqrt(6.0 / ((1.0 + *slope * *slope) * dense.in))
+                             : std::sqrt(6.0 / (dense.in + dense.out));
   const std::size_t count = static_cast<std::size_t>(dense.in) * dense.out;
   float* w = net.parameters.data() + dense.weight;
   for (std::size_t i = 0; i < count; ++i) {

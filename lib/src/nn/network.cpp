@@ -63,7 +63,14 @@ void validate(const ModelSpec& spec) {
               width = d.units;
               has_dense = true;
             },
-            [](const ActivationSpec&) {},
+            [&](const ActivationSpec& a) {
+              if (a.activation == Activation::leaky_relu &&
+                  !(a.negative_slope >= 0.0f && std::isfinite(a.negative_slope))) {
+                throw Error("model: layer " + index +
+                            " (leaky_relu) needs a finite negative slope >= 0, got " +
+                            std::to_string(a.negative_slope));
+              }
+            },
             [&](const BatchNormSpec& b) {
               if (!(b.epsilon > 0.0f) || !std::isfinite(b.epsilon)) {
                 throw Error("model: layer " + index + " (batch norm) needs epsilon > 0");
@@ -133,7 +140,9 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
               width = d.units;
             },
             [&](const ActivationSpec& a) {
-              layers.emplace_back(ActivationLayer{a.activation, width});
+              layers.emplace_back(ActivationLayer{
+                  a.activation, width,
+                  a.activation == Activation::leaky_relu ? a.negative_slope : 0.0f});
             },
             [&](const BatchNormSpec& b) {
               BatchNorm bn;
