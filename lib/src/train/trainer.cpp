@@ -21,15 +21,15 @@
 #include "train/batch_norm_combine.hpp"
 #include "train/comm.hpp"
 #include "train/gradient_buffer.hpp"
-#include "train/optimizer.hpp"
+#include "train/parameter_update.hpp"
 #include "train/shard_plan.hpp"
+#include "train/stream_shuffler.hpp"
 #include "train/trainer_access.hpp"
 
 namespace shardprop {
 namespace {
 
-// Below these sizes a parallel region costs more than it saves.
-constexpr std::size_t kSegmentFloats = std::size_t{16} * 1024;
+// Below this size a parallel update costs more than it saves.
 constexpr std::size_t kParallelUpdateFloats = std::size_t{64} * 1024;
 constexpr int kMinRowsPerShard = 128;
 constexpr double kMinFlopsPerShard = 4.0e6;
@@ -132,22 +132,20 @@ struct Trainer::State {
   mutable std::optional<tbb::task_arena> arena;  // execute() is not const; the arena is a resource
   std::vector<detail::ShardWorkspace> workspaces;
   detail::GradientBuffers gradients;
-  std::vector<detail::ParameterSegment> segments;
+  detail::ParameterUpdate update;
   detail::LocalCommunicator comm;
   detail::BatchNormCombine batch_norm_combine;
   // Epoch state: the row order and the gathered minibatch for shuffled epochs.
   std::vector<std::int64_t> order;
   detail::AlignedFloats batch_features, batch_targets;
+  detail::StreamShuffler stream_shuffler;
   int epochs = 0;
-  detail::AlignedFloats stream_buffer;  // the streaming shuffle buffer, rows of (x, t)
   std::int64_t steps = 0;
   double gradient_norm = 0.0;
-  std::vector<detail::AlignedFloats> optimizer_state;  // slots, each like the parameters
   // Accuracy and error sums of each shard's training outputs in the current step, and their
   // running total over the epoch (added in step order, shards in shard order).
   std::vector<detail::MetricSums> shard_metrics;
   detail::MetricSums epoch_metrics;
-  std::vector<double> segment_squares;  // per segment, written in parallel
   // Batch-norm running statistics and counters as they were before the step: the forward pass
   // updates them before the loss is known, and a step with a non-finite loss must not.
   detail::AlignedFloats running_backup;
@@ -161,8 +159,9 @@ struct Trainer::State {
         target_width(detail::target_width(m.spec().loss, m.outputs())),
         parallel(false),
         gradients(shards, net.parameter_count),
-        segments(detail::parameter_segments(net.tensors, kSegmentFloats)),
-        batch_norm_combine(net, shards, comm) {
+        update(net.tensors, net.parameter_count, s),
+        batch_norm_combine(net, shards, comm),
+        stream_shuffler(net.spec.inputs, target_width) {
     if (s.threads > 0) arena.emplace(s.threads);
     const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
     parallel = threads > 1;
@@ -170,10 +169,6 @@ struct Trainer::State {
     for (int shard = 0; shard < shards; ++shard) {
       workspaces.push_back(net.make_workspace(std::max(1, plan.size(shard))));
     }
-    for (int slot = 0; slot < detail::optimizer_slots(s); ++slot) {
-      optimizer_state.emplace_back(net.parameter_count, 0.0f);
-    }
-    segment_squares.assign(segments.size(), 0.0);
     shard_metrics.assign(static_cast<std::size_t>(shards), {});
     for (const TensorInfo& t : net.tensors) {
       if (t.role == TensorRole::running_stat) running_backup.resize(running_backup.size() + t.size);
@@ -215,25 +210,20 @@ struct Trainer::State {
     return base;
   }
 
+  // Runs f(i) for every parameter segment, in parallel when the parameters are many.
   template <class F>
   void for_each_segment(F&& f) {
+    const std::size_t count = update.segment_count();
     if (parallel && net.parameter_count >= kParallelUpdateFloats) {
       run([&] {
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, segments.size(), 1),
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, count, 1),
                           [&](const tbb::blocked_range<std::size_t>& r) {
                             for (std::size_t i = r.begin(); i < r.end(); ++i) f(i);
                           });
       });
     } else {
-      for (std::size_t i = 0; i < segments.size(); ++i) f(i);
+      for (std::size_t i = 0; i < count; ++i) f(i);
     }
-  }
-
-  // Segment sums in segment order: the same bits whatever ran in parallel.
-  double total_squares() const {
-    double total = 0.0;
-    for (double v : segment_squares) total += v;
-    return total;
   }
 
   [[noreturn]] void fail_not_finite(const char* what) const {
@@ -323,41 +313,8 @@ struct Trainer::State {
       fail_not_finite("loss");
     }
 
-    detail::UpdateRule rule;
-    rule.optimizer = settings.optimizer;
-    rule.learning_rate = static_cast<float>(learning_rate());
-    rule.weight_decay = settings.weight_decay;
-    rule.momentum = settings.momentum;
-    rule.nesterov = settings.nesterov;
-    rule.beta1 = settings.adam_beta1;
-    rule.beta2 = settings.adam_beta2;
-    rule.epsilon = settings.adam_epsilon;
-    if (settings.optimizer == Optimizer::adam) {
-      const double t = static_cast<double>(steps + 1);
-      rule.bias_correction1 = static_cast<float>(1.0 - std::pow(settings.adam_beta1, t));
-      rule.bias_correction2 = static_cast<float>(1.0 - std::pow(settings.adam_beta2, t));
-    }
-    const int active = plan.shards;
-    if (settings.clip_grad_norm > 0.0f) {
-      // The norm must be known before any parameter moves: one more read of the buffers.
-      for_each_segment([&](std::size_t i) {
-        segment_squares[i] = detail::summed_gradient_squares(gradients, active, segments[i]);
-      });
-      gradient_norm = std::sqrt(total_squares());
-      if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
-      const double limit = settings.clip_grad_norm;
-      if (gradient_norm > limit) {
-        rule.gradient_scale = static_cast<float>(limit / (gradient_norm + 1e-6));
-      }
-    }
-    float* w = model.parameters().data();
-    float* state0 = optimizer_state.empty() ? nullptr : optimizer_state[0].data();
-    float* state1 = optimizer_state.size() < 2 ? nullptr : optimizer_state[1].data();
-    for_each_segment([&](std::size_t i) {
-      segment_squares[i] =
-          detail::apply_update(w, state0, state1, gradients, active, segments[i], rule);
-    });
-    gradient_norm = std::sqrt(total_squares());
+    gradient_norm = update.apply(model.parameters().data(), gradients, plan.shards, learning_rate(),
+                                 steps, [&](auto&& f) { for_each_segment(f); });
     if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
     ++steps;
     for (int s = 0; s < plan.shards; ++s) epoch_metrics.add(shard_metrics[s]);  // shard order
@@ -506,18 +463,12 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
   const int target_width = st.target_width;
   const std::size_t row_floats = static_cast<std::size_t>(inputs + target_width);
   const std::int64_t batch = st.settings.batch_size;
-  const bool shuffle = st.settings.shuffle;
   const std::int64_t capacity =
-      shuffle ? std::max<std::int64_t>(batch,
-                                       static_cast<std::int64_t>(st.settings.shuffle_buffer_bytes /
+      st.settings.shuffle ? std::max<std::int64_t>(
+                                batch, static_cast<std::int64_t>(st.settings.shuffle_buffer_bytes /
                                                                  (row_floats * sizeof(float))))
-              : 0;
-  // Sized on the first streaming epoch, kept for the next ones.
-  if (st.stream_buffer.size() < static_cast<std::size_t>(capacity) * row_floats) {
-    st.stream_buffer.assign(static_cast<std::size_t>(capacity) * row_floats, 0.0f);
-  }
-  const std::uint64_t seed = st.settings.seed;
-  const auto epoch = static_cast<std::uint64_t>(st.epochs);
+                          : 0;
+  st.stream_shuffler.begin(capacity, st.settings.seed, static_cast<std::uint64_t>(st.epochs));
 
   st.epoch_metrics = {};
   double loss_sum = 0.0;
@@ -537,48 +488,17 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
                 st.batch_targets.data() + static_cast<std::ptrdiff_t>(in_batch) * target_width);
     if (++in_batch == batch) flush();
   };
-  float* buffer = st.stream_buffer.data();
-  std::int64_t buffered = 0;
-  std::int64_t incoming = 0;
   Dataset chunk;
   stream.rewind();
   while (stream.next(chunk)) {
     st.check_data(chunk, "train");
-    for (std::int64_t r = 0; r < chunk.rows; ++r, ++incoming) {
-      const float* x = chunk.features.data() + r * inputs;
-      const float* t = chunk.targets.data() + r * target_width;
-      if (!shuffle) {
-        emit(x, t);
-        continue;
-      }
-      float* slot = nullptr;
-      if (buffered < capacity) {
-        slot = buffer + static_cast<std::size_t>(buffered++) * row_floats;
-      } else {
-        const std::uint64_t j = detail::random_bits(seed, detail::RngPurpose::stream_shuffle, epoch,
-                                                    static_cast<std::uint64_t>(incoming)) %
-                                static_cast<std::uint64_t>(capacity);
-        slot = buffer + j * row_floats;
-        emit(slot, slot + inputs);
-      }
-      std::copy_n(x, inputs, slot);
-      std::copy_n(t, target_width, slot + inputs);
+    for (std::int64_t r = 0; r < chunk.rows; ++r) {
+      st.stream_shuffler.push(chunk.features.data() + r * inputs,
+                              chunk.targets.data() + r * target_width, emit);
     }
   }
-  if (incoming == 0) throw Error("train: the stream has no rows");
-  // The rows still buffered leave in a random order.
-  for (std::int64_t i = buffered - 1; i > 0; --i) {
-    const std::uint64_t j = detail::random_bits(seed, detail::RngPurpose::stream_drain, epoch,
-                                                static_cast<std::uint64_t>(i)) %
-                            static_cast<std::uint64_t>(i + 1);
-    std::swap_ranges(buffer + static_cast<std::size_t>(i) * row_floats,
-                     buffer + static_cast<std::size_t>(i + 1) * row_floats,
-                     buffer + j * row_floats);
-  }
-  for (std::int64_t i = 0; i < buffered; ++i) {
-    const float* row = buffer + static_cast<std::size_t>(i) * row_floats;
-    emit(row, row + inputs);
-  }
+  if (st.stream_shuffler.rows_seen() == 0) throw Error("train: the stream has no rows");
+  st.stream_shuffler.drain(emit);
   // As in the in-memory epoch, batch norm skips a last minibatch of one row.
   if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush();
   ++st.epochs;
@@ -596,16 +516,17 @@ double Trainer::last_gradient_norm() const { return state_->gradient_norm; }
 std::vector<std::string> detail::TrainerAccess::optimizer_state_names(const Trainer& trainer) {
   const Trainer::State& state = *trainer.state_;
   if (state.settings.optimizer == Optimizer::adam) return {"exp_avg", "exp_avg_sq"};
-  if (state.optimizer_state.size() == 1) return {"momentum_buffer"};
+  if (state.update.state().size() == 1) return {"momentum_buffer"};
   return {};
 }
 
 std::span<float> detail::TrainerAccess::optimizer_state(Trainer& trainer, int slot) {
   Trainer::State& state = *trainer.state_;
-  if (slot < 0 || slot >= static_cast<int>(state.optimizer_state.size())) {
+  std::vector<detail::AlignedFloats>& slots = state.update.state();
+  if (slot < 0 || slot >= static_cast<int>(slots.size())) {
     throw Error("optimizer state slot " + std::to_string(slot) + " does not exist");
   }
-  return {state.optimizer_state[slot].data(), state.optimizer_state[slot].size()};
+  return {slots[slot].data(), slots[slot].size()};
 }
 
 std::span<const float> detail::TrainerAccess::optimizer_state(const Trainer& trainer, int slot) {
