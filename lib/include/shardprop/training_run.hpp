@@ -135,7 +135,9 @@ class RunCheckpoint {
 // Runs (or, with `resume`, continues) a training run. `metadata` describes the data and the
 // caller's settings; its seed, epochs and run state are filled in for every file written.
 // A resumed run takes its state from the checkpoint, whose model must be settings.spec and
-// whose optimizer that of settings.trainer. Returns the final run state. Throws Error.
+// whose optimizer that of settings.trainer; it consumes the checkpoint (takes its model, frees
+// the file's bytes), so a RunCheckpoint resumes one train_run. Returns the final run state. Throws
+// Error.
 RunState train_run(const RunSettings& settings, RunMetadata metadata, const RunData& data,
                    const RunObserver& observer = {}, RunCheckpoint* resume = nullptr);
 

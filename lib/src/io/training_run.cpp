@@ -86,6 +86,9 @@ void PeriodicCheckpoints::prune() const {
 struct detail::RunCheckpointAccess {
   static Model& model(RunCheckpoint& checkpoint) { return checkpoint.trained_.model; }
   static const SafetensorsFile& file(const RunCheckpoint& checkpoint) { return *checkpoint.file_; }
+  // The file's bytes are needed only until the trainer is restored; a large model should not
+  // hold them for the whole run.
+  static void release_file(RunCheckpoint& checkpoint) { checkpoint.file_.reset(); }
 };
 
 RunCheckpoint::RunCheckpoint(const fs::path& path)
@@ -161,6 +164,7 @@ class Run {
     } else {
       start_restart(r);
     }
+    if (resume_ != nullptr) detail::RunCheckpointAccess::release_file(*resume_);
     tell(observer_.restart_started, r, trainer, resumed);
 
     double final_loss = std::numeric_limits<double>::infinity();
