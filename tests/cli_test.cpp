@@ -428,10 +428,17 @@ TEST_CASE("train --stream reads the file in blocks and learns what loading it le
     CHECK(auto_stream.exit_code == 0);
     CHECK_THAT(auto_stream.out, Contains("streamed"));
   }
-  SECTION("--val-split and --cache need the data in memory: usage errors with --stream") {
-    const Run split = run_cli(f.dir, f.train({"--epochs", "1", "--stream", "--val-split", "0.2"}));
-    CHECK(split.exit_code == 2);
-    CHECK_THAT(split.err, StartsWith("shardprop: error: --val-split") && Contains("--val file"));
+  SECTION("--val-split holds out a seeded share of the streamed rows") {
+    const Run split = run_cli(f.dir, f.train({"--epochs", "2", "--stream", "--val-split", "0.25",
+                                              "--metrics", f.path("split.jsonl")}));
+    CAPTURE(split.out, split.err);
+    CHECK(split.exit_code == 0);
+    CHECK_THAT(split.out, Contains("streamed") && Contains("val accuracy"));
+    // Every epoch has a validation loss (null would mean no validation set).
+    const std::string metrics = read_text(f.dir / "split.jsonl");
+    CHECK_THAT(metrics, Contains("\"val_loss\":") && !Contains("\"val_loss\":null"));
+  }
+  SECTION("--cache keeps data in memory: a usage error with --stream") {
     const Run cache = run_cli(f.dir, f.train({"--epochs", "1", "--stream", "--cache"}));
     CHECK(cache.exit_code == 2);
     CHECK_THAT(cache.err, StartsWith("shardprop: error: --cache") && Contains("--stream"));
@@ -442,8 +449,7 @@ TEST_CASE("train --stream reads the file in blocks and learns what loading it le
   SECTION("and when the file's size chooses streaming, the message says why") {
     const Run split = run_cli(
         f.dir, f.train({"--epochs", "1", "--stream-above-mb", "0.001", "--val-split", "0.2"}));
-    CHECK(split.exit_code == 2);
-    CHECK_THAT(split.err, Contains("--stream-above-mb") && Contains("--val-split"));
+    CHECK(split.exit_code == 0);
     const Run cache =
         run_cli(f.dir, f.train({"--epochs", "1", "--stream-above-mb", "0.001", "--cache"}));
     CHECK(cache.exit_code == 2);
@@ -575,4 +581,23 @@ TEST_CASE("info describes a weights file and rejects a damaged one", "[cli][info
   const Run cut = run_cli(f.dir, {"info", "cut.st"});
   CHECK(cut.exit_code == 1);
   CHECK_THAT(cut.err, Contains("cut.st") && Contains("header length"));
+}
+
+TEST_CASE("train takes leaky_relu from --activation and from --spec, and records its slope",
+          "[cli][spec]") {
+  CliFixture f;
+  const Run flag = run_cli(
+      f.dir, f.train({"--epochs", "1", "--activation", "leaky_relu", "--out", f.path("flag.st")}));
+  CAPTURE(flag.err);
+  REQUIRE(flag.exit_code == 0);
+  CHECK_THAT(shardprop::read_safetensors_metadata(f.dir / "flag.st").at("shardprop.model"),
+             Contains("leaky_relu"));
+  const Run spec =
+      run_cli(f.dir, f.train({"--epochs", "1", "--spec", "dense(8) leaky_relu(0.2) dense(2)",
+                              "--out", f.path("spec.st")}));
+  CAPTURE(spec.err);
+  REQUIRE(spec.exit_code == 0);
+  CHECK_THAT(shardprop::read_safetensors_metadata(f.dir / "spec.st").at("shardprop.model"),
+             Contains("leaky_relu(0.2)"));
+  CHECK(shardprop::load_model(f.dir / "spec.st").spec().layers.size() == 3);
 }

@@ -140,10 +140,6 @@ TrainerSettings trainer_settings(const TrainOptions& o) {
 }
 
 void check_combinations(const TrainOptions& o) {
-  if (o.stream && o.validation_split > 0.0) {
-    throw UsageError(
-        "--val-split holds out rows of data loaded into memory; with --stream give a --val file");
-  }
   if (o.stream && (o.cache || !o.cache_dir.empty())) {
     throw UsageError(
         "--cache keeps a parsed copy of data loaded into memory; --stream reads the file in "

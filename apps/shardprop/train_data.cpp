@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -116,17 +117,12 @@ TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss l
 
 TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss,
                             const StoredDataState& stored) {
-  // With --stream itself these are refused earlier; here the file's size chose streaming.
-  const std::string why = o.data +
-                          " is streamed (larger than --stream-above-mb, by default a "
-                          "quarter of the physical memory)";
-  if (o.validation_split > 0.0) {
-    throw UsageError(why + "; --val-split needs the data in memory: give a --val file");
-  }
   if (o.cache || !o.cache_dir.empty()) {
-    throw UsageError(why +
-                     "; --cache keeps a parsed copy of data loaded into memory: leave it "
-                     "out");
+    // With --stream itself this is refused earlier; here the file's size chose streaming.
+    throw UsageError(o.data +
+                     " is streamed (larger than --stream-above-mb, by default a quarter of the "
+                     "physical memory); --cache keeps a parsed copy of data loaded into memory: "
+                     "leave it out");
   }
   TrainingData d;
   // Labels are sorted over the whole file, so a first pass collects them.
@@ -134,21 +130,48 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
   if (loss == Loss::xent) {
     classes = stored.class_names.empty() ? collect_class_names(o.data, csv) : stored.class_names;
   }
-  d.train_stream = std::make_unique<CsvStream>(o.data, csv, classes);
+  auto open = [&](const std::string& file) {
+    auto stream = std::make_unique<CsvStream>(file, csv, classes);
+    CsvStream* csv_stream = stream.get();
+    d.streams.push_back(std::move(stream));
+    return csv_stream;
+  };
+  auto keep = [&](std::unique_ptr<DataStream> stream) {
+    d.streams.push_back(std::move(stream));
+    return d.streams.back().get();
+  };
+  std::vector<CsvStream*> standardized{open(o.data)};
+  d.train_stream = standardized.front();
+  if (!o.validation.empty()) {
+    standardized.push_back(open(o.validation));
+    d.validation_stream = standardized.back();
+  } else if (o.validation_split > 0.0) {
+    // Two readers of the same file, each keeping its side of a row-by-row seeded split.
+    standardized.push_back(open(o.data));
+    d.train_stream = keep(std::make_unique<SplitStream>(*standardized.front(), o.validation_split,
+                                                        o.seed, SplitStream::Part::training));
+    d.validation_stream = keep(std::make_unique<SplitStream>(
+        *standardized.back(), o.validation_split, o.seed, SplitStream::Part::validation));
+  }
   if (!o.no_standardize) {
+    // Fit on the training rows only, then standardize every stream's rows.
     d.standardization =
         stored.standardization ? *stored.standardization : Standardization::fit(*d.train_stream);
-    d.train_stream->set_standardization(d.standardization);
+    for (CsvStream* stream : standardized) stream->set_standardization(d.standardization);
   }
-  if (!d.train_stream->next(d.shape)) throw Error(o.data + ": no data rows");
+  if (!d.train_stream->next(d.shape)) throw Error(o.data + ": no training rows");
   d.train_stream->rewind();
   d.shape.class_names = classes;
-  if (!o.validation.empty()) {
-    d.validation_stream = std::make_unique<CsvStream>(o.validation, csv, classes);
+  if (d.validation_stream != nullptr) {
     Dataset first;
-    if (d.validation_stream->next(first)) check_shape(first, d.shape, o.validation);
+    if (!d.validation_stream->next(first)) {
+      throw Error(o.validation.empty()
+                      ? o.data + ": --val-split " + std::to_string(o.validation_split) +
+                            " held out no row: raise it"
+                      : o.validation + ": no data rows");
+    }
+    check_shape(first, d.shape, o.validation.empty() ? o.data : o.validation);
     d.validation_stream->rewind();
-    if (!d.standardization.empty()) d.validation_stream->set_standardization(d.standardization);
   }
   return d;
 }

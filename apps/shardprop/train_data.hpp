@@ -17,7 +17,11 @@ namespace shardprop::cli {
 struct TrainingData {
   Dataset shape;  // names, feature count, target width, class names (rows: in memory only)
   std::optional<Dataset> train, validation;
-  std::unique_ptr<CsvStream> train_stream, validation_stream;
+  // Streaming: the streams read, in the order made (a split refers to the CSV stream before
+  // it), and which of them train and validate.
+  std::vector<std::unique_ptr<DataStream>> streams;
+  DataStream* train_stream = nullptr;
+  DataStream* validation_stream = nullptr;
   Standardization standardization;
   bool streaming() const { return train_stream != nullptr; }
 };

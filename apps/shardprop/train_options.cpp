@@ -106,8 +106,9 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
       ->check(at_least(1))
       ->capture_default_str()
       ->excludes(spec);
-  cmd->add_option("--activation", o.activation, "Hidden activation")
-      ->check(CLI::IsMember({"sigmoid", "tanh", "relu", "identity"}))
+  cmd->add_option("--activation", o.activation,
+                  "Hidden activation (leaky_relu: slope 0.01; another slope through --spec)")
+      ->check(CLI::IsMember({"sigmoid", "tanh", "relu", "leaky_relu", "identity"}))
       ->capture_default_str()
       ->excludes(spec);
   cmd->add_option("--dropout", o.dropout,
