@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,82 +42,85 @@ shardprop::Dataset make_data(const Case& c) {
   return d;
 }
 
+// The same model and one-thread trainer through each API.
+struct BothApis {
+  shardprop_model* model = nullptr;
+  shardprop_trainer* trainer = nullptr;
+  std::unique_ptr<shardprop::Model> cpp_model;
+  std::unique_ptr<shardprop::Trainer> cpp_trainer;
+
+  explicit BothApis(const Case& c) {
+    shardprop_trainer_settings settings;
+    shardprop_trainer_settings_init(&settings);
+    settings.batch_size = c.batch_size;
+    settings.threads = 1;
+    if (shardprop_model_create(c.layers.c_str(), c.inputs, "xent", 1, &model) != SHARDPROP_OK ||
+        shardprop_trainer_create(model, &settings, &trainer) != SHARDPROP_OK) {
+      return;  // ok() is false; shardprop_last_error() says why
+    }
+    cpp_model = std::make_unique<shardprop::Model>(
+        shardprop::ModelSpec{c.inputs, shardprop::parse_layers(c.layers), shardprop::Loss::xent});
+    cpp_model->initialize(1);
+    shardprop::TrainerSettings cpp_settings;
+    cpp_settings.batch_size = c.batch_size;
+    cpp_settings.threads = 1;
+    cpp_trainer = std::make_unique<shardprop::Trainer>(*cpp_model, cpp_settings);
+  }
+  ~BothApis() {
+    shardprop_trainer_free(trainer);
+    shardprop_model_free(model);
+  }
+  BothApis(const BothApis&) = delete;
+  BothApis& operator=(const BothApis&) = delete;
+  bool ok() const { return trainer != nullptr; }
+};
+
 // Args: 0 = C++ API, 1 = C API. Times one step on the first batch_size rows.
 void BM_ApiStep(benchmark::State& state, const Case& c) {
   const shardprop::Dataset data = make_data(c);
   const auto rows = static_cast<std::size_t>(c.batch_size);
   const std::span<const float> x(data.features.data(), rows * c.inputs);
   const std::span<const float> t(data.targets.data(), rows);
-  shardprop_model* model = nullptr;
-  shardprop_trainer* trainer = nullptr;
-  shardprop_trainer_settings settings;
-  shardprop_trainer_settings_init(&settings);
-  settings.batch_size = c.batch_size;
-  settings.threads = 1;
-  if (shardprop_model_create(c.layers.c_str(), c.inputs, "xent", 1, &model) != SHARDPROP_OK ||
-      shardprop_trainer_create(model, &settings, &trainer) != SHARDPROP_OK) {
+  BothApis apis(c);
+  if (!apis.ok()) {
     state.SkipWithError(shardprop_last_error());
     return;
   }
-  shardprop::ModelSpec spec{c.inputs, shardprop::parse_layers(c.layers), shardprop::Loss::xent};
-  shardprop::Model cpp_model(spec);
-  cpp_model.initialize(1);
-  shardprop::TrainerSettings cpp_settings;
-  cpp_settings.batch_size = c.batch_size;
-  cpp_settings.threads = 1;
-  shardprop::Trainer cpp_trainer(cpp_model, cpp_settings);
   const bool through_c = state.range(0) == 1;
   for (auto _ : state) {
     double loss = 0.0;
     if (through_c) {
-      shardprop_trainer_step(trainer, x.data(), t.data(), c.batch_size, c.inputs, 1, &loss);
+      shardprop_trainer_step(apis.trainer, x.data(), t.data(), c.batch_size, c.inputs, 1, &loss);
     } else {
-      loss = cpp_trainer.step(x, t);
+      loss = apis.cpp_trainer->step(x, t);
     }
     benchmark::DoNotOptimize(loss);
   }
   state.counters["samples"] =
       benchmark::Counter(c.batch_size, benchmark::Counter::kIsIterationInvariantRate);
-  shardprop_trainer_free(trainer);
-  shardprop_model_free(model);
 }
 
 // Args: 0 = C++ API (a Dataset), 1 = C API (caller-owned arrays). One epoch, 1 thread.
 void BM_ApiEpoch(benchmark::State& state, const Case& c) {
   const shardprop::Dataset data = make_data(c);
-  shardprop_model* model = nullptr;
-  shardprop_trainer* trainer = nullptr;
-  shardprop_trainer_settings settings;
-  shardprop_trainer_settings_init(&settings);
-  settings.batch_size = c.batch_size;
-  settings.threads = 1;
-  if (shardprop_model_create(c.layers.c_str(), c.inputs, "xent", 1, &model) != SHARDPROP_OK ||
-      shardprop_trainer_create(model, &settings, &trainer) != SHARDPROP_OK) {
+  BothApis apis(c);
+  if (!apis.ok()) {
     state.SkipWithError(shardprop_last_error());
     return;
   }
-  shardprop::ModelSpec spec{c.inputs, shardprop::parse_layers(c.layers), shardprop::Loss::xent};
-  shardprop::Model cpp_model(spec);
-  cpp_model.initialize(1);
-  shardprop::TrainerSettings cpp_settings;
-  cpp_settings.batch_size = c.batch_size;
-  cpp_settings.threads = 1;
-  shardprop::Trainer cpp_trainer(cpp_model, cpp_settings);
   const bool through_c = state.range(0) == 1;
   for (auto _ : state) {
     if (through_c) {
       shardprop_metrics m;
-      shardprop_trainer_train_epoch(trainer, data.features.data(), data.targets.data(), data.rows,
-                                    c.inputs, 1, &m);
+      shardprop_trainer_train_epoch(apis.trainer, data.features.data(), data.targets.data(),
+                                    data.rows, c.inputs, 1, &m);
       benchmark::DoNotOptimize(m);
     } else {
-      benchmark::DoNotOptimize(cpp_trainer.train_epoch(data));
+      benchmark::DoNotOptimize(apis.cpp_trainer->train_epoch(data));
     }
   }
   state.counters["samples"] = benchmark::Counter(static_cast<double>(c.rows),
                                                  benchmark::Counter::kIsIterationInvariantRate);
-  shardprop_trainer_free(trainer);
-  shardprop_model_free(model);
 }
 
 }  // namespace
