@@ -29,6 +29,8 @@ struct RunState {
   int bad_epochs = 0;
 };
 
+// Everything a run records beyond its tensors; each field names the metadata key it is stored
+// under.
 struct RunMetadata {
   // "shardprop.data": the training data as the caller named it (for display; may be empty).
   std::string data_name;
