@@ -2,9 +2,10 @@
 # Installs the Debian 12 packages shardprop needs, only those that are missing (idempotent).
 #   scripts/install-deps.sh            build: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
 #   scripts/install-deps.sh --main     also the Fashion-MNIST package (the README's main job)
-#   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran and clang-format
-#                                      (the test command: tests, benchmark smoke runs, the Fortran
-#                                      example, the formatting check)
+#   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran, clang-format and
+#                                      Open MPI (the test command: tests, benchmark smoke runs,
+#                                      the Fortran example, the formatting check, the MPI tests)
+#   scripts/install-deps.sh --mpi      also Open MPI (training across processes and nodes)
 #   scripts/install-deps.sh --bench    also Google Benchmark (the benchmark binaries)
 #   scripts/install-deps.sh --compare  also PyTorch and pandas, for the benchmark reports only
 set -euo pipefail
@@ -14,10 +15,11 @@ packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev li
 for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;
-    --test) packages+=(catch2 libbenchmark-dev gfortran clang-format) ;;
+    --test) packages+=(catch2 libbenchmark-dev gfortran clang-format libopenmpi-dev openmpi-bin) ;;
+    --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
     --bench) packages+=(libbenchmark-dev) ;;
     --compare) packages+=(python3-torch python3-pandas time) ;;
-    *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test, --bench or --compare)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test, --mpi, --bench or --compare)" >&2; exit 2 ;;
   esac
 done
 
