@@ -86,9 +86,10 @@ struct Standardization {
   std::vector<float> mean;
   std::vector<float> scale;
 
+  // Sums around the first row, exactly: the result does not depend on the thread count.
   static Standardization fit(const Dataset& data);
-  // One pass over a stream (rewound first and afterwards); the same result as fitting the
-  // whole dataset, up to double rounding.
+  // One pass over a stream (rewound first and afterwards), around the first chunk's first row:
+  // bitwise the result of fitting the whole dataset, however the stream chunks it.
   static Standardization fit(DataStream& stream);
   // Throws Error if the feature count differs.
   void apply(Dataset& data) const;

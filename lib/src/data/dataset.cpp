@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "base/rng.hpp"
+#include "data/feature_moments.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
@@ -55,82 +57,37 @@ int Dataset::class_count() const {
   return static_cast<int>(*std::max_element(targets.begin(), targets.end())) + 1;
 }
 
-namespace {
-
-// Per-feature count, mean and M2 = Σ(x − mean)², merged chunk by chunk with Chan's formula.
-struct FeatureMoments {
-  double count = 0.0;
-  std::vector<double> mean, m2;
-
-  void add(const Dataset& data) {
-    const std::size_t n = static_cast<std::size_t>(data.feature_count);
-    if (mean.empty()) {
-      mean.assign(n, 0.0);
-      m2.assign(n, 0.0);
-    }
-    if (data.rows == 0) return;
-    // Two passes in double within the chunk: a large offset with a small spread keeps its digits.
-    std::vector<double> chunk_mean(n, 0.0), chunk_m2(n, 0.0);
-    for (std::int64_t r = 0; r < data.rows; ++r) {
-      const float* x = data.features.data() + r * data.feature_count;
-      for (std::size_t j = 0; j < n; ++j) chunk_mean[j] += x[j];
-    }
-    const double rows = static_cast<double>(data.rows);
-    for (double& m : chunk_mean) m /= rows;
-    for (std::int64_t r = 0; r < data.rows; ++r) {
-      const float* x = data.features.data() + r * data.feature_count;
-      for (std::size_t j = 0; j < n; ++j) {
-        const double d = x[j] - chunk_mean[j];
-        chunk_m2[j] += d * d;
-      }
-    }
-    const double total = count + rows;
-    for (std::size_t j = 0; j < n; ++j) {
-      const double delta = chunk_mean[j] - mean[j];
-      mean[j] += delta * (rows / total);
-      m2[j] += chunk_m2[j] + delta * delta * (count * rows / total);
-    }
-    count = total;
-  }
-
-  Standardization result() const {
-    Standardization s;
-    s.mean.resize(mean.size());
-    s.scale.resize(mean.size());
-    for (std::size_t j = 0; j < mean.size(); ++j) {
-      const double deviation = count > 0.0 ? std::sqrt(m2[j] / count) : 0.0;  // population σ
-      s.mean[j] = static_cast<float>(mean[j]);
-      // A constant column stays constant (0 after centring) instead of dividing by zero.
-      s.scale[j] =
-          deviation > 0.0 && std::isfinite(deviation) ? static_cast<float>(deviation) : 1.0f;
-    }
-    return s;
-  }
-};
-
-}  // namespace
-
 Standardization Standardization::fit(const Dataset& data) {
   data.validate();
-  FeatureMoments moments;
+  // The first row as the shift: the streamed fit below takes the same one, and the exact sums
+  // make both the same bits.
+  const std::vector<float> zeros(static_cast<std::size_t>(data.feature_count), 0.0f);
+  detail::FeatureMoments moments(data.rows > 0 ? data.row_features(0) : zeros);
   moments.add(data);
   return moments.result();
 }
 
 Standardization Standardization::fit(DataStream& stream) {
-  FeatureMoments moments;
+  std::optional<detail::FeatureMoments> moments;
+  int feature_count = -1;
   Dataset chunk;
   stream.rewind();
   while (stream.next(chunk)) {
     chunk.validate();
-    if (!moments.mean.empty() &&
-        moments.mean.size() != static_cast<std::size_t>(chunk.feature_count)) {
+    if (feature_count >= 0 && chunk.feature_count != feature_count) {
       throw Error("standardization: the stream's chunks have different feature counts");
     }
-    moments.add(chunk);
+    feature_count = chunk.feature_count;
+    if (chunk.rows == 0) continue;
+    if (!moments) moments.emplace(chunk.row_features(0));
+    moments->add(chunk);
   }
   stream.rewind();
-  return moments.result();
+  if (moments) return moments->result();
+  if (feature_count < 0) return {};
+  // Chunks without rows: what fitting an empty dataset gives.
+  const std::vector<float> zeros(static_cast<std::size_t>(feature_count), 0.0f);
+  return detail::FeatureMoments(zeros).result();
 }
 
 void Standardization::apply(Dataset& data) const {
