@@ -14,6 +14,10 @@
 
 namespace shardprop {
 
+namespace detail {
+struct CsvStreamAccess;  // internal: collect_class_names and streams of one part of a file
+}
+
 class DataStream {
  public:
   virtual ~DataStream();
@@ -52,8 +56,7 @@ class CsvStream final : public DataStream {
   std::size_t peak_bytes() const;
 
  private:
-  friend std::vector<std::string> collect_class_names(const std::filesystem::path& path,
-                                                      const CsvOptions& options);
+  friend struct detail::CsvStreamAccess;
   struct State;
   std::unique_ptr<State> state_;
 };

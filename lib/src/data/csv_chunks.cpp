@@ -107,6 +107,26 @@ std::size_t count_byte(std::string_view text, char byte) {
   return count_two(text.data(), text.size(), byte, byte).first;
 }
 
+QuoteAndNewlineCounts count_quotes_and_newlines(std::string_view text) {
+  const ByteCounts counts = count_two(text.data(), text.size(), '"', '\n');
+  return {counts.first, counts.second};
+}
+
+std::size_t next_record_start(std::string_view text, std::size_t from, std::size_t to,
+                              bool inside_quotes) {
+  while (from < to) {
+    const void* found = std::memchr(text.data() + from, '\n', to - from);
+    if (found == nullptr) return kNoRecordStart;
+    const auto newline = static_cast<std::size_t>(static_cast<const char*>(found) - text.data());
+    if ((count_byte(text.substr(from, newline - from), '"') & 1) != 0) {
+      inside_quotes = !inside_quotes;
+    }
+    if (!inside_quotes) return newline + 1;
+    from = newline + 1;
+  }
+  return kNoRecordStart;
+}
+
 std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_bytes) {
   const std::size_t size = text.size();
   if (size == 0) return {};

@@ -35,4 +35,20 @@ std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_
 // Occurrences of `byte` in text (SSE2 where available).
 std::size_t count_byte(std::string_view text, char byte);
 
+struct QuoteAndNewlineCounts {
+  std::size_t quotes = 0;
+  std::size_t newlines = 0;
+};
+
+// The '"' and '\n' in text, in one pass (SSE2 where available).
+QuoteAndNewlineCounts count_quotes_and_newlines(std::string_view text);
+
+inline constexpr std::size_t kNoRecordStart = static_cast<std::size_t>(-1);
+
+// The offset just past the first '\n' outside quotes in text[from, to), or kNoRecordStart;
+// inside_quotes is the quote state at `from` (by the parity rule above). Reads text[from, ...)
+// only up to that '\n'.
+std::size_t next_record_start(std::string_view text, std::size_t from, std::size_t to,
+                              bool inside_quotes);
+
 }  // namespace shardprop::detail

@@ -162,6 +162,41 @@ FirstRecord read_first_record(std::string_view text, const std::string& file, ch
   return first;
 }
 
+void check_csv_options(const std::string& file, const CsvOptions& options) {
+  const char delimiter = options.delimiter;
+  if (delimiter == '"' || delimiter == '\n' || delimiter == '\r' || delimiter == '\0') {
+    throw Error(file + ": the delimiter cannot be a quote, CR, LF or NUL");
+  }
+  if (options.chunk_bytes == 0) throw Error(file + ": chunk_bytes must be at least 1");
+}
+
+CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const std::string& file,
+                                  const CsvOptions& options) {
+  CsvRecordsRegion region;
+  region.text = bytes;
+  if (region.text.starts_with(kByteOrderMark)) {
+    region.offset = kByteOrderMark.size();
+    region.text.remove_prefix(region.offset);
+  }
+  // Trailing blank lines are dropped; what remains ends with '\n' or at the end of the file,
+  // where the mapping's zero padding follows.
+  const std::size_t end = records_end(region.text, options.delimiter);
+  if (complete) region.text = region.text.substr(0, end);
+  if (end == 0 && complete) {
+    throw Error(file +
+                (options.header ? ": empty file (a header line is required)" : ": empty file"));
+  }
+  const FirstRecord first =
+      read_first_record(region.text, file, options.delimiter, options.header, !options.no_target);
+  region.names = first.fields;
+  if (options.header) {
+    region.begin = first.end;
+  } else {
+    for (std::size_t c = 0; c < region.names.size(); ++c) region.names[c] = std::to_string(c);
+  }
+  return region;
+}
+
 // Which option list a column name comes from, for messages.
 enum class ColumnList { target, ignore, feature };
 

@@ -58,6 +58,23 @@ struct FirstRecord {
 FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
                               bool header, bool needs_target = true);
 
+// Throws Error "FILE: ..." for a delimiter that is a quote, CR, LF or NUL, or chunk_bytes 0.
+void check_csv_options(const std::string& file, const CsvOptions& options);
+
+// Where the records of a file are, and its column names.
+struct CsvRecordsRegion {
+  std::size_t offset = 0;  // of `text` in the file: the byte order mark's size, or 0
+  // The file after any byte order mark, up to records_end when the file was given complete.
+  std::string_view text;
+  std::size_t begin = 0;           // offset in text of the first record (after the header line)
+  std::vector<std::string> names;  // the header's fields, or "0", "1", ... without a header
+};
+
+// `bytes` is the start of a file: all of it when `complete`, else enough to hold the first
+// record whole. Throws Error for an empty file and for a bad header (read_first_record).
+CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const std::string& file,
+                                  const CsvOptions& options);
+
 std::string column_label(std::size_t column, const std::vector<std::string>& names);
 
 // Roles and slots of every column; fills the dataset's names, feature count and target width.

@@ -46,29 +46,27 @@ bool finite_number(const std::string& name, double& value) {
   return result.ec == std::errc() && result.ptr == last && std::isfinite(value);
 }
 
-std::vector<std::string> sorted_names(std::vector<std::string> names) {
+}  // namespace
+
+void sort_class_labels(std::vector<std::string>& names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
   std::vector<double> values(names.size());
   bool numeric = true;
   for (std::size_t i = 0; i < names.size() && numeric; ++i) {
     numeric = finite_number(names[i], values[i]);
   }
-  if (!numeric) {
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  if (!numeric) return;
   std::vector<std::size_t> order(names.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    if (values[a] != values[b]) return values[a] < values[b];
-    return names[a] < names[b];
-  });
+  // Byte order breaks ties between equal values ("1" and "1.0"); names are already in it.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
   std::vector<std::string> sorted;
   sorted.reserve(names.size());
   for (const std::size_t i : order) sorted.push_back(std::move(names[i]));
-  return sorted;
+  names = std::move(sorted);
 }
-
-}  // namespace
 
 std::vector<std::string> assign_class_indices(const char* text, std::span<const LabelText> labels,
                                               float* targets, std::size_t target_stride) {
@@ -96,7 +94,8 @@ std::vector<std::string> assign_class_indices(const char* text, std::span<const 
   for (std::vector<std::string>& names : distinct) {
     for (std::string& name : names) all.insert(std::move(name));
   }
-  std::vector<std::string> names = sorted_names({all.begin(), all.end()});
+  std::vector<std::string> names(all.begin(), all.end());
+  sort_class_labels(names);
 
   std::unordered_map<std::string_view, float, TextHash, std::equal_to<>> index;
   for (std::size_t i = 0; i < names.size(); ++i) index.emplace(names[i], static_cast<float>(i));

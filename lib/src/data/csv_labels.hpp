@@ -19,4 +19,8 @@ namespace shardprop::detail {
 std::vector<std::string> assign_class_indices(const char* text, std::span<const LabelText> labels,
                                               float* targets, std::size_t target_stride);
 
+// Sorts label names into class order, as assign_class_indices orders them, and drops repeats:
+// so the union of the names of several parts of a file, sorted, is the whole file's class order.
+void sort_class_labels(std::vector<std::string>& names);
+
 }  // namespace shardprop::detail

@@ -15,24 +15,12 @@
 #include "data/csv_format.hpp"
 #include "data/csv_labels.hpp"
 #include "data/csv_parser.hpp"
+#include "data/csv_reader.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
 namespace {
-
-using detail::column_label;
-using detail::ColumnRole;
-using detail::CsvFault;
-using detail::CsvLayout;
-using detail::CsvProblem;
-using detail::CsvText;
-using detail::FaultReport;
-using detail::FirstRecord;
-using detail::kByteOrderMark;
-using detail::plan_columns;
-using detail::read_first_record;
-using detail::records_end;
 
 constexpr std::size_t kMaxClasses = std::size_t{1} << 24;  // class indices are exact floats
 
@@ -55,34 +43,12 @@ void resize_zeroed(std::vector<float>& values, std::size_t count) {
 
 }  // namespace
 
-Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options) {
-  const std::string file = path.string();
-  const char delimiter = options.delimiter;
-  if (delimiter == '"' || delimiter == '\n' || delimiter == '\r' || delimiter == '\0') {
-    throw Error(file + ": the delimiter cannot be a quote, CR, LF or NUL");
-  }
-  if (options.chunk_bytes == 0) throw Error(file + ": chunk_bytes must be at least 1");
+namespace detail {
 
-  const detail::MappedFile mapped(path);
-  std::string_view text = mapped.view();
-  if (text.starts_with(kByteOrderMark)) text.remove_prefix(kByteOrderMark.size());
-  // Trailing blank lines are dropped; what remains ends with '\n' or at the end of the file,
-  // where the mapping's zero padding follows.
-  text = text.substr(0, records_end(text, delimiter));
-  if (text.empty()) {
-    throw Error(file +
-                (options.header ? ": empty file (a header line is required)" : ": empty file"));
-  }
-
-  const FirstRecord first =
-      read_first_record(text, file, delimiter, options.header, !options.no_target);
-  std::vector<std::string> names = first.fields;
-  if (!options.header) {
-    for (std::size_t c = 0; c < names.size(); ++c) names[c] = std::to_string(c);
-  }
-  Dataset data;
-  const CsvLayout layout = plan_columns(names, options, file, data);
-  const auto columns = static_cast<std::int64_t>(names.size());
+void read_csv_rows(const std::string& file, const CsvLayout& layout,
+                   const std::vector<std::string>& names, const CsvOptions& options,
+                   const CsvText& text, std::string_view records, const FaultReport& report,
+                   Dataset& data) {
   const auto feature_count = static_cast<std::size_t>(data.feature_count);
   const auto target_width = static_cast<std::size_t>(data.target_width);
   const auto label_column = static_cast<std::size_t>(
@@ -93,34 +59,30 @@ Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options) {
       layout.roles.begin());
   const bool has_labels = label_column < names.size();
 
-  const std::size_t data_begin = options.header ? first.end : 0;
-  const std::string_view records = text.substr(data_begin);
   // Every row's label is written by the parse (no zero fill needed).
-  std::unique_ptr<detail::LabelText[]> labels;
+  std::unique_ptr<LabelText[]> labels;
   std::size_t label_rows = 0;
-  const CsvText csv_text{text.data(), text.data() + text.size()};
-  const FaultReport report(file, text, &names, columns);
-  const std::vector<detail::ParsedChunk> parsed = detail::parse_rows(
-      layout, csv_text, records, options.chunk_bytes, report, [&](std::int64_t rows) {
+  const std::vector<ParsedChunk> parsed =
+      parse_rows(layout, text, records, options.chunk_bytes, report, [&](std::int64_t rows) {
         data.rows = rows;
         resize_zeroed(data.features, static_cast<std::size_t>(rows) * feature_count);
         resize_zeroed(data.targets, static_cast<std::size_t>(rows) * target_width);
         label_rows = has_labels ? static_cast<std::size_t>(rows) : 0;
-        labels = std::make_unique_for_overwrite<detail::LabelText[]>(label_rows);
-        return detail::CsvRowSink{data.features.data(), feature_count, data.targets.data(),
-                                  target_width,         labels.get(),  1};
+        labels = std::make_unique_for_overwrite<LabelText[]>(label_rows);
+        return CsvRowSink{data.features.data(), feature_count, data.targets.data(),
+                          target_width,         labels.get(),  1};
       });
 
   const bool number_or_label =
       has_labels && layout.roles[label_column] == ColumnRole::number_or_label;
-  const bool classes = options.target_kind == TargetKind::classes ||
-                       (number_or_label && std::any_of(parsed.begin(), parsed.end(),
-                                                       [](const detail::ParsedChunk& chunk) {
-                                                         return !chunk.labels_are_numbers;
-                                                       }));
+  const bool classes =
+      options.target_kind == TargetKind::classes ||
+      (number_or_label && std::any_of(parsed.begin(), parsed.end(), [](const ParsedChunk& chunk) {
+         return !chunk.labels_are_numbers;
+       }));
   if (classes) {
-    data.class_names = detail::assign_class_indices(text.data(), {labels.get(), label_rows},
-                                                    data.targets.data(), target_width);
+    data.class_names = assign_class_indices(text.begin, {labels.get(), label_rows},
+                                            data.targets.data(), target_width);
     if (data.class_names.size() > kMaxClasses) {
       throw Error(file + ": " + std::to_string(data.class_names.size()) +
                   " distinct class labels in " + column_label(label_column, names) + "; at most " +
@@ -128,10 +90,28 @@ Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options) {
     }
   } else if (number_or_label) {
     // A numeric target column: its nan, inf or overflowing values are errors after all.
-    for (const detail::ParsedChunk& chunk : parsed) {
+    for (const ParsedChunk& chunk : parsed) {
       if (chunk.has_non_finite_label) throw Error(report.message(chunk.non_finite_label));
     }
   }
+}
+
+}  // namespace detail
+
+Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options) {
+  const std::string file = path.string();
+  detail::check_csv_options(file, options);
+  const detail::MappedFile mapped(path);
+  const detail::CsvRecordsRegion region =
+      detail::find_csv_records(mapped.view(), true, file, options);
+  Dataset data;
+  const detail::CsvLayout layout = detail::plan_columns(region.names, options, file, data);
+  const std::string_view text = region.text;
+  const detail::FaultReport report(file, text, &region.names,
+                                   static_cast<std::int64_t>(region.names.size()));
+  detail::read_csv_rows(file, layout, region.names, options,
+                        {text.data(), text.data() + text.size()}, text.substr(region.begin), report,
+                        data);
   return data;
 }
 

@@ -1,13 +1,15 @@
 // CsvStream: a CSV file read block by block. Each block is cut after its last complete record
 // (quotes respected), parsed in parallel like read_csv, and the rest moves to the front of the
 // buffer for the next block. Memory held: the block buffer (block_bytes, grown only to fit one
-// record longer than it) and the parsed rows of one block.
+// record longer than it) and the parsed rows of one block. A stream of one part of a file
+// (csv_part.hpp) starts reading just before its nominal range and stops after its last record.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -18,6 +20,7 @@
 #include "data/csv_format.hpp"
 #include "data/csv_labels.hpp"
 #include "data/csv_parser.hpp"
+#include "data/csv_part.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/error.hpp"
 
@@ -70,8 +73,17 @@ struct CsvStream::State {
   std::size_t begin = 0;
   std::size_t end = 0;
   bool eof = false;
-  std::int64_t lines_before = 0;  // lines of the file before buffer[begin]
-  bool started = false;           // header read
+  std::int64_t lines_before = 0;    // lines of the file before buffer[0]
+  std::uint64_t buffer_offset = 0;  // of buffer[0] in the file
+  bool started = false;             // header read
+
+  // Streaming one part of the file: reading stops at the end of the records, and the stream
+  // ends with the part's last record.
+  bool is_part = false;
+  detail::CsvPartRange part;
+  detail::CsvPartScan before;
+  std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();  // file offset reads stop at
+  bool part_done = false;
 
   std::vector<std::string> names;
   detail::CsvLayout layout;
@@ -93,7 +105,9 @@ struct CsvStream::State {
     begin = end = 0;
     eof = false;
     lines_before = 0;
+    buffer_offset = 0;
     started = false;
+    part_done = false;
   }
 
   // Moves the unparsed bytes to the front and reads until the buffer holds `want` bytes or the
@@ -104,11 +118,18 @@ struct CsvStream::State {
           detail::count_byte(std::string_view(buffer.data(), begin), '\n'));
       std::memmove(buffer.data(), buffer.data() + begin, end - begin);
       end -= begin;
+      buffer_offset += begin;
       begin = 0;
     }
     if (buffer.size() < want + kPadding) buffer.resize(want + kPadding);
     while (!eof && end < want) {
-      const ssize_t n = ::read(fd, buffer.data() + end, want - end);
+      const std::uint64_t left = limit - (buffer_offset + end);
+      if (left == 0) {
+        eof = true;
+        break;
+      }
+      const ssize_t n = ::read(fd, buffer.data() + end,
+                               static_cast<std::size_t>(std::min<std::uint64_t>(want - end, left)));
       if (n < 0) {
         if (errno == EINTR) continue;
         throw Error(file + ": cannot read: " + std::strerror(errno));
@@ -125,53 +146,104 @@ struct CsvStream::State {
 
   // The header and the column plan, from the first block.
   void start() {
+    if (is_part) {
+      plan(part.names);
+      start_part();
+      started = true;
+      return;
+    }
     std::size_t want = block_bytes;
     for (;;) {
       fill(want);
-      std::string_view text(buffer.data(), end);
-      const std::size_t bom = text.starts_with(detail::kByteOrderMark) ? 3 : 0;
-      text.remove_prefix(bom);
-      const std::size_t records = detail::records_end(text, options.delimiter);
-      if (records == 0 && eof) {
-        throw Error(file +
-                    (options.header ? ": empty file (a header line is required)" : ": empty file"));
-      }
+      const std::string_view bytes(buffer.data(), end);
       // The first record must be complete (or the file ends) before it is read.
-      if (!eof && last_record_end(text) == 0) {
+      if (!eof && last_record_end(bytes) == 0) {
         want *= 2;
         continue;
       }
-      const detail::FirstRecord first =
-          detail::read_first_record(text.substr(0, eof ? records : text.size()), file,
-                                    options.delimiter, options.header, !options.no_target);
-      names = first.fields;
-      if (!options.header) {
-        for (std::size_t c = 0; c < names.size(); ++c) names[c] = std::to_string(c);
-      }
-      shape = Dataset{};
-      CsvOptions plan = options;
-      if (plan.target_kind == TargetKind::automatic) {
-        plan.target_kind =
-            class_names.empty() && !collect_labels ? TargetKind::numeric : TargetKind::classes;
-      }
-      layout = detail::plan_columns(names, plan, file, shape);
-      const auto label = std::find(layout.roles.begin(), layout.roles.end(), ColumnRole::label);
-      has_labels = label != layout.roles.end();
-      label_column = static_cast<std::int64_t>(label - layout.roles.begin());
-      if (has_labels && class_names.empty() && !collect_labels) {
-        throw Error(file +
-                    ": streaming class labels needs the class names up front "
-                    "(collect_class_names makes them in one pass)");
-      }
-      begin = bom + (options.header ? first.end : 0);
+      const detail::CsvRecordsRegion region = detail::find_csv_records(bytes, eof, file, options);
+      plan(region.names);
+      begin = region.offset + region.begin;
       started = true;
       return;
     }
   }
 
+  void plan(std::vector<std::string> column_names) {
+    names = std::move(column_names);
+    shape = Dataset{};
+    CsvOptions plan = options;
+    if (plan.target_kind == TargetKind::automatic) {
+      plan.target_kind =
+          class_names.empty() && !collect_labels ? TargetKind::numeric : TargetKind::classes;
+    }
+    layout = detail::plan_columns(names, plan, file, shape);
+    const auto label = std::find(layout.roles.begin(), layout.roles.end(), ColumnRole::label);
+    has_labels = label != layout.roles.end();
+    label_column = static_cast<std::int64_t>(label - layout.roles.begin());
+    if (has_labels && class_names.empty() && !collect_labels) {
+      throw Error(file +
+                  ": streaming class labels needs the class names up front "
+                  "(collect_class_names makes them in one pass)");
+    }
+  }
+
+  // Finds the part's first record: the first record start at or after its nominal begin.
+  // Reading starts one byte early, as a '\n' there makes the begin itself a record start.
+  void start_part() {
+    const bool at_records_begin = part.begin == part.records_begin;
+    const std::uint64_t origin = at_records_begin ? part.begin : part.begin - 1;
+    if (::lseek(fd, static_cast<off_t>(origin), SEEK_SET) < 0) {
+      throw Error(file + ": cannot read: " + std::strerror(errno));
+    }
+    buffer_offset = origin;
+    limit = part.records_end;
+    lines_before = part.header_lines + static_cast<std::int64_t>(before.newlines);
+    if (part.begin == part.end) {
+      part_done = true;
+      return;
+    }
+    if (at_records_begin) return;
+    // A record start in [begin, end) follows a '\n' in [begin - 1, end - 1).
+    const std::uint64_t search_end = part.end - 1 - origin;
+    std::size_t want = block_bytes;
+    for (;;) {
+      fill(want);
+      const std::size_t to = static_cast<std::size_t>(std::min<std::uint64_t>(end, search_end));
+      const bool inside_quotes = ((before.quotes - (buffer[0] == '"' ? 1 : 0)) & 1) != 0;
+      const std::size_t first =
+          detail::next_record_start({buffer.data(), end}, 0, to, inside_quotes);
+      if (first != detail::kNoRecordStart) {
+        if (buffer[0] == '\n') --lines_before;  // before.newlines counted it
+        begin = first;
+        return;
+      }
+      if (to == search_end || eof) {
+        part_done = true;
+        return;
+      }
+      want = std::max(want * 2, end + block_bytes);  // a record longer than the block
+    }
+  }
+
+  // The cut of a part's block moves back to the part's end when the block holds it: the first
+  // record start at or after the nominal end. text[0] is a record of the part.
+  std::size_t part_cut(std::string_view text, std::size_t cut) {
+    const std::uint64_t from = part.end - 1 - buffer_offset;
+    if (from >= text.size()) return cut;
+    const auto at = static_cast<std::size_t>(from);
+    const bool inside_quotes = (detail::count_byte(text.substr(0, at), '"') & 1) != 0;
+    const std::size_t stop = detail::next_record_start(text, at, text.size(), inside_quotes);
+    // Past the cut, blank lines held back come first (an error the next block reports).
+    if (stop == detail::kNoRecordStart || stop > cut) return cut;
+    part_done = true;
+    return stop;
+  }
+
   bool next(Dataset& chunk) {
     if (fd < 0) open();
     if (!started) start();
+    if (part_done) return false;
     std::size_t want = block_bytes;
     for (;;) {
       fill(want);
@@ -180,6 +252,7 @@ struct CsvStream::State {
       // Blank lines at the end of a block may be the file's trailing blank lines: keep them for
       // the next block, which knows whether records follow.
       if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);
+      if (is_part) cut = part_cut(text, cut);
       if (cut == 0 && eof) return false;
       if (cut == 0) {
         want = std::max(want * 2, end + block_bytes);  // a record longer than the block
@@ -289,19 +362,29 @@ std::vector<std::string> collect_class_names(const std::filesystem::path& path,
   CsvOptions labels = options;
   labels.target_kind = TargetKind::classes;
   CsvStream stream(path, labels);
+  return detail::CsvStreamAccess::collect_class_names(stream);
+}
+
+namespace detail {
+
+void CsvStreamAccess::restrict_to_part(CsvStream& stream, CsvPartRange range, CsvPartScan before) {
+  CsvStream::State& s = *stream.state_;
+  s.is_part = true;
+  s.part = std::move(range);
+  s.before = before;
+}
+
+std::vector<std::string> CsvStreamAccess::collect_class_names(CsvStream& stream) {
   stream.state_->collect_labels = true;
   Dataset chunk;
   while (stream.next(chunk)) {
   }
-  // Sort as read_csv does: put the distinct labels in one text and let the same code order them.
-  std::string text;
-  std::vector<detail::LabelText> spans;
-  for (const std::string& label : stream.state_->seen_labels) {
-    spans.push_back({text.size(), static_cast<std::uint64_t>(label.size()) << 1});
-    text += label;
-  }
-  std::vector<float> indices(spans.size());
-  return detail::assign_class_indices(text.data(), spans, indices.data(), 1);
+  const std::set<std::string>& seen = stream.state_->seen_labels;
+  std::vector<std::string> names(seen.begin(), seen.end());
+  sort_class_labels(names);
+  return names;
 }
+
+}  // namespace detail
 
 }  // namespace shardprop
