@@ -42,6 +42,11 @@ string(REGEX REPLACE "/$" "" shardprop_pc_to_prefix "${shardprop_pc_to_prefix}")
 set(shardprop_pc_prefix "\${pcfiledir}/${shardprop_pc_to_prefix}")
 set(shardprop_pc_libdir "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
 set(shardprop_pc_includedir "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+# Built with MPI: static linking needs it too (Debian's Open MPI ships mpi-c.pc).
+set(shardprop_pc_mpi "")
+if(SHARDPROP_WITH_MPI)
+  set(shardprop_pc_mpi " mpi-c")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/shardprop.pc.in ${PROJECT_BINARY_DIR}/shardprop.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/shardprop.pc DESTINATION ${shardprop_pc_dir}
         COMPONENT development)

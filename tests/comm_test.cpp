@@ -1,6 +1,6 @@
-// The communicator (train/comm.hpp) as the trainer sees it: one process is rank 0 of 1, and
+// The communicator (base/communicator.hpp) as the trainer sees it: one process is rank 0 of 1, and
 // allgather hands back exactly what was given, so combining through it changes no bits.
-#include "train/comm.hpp"
+#include "base/communicator.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +14,6 @@ TEST_CASE("a single process is rank 0 of 1 and its allgather returns its own val
   CHECK(comm.size() == 1);
   const std::vector<double> local{1.5, -0.0, std::numeric_limits<double>::denorm_min(), 1e300};
   std::vector<double> all(local.size() * static_cast<std::size_t>(comm.size()), 42.0);
-  comm.allgather(local, all);
+  comm.allgather(std::span<const double>(local), std::span<double>(all));
   CHECK(std::memcmp(all.data(), local.data(), local.size() * sizeof(double)) == 0);
 }

@@ -8,9 +8,9 @@
 #include <span>
 #include <vector>
 
+#include "base/communicator.hpp"
 #include "nn/batch_norm_sync.hpp"
 #include "nn/network.hpp"
-#include "train/comm.hpp"
 
 namespace shardprop::detail {
 
