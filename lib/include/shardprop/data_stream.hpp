@@ -73,18 +73,26 @@ class SplitStream final : public DataStream {
  public:
   enum class Part { training, validation };
 
-  // Throws Error unless fraction is in (0, 1).
-  SplitStream(DataStream& source, double fraction, std::uint64_t seed, Part part);
+  // Throws Error unless fraction is in (0, 1). first_row: the index of the source's first row
+  // in the whole (a rank's part of a file starts further in), so that the split is the whole's.
+  SplitStream(DataStream& source, double fraction, std::uint64_t seed, Part part,
+              std::int64_t first_row = 0);
 
   void rewind() override;
   bool next(Dataset& chunk) override;
+
+  // Whether row `row` of the whole belongs to this part, and how many of rows [first,
+  // first + rows) do: the split is known from the row numbers alone, without reading.
+  bool holds(std::int64_t row) const;
+  std::int64_t count(std::int64_t first, std::int64_t rows) const;
 
  private:
   DataStream& source_;
   std::uint64_t threshold_;
   std::uint64_t seed_;
   Part part_;
-  std::int64_t next_row_ = 0;  // the source's row index of the next row it hands out
+  std::int64_t first_row_;
+  std::int64_t next_row_;  // the whole's row index of the source's next row
   Dataset source_chunk_;
 };
 

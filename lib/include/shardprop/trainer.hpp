@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "shardprop/communicator.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
+#include "shardprop/dataset_part.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop {
@@ -81,12 +83,20 @@ class Trainer {
  public:
   // Validates the settings against the model and sizes every workspace once; throws Error.
   // The model must outlive the trainer.
-  Trainer(Model& model, const TrainerSettings& settings);
+  //
+  // With a communicator of several ranks, every rank constructs its trainer with the same
+  // model and settings, and makes the same calls in the same order (each is collective).
+  // batch_size and shards are global: rank r runs a contiguous group of each minibatch's shards
+  // on the matching rows, and gradients, batch-norm statistics and metrics are combined in
+  // global shard order, so the weights are bitwise those of one process with the same settings.
+  // The shard count must be at least the rank count (automatic: raised to it).
+  Trainer(Model& model, const TrainerSettings& settings, const Communicator& comm = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // One SGD step on a minibatch of 1..batch_size rows (at least 2 with batch norm).
+  // One SGD step on a minibatch of 1..batch_size rows (at least 2 with batch norm); with several
+  // ranks, every rank passes the same whole minibatch and runs its own shards of it.
   // features: [rows, inputs]; targets: [rows, target width] (class indices for xent). Returns
   // the minibatch's mean loss before the update. Batch-norm layers use the statistics of the
   // whole minibatch, however it is sharded, and update their running statistics. No allocation.
@@ -100,19 +110,35 @@ class Trainer {
   // forward pass.
   // Throws Error naming the epoch and step if the loss or the gradient is not finite (the model
   // is unchanged for a non-finite loss; after a non-finite gradient it is not usable).
+  // With several ranks, every rank passes the same whole dataset.
   Metrics train_epoch(const Dataset& data, const ProgressCallback& progress = {});
+  // The same epoch over a dataset spread across the ranks (read_csv_part): the same permutation
+  // of the whole's rows as train_epoch(Dataset) of the whole, each minibatch's rows sent to the
+  // ranks whose shards hold them. Bitwise the weights of train_epoch on the whole dataset.
+  Metrics train_epoch(const DatasetPart& part, const ProgressCallback& progress = {});
 
   // One pass over a stream too large for memory. With shuffle on, rows go through a buffer of
   // K = shuffle_buffer_bytes / row size rows: each incoming row replaces a uniformly drawn
   // buffered row, which joins the minibatch; the rest leave in random order at the end. A
   // pure function of (seed, epoch, row index), whatever the chunking.
   Metrics train_epoch(DataStream& stream, const ProgressCallback& progress = {});
+  // The same epoch over a stream spread across the ranks: the whole's rows pass through one
+  // shuffle buffer exactly as train_epoch(DataStream&) of the whole would pass them (every rank
+  // follows the buffer's row indices; each holds the data of the rows it read), so the weights
+  // are bitwise those of one process streaming the whole. A bad chunk on any rank fails the
+  // epoch on every rank at the next step (CollectiveError).
+  Metrics train_epoch(const StreamPart& part, const ProgressCallback& progress = {});
   // evaluate() over a stream.
   Metrics evaluate(DataStream& stream) const;
+  // evaluate() over a stream spread across the ranks. Collective.
+  Metrics evaluate(const StreamPart& part) const;
 
   // Loss and accuracy/RMSE of the current model on a dataset, in inference mode (batch norm
   // uses its running statistics and does not change them).
   Metrics evaluate(const Dataset& data) const;
+  // evaluate() of a dataset spread across the ranks: each evaluates its rows; the sums are
+  // exact, so the metrics are bitwise those of the whole dataset in one process. Collective.
+  Metrics evaluate(const DatasetPart& part) const;
 
   int shard_count() const;
   int epochs_completed() const;
@@ -123,6 +149,11 @@ class Trainer {
   // weight decay); 0 before the first step.
   double last_gradient_norm() const;
   const TrainerSettings& settings() const;
+  const Communicator& communicator() const;
+  // Seconds this rank spent blocked exchanging gradients, and bytes it sent for them, since
+  // construction (0 in one process).
+  double communication_seconds() const;
+  std::uint64_t communication_bytes() const;
 
   // --- Resuming ------------------------------------------------------------------------
   // save_checkpoint and load_training_state (checkpoint.hpp) save and restore the optimizer's

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "shardprop/communicator.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/run_metadata.hpp"
 #include "shardprop/trained_model.hpp"
@@ -64,6 +65,11 @@ struct RunSettings {
   int checkpoint_every = 0;              // also a periodic checkpoint every N epochs (0: none)
   std::filesystem::path checkpoint_dir;  // "" : next to out
   int keep = 3;                          // periodic checkpoints kept, the newest
+  // The ranks the run trains on (default: this process alone). Every rank calls train_run with
+  // the same settings; rank 0 alone writes files, and a failed write fails the run on every
+  // rank (CollectiveError). The RunData functions are called on every rank and must be
+  // collective themselves (Trainer::train_epoch and evaluate of a DatasetPart are).
+  Communicator communicator;
 };
 
 // One finished epoch. `evaluation` is what RunData::evaluate returned: early stopping and the

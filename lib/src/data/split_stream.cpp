@@ -22,16 +22,33 @@ std::uint64_t threshold_of(double fraction) {
 
 }  // namespace
 
-SplitStream::SplitStream(DataStream& source, double fraction, std::uint64_t seed, Part part)
-    : source_(source), threshold_(threshold_of(fraction)), seed_(seed), part_(part) {}
+SplitStream::SplitStream(DataStream& source, double fraction, std::uint64_t seed, Part part,
+                         std::int64_t first_row)
+    : source_(source),
+      threshold_(threshold_of(fraction)),
+      seed_(seed),
+      part_(part),
+      first_row_(first_row),
+      next_row_(first_row) {}
+
+bool SplitStream::holds(std::int64_t row) const {
+  const std::uint64_t key =
+      detail::random_bits(seed_, detail::RngPurpose::split, 0, static_cast<std::uint64_t>(row));
+  return (key < threshold_) == (part_ == Part::validation);
+}
+
+std::int64_t SplitStream::count(std::int64_t first, std::int64_t rows) const {
+  std::int64_t n = 0;
+  for (std::int64_t row = first; row < first + rows; ++row) n += holds(row) ? 1 : 0;
+  return n;
+}
 
 void SplitStream::rewind() {
   source_.rewind();
-  next_row_ = 0;
+  next_row_ = first_row_;
 }
 
 bool SplitStream::next(Dataset& chunk) {
-  const bool want_held_out = part_ == Part::validation;
   while (source_.next(source_chunk_)) {
     const Dataset& in = source_chunk_;
     chunk.rows = 0;
@@ -45,9 +62,7 @@ bool SplitStream::next(Dataset& chunk) {
     const auto features = static_cast<std::size_t>(in.feature_count);
     const auto targets = static_cast<std::size_t>(in.target_width);
     for (std::int64_t r = 0; r < in.rows; ++r, ++next_row_) {
-      const std::uint64_t key = detail::random_bits(seed_, detail::RngPurpose::split, 0,
-                                                    static_cast<std::uint64_t>(next_row_));
-      if ((key < threshold_) != want_held_out) continue;
+      if (!holds(next_row_)) continue;
       const auto row = static_cast<std::size_t>(r);
       chunk.features.insert(chunk.features.end(), in.features.begin() + row * features,
                             in.features.begin() + (row + 1) * features);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/agreement.hpp"
 #include "base/rng.hpp"
 #include "io/safetensors_file.hpp"
 #include "shardprop/checkpoint.hpp"
@@ -158,7 +159,7 @@ class Run {
     TrainerSettings trainer_settings = settings_.trainer;
     trainer_settings.seed = restart_seed(settings_.trainer.seed, r);
     Model model = resumed ? resumed_model() : initial_model(trainer_settings.seed);
-    Trainer trainer(model, trainer_settings);
+    Trainer trainer(model, trainer_settings, settings_.communicator);
     if (resumed) {
       restore_trainer(trainer, model);
     } else {
@@ -193,13 +194,16 @@ class Run {
     state_.restarts_done = true;
     state_.restart = state_.best_restart;
     if (settings_.out.empty()) return;
-    const detail::SafetensorsFile file = detail::SafetensorsFile::read(settings_.out);
-    Model best = detail::load_model(file);
-    TrainerSettings trainer_settings = settings_.trainer;
-    trainer_settings.seed = restart_seed(settings_.trainer.seed, state_.best_restart);
-    Trainer trainer(best, trainer_settings);
-    detail::load_training_state(trainer, best, file);
-    save(best, trainer, settings_.out, state_, state_.best_restart);
+    // Rank 0 rewrites the file it wrote; the others only learn whether that worked.
+    on_rank_zero([&] {
+      const detail::SafetensorsFile file = detail::SafetensorsFile::read(settings_.out);
+      Model best = detail::load_model(file);
+      TrainerSettings trainer_settings = settings_.trainer;
+      trainer_settings.seed = restart_seed(settings_.trainer.seed, state_.best_restart);
+      Trainer trainer(best, trainer_settings);
+      detail::load_training_state(trainer, best, file);
+      write(best, trainer, settings_.out, state_, state_.best_restart);
+    });
     tell(observer_.result_written, settings_.out, state_.best_restart);
   }
 
@@ -273,10 +277,12 @@ class Run {
     tell(observer_.epoch_finished, result);
     const int every = settings_.checkpoint_every;
     if (every > 0 && epoch % every == 0 && epoch < settings_.epochs) {
-      periodic_.prepare();
       const fs::path file = periodic_.path(r, epoch);
-      save(model, trainer, file, state_, r);
-      periodic_.prune();
+      on_rank_zero([&] {
+        periodic_.prepare();
+        write(model, trainer, file, state_, r);
+        periodic_.prune();
+      });
       tell(observer_.checkpoint_written, file);
     }
     return result.evaluation.loss;
@@ -294,8 +300,23 @@ class Run {
     if (best && !settings_.out.empty()) save(model, trainer, settings_.out, state_, r);
   }
 
+  // f on rank 0 only; every rank throws if it failed there. Collective.
+  template <class F>
+  void on_rank_zero(F&& f) {
+    detail::Communicator& comm = detail::CommunicatorAccess::of(settings_.communicator);
+    detail::agree(comm, [&] {
+      if (comm.rank() == 0) f();
+    });
+  }
+
+  // A checkpoint of the run, written by rank 0. Collective.
   void save(const Model& model, const Trainer& trainer, const fs::path& path, RunState state,
             int weights_restart) {
+    on_rank_zero([&] { write(model, trainer, path, state, weights_restart); });
+  }
+
+  void write(const Model& model, const Trainer& trainer, const fs::path& path, RunState state,
+             int weights_restart) {
     state.weights_restart = weights_restart;
     metadata_.run = state;
     metadata_.seed = restart_seed(settings_.trainer.seed, weights_restart);

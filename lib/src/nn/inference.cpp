@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "base/blas.hpp"
 #include "nn/network.hpp"
@@ -71,9 +72,10 @@ void check_data(const Network& net, const Dataset& data, std::int64_t first_row,
 }
 
 RowEvaluator::RowEvaluator(const Network& net, std::int64_t first_row, TargetWording wording,
-                           std::string what, RowCallback on_row)
+                           std::string what, RowCallback on_row, std::int64_t grid_origin)
     : net_(net),
       first_row_(first_row),
+      grid_origin_(grid_origin),
       wording_(wording),
       what_(std::move(what)),
       on_row_(std::move(on_row)),
@@ -93,12 +95,15 @@ void RowEvaluator::add(const Dataset& data) {
   const auto in = static_cast<std::size_t>(inputs_);
   const auto tw = static_cast<std::size_t>(target_width_);
   std::int64_t row = 0;
-  // Complete the piece the previous chunk left open.
-  if (pending_rows() > 0) {
-    const std::int64_t take = std::min(kInferenceRows - pending_rows(), data.rows);
+  // Complete the piece the previous chunk left open, or the first piece, which the grid of the
+  // whole's row numbers may cut short.
+  const std::int64_t room =
+      kInferenceRows - (grid_origin_ + rows_ + pending_rows()) % kInferenceRows;
+  if (pending_rows() > 0 || room < kInferenceRows) {
+    const std::int64_t take = std::min(room, data.rows);
     append_pending(data, 0, take);
     row = take;
-    if (pending_rows() == kInferenceRows) finish();
+    if (take == room) finish();
   }
   const std::int64_t whole = (data.rows - row) / kInferenceRows * kInferenceRows;
   if (whole > 0) {
@@ -132,9 +137,13 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
   const auto out = static_cast<std::size_t>(outputs_);
   const auto tw = static_cast<std::size_t>(target_width_);
   const auto n = static_cast<std::size_t>(rows);
+  const auto full = static_cast<std::size_t>(kInferenceRows);
   outputs_buffer_.resize(n * out);
   row_sums_.resize(n);
-  const std::int64_t pieces = (rows + kInferenceRows - 1) / kInferenceRows;
+  // Pieces lie on the grid of the whole's row numbers; the first may start inside a grid cell.
+  const auto lead = static_cast<std::size_t>((grid_origin_ + rows_) % kInferenceRows);
+  const std::size_t first = std::min(n, full - lead);
+  const auto pieces = static_cast<std::int64_t>(1 + (n - first + full - 1) / full);
   const float* params = net_.parameters.data();
   {
     SingleThreadedBlas one_blas_thread;
@@ -142,14 +151,28 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
         tbb::blocked_range<std::int64_t>(0, pieces, 1),
         [&](const tbb::blocked_range<std::int64_t>& range) {
           ShardWorkspace& ws = net_.inference.local(net_);
+          std::vector<float> padded;
           for (std::int64_t piece = range.begin(); piece < range.end(); ++piece) {
-            const auto begin = static_cast<std::size_t>(piece * kInferenceRows);
-            const std::size_t count = std::min<std::size_t>(kInferenceRows, n - begin);
-            const ConstMatrix x{features + begin * in, static_cast<int>(count), inputs_, inputs_};
+            const std::size_t begin = piece == 0 ? 0 : first + (piece - 1) * full;
+            const std::size_t count = piece == 0 ? first : std::min(full, n - begin);
+            const std::size_t at = piece == 0 ? lead : 0;  // the first row's place in its cell
+            // A row's output bits depend on the product's shape and the row's place in it
+            // (BLAS kernels treat edge rows apart), never on the other rows: a cell this piece
+            // fills only in part runs as a whole cell, zeros elsewhere, so each row gets the
+            // bits it gets when the cell is filled, whichever process holds the other rows.
+            const float* x_rows = features + begin * in;
+            if (count < full) {
+              padded.assign(full * in, 0.0f);
+              std::copy_n(x_rows, count * in, padded.data() + at * in);
+              x_rows = padded.data();
+            }
+            const int shape_rows = count < full ? kInferenceRows : static_cast<int>(count);
+            const ConstMatrix x{x_rows, shape_rows, inputs_, inputs_};
             const ConstMatrix y = net_.forward(params, x, ws);
+            const std::size_t skip = count < full ? at : 0;
             for (std::size_t r = 0; r < count; ++r) {
               float* row = outputs_buffer_.data() + (begin + r) * out;
-              std::copy_n(y.row(static_cast<int>(r)), out, row);
+              std::copy_n(y.row(static_cast<int>(skip + r)), out, row);
               const ConstMatrix one{row, 1, outputs_, outputs_};
               row_sums_[begin + r] = metric_sums(net_.spec.loss, one, targets + (begin + r) * tw);
             }

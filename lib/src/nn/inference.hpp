@@ -64,8 +64,11 @@ class RowEvaluator {
  public:
   using RowCallback = std::function<void(const float* y, const float* targets, const MetricSums&)>;
   // first_row: how messages number the first row (Trainer counts from 0, evaluate_model from 1).
+  // grid_origin: the index in the whole of the first row given, when these rows are one rank's
+  // part of a whole: pieces then fall on the whole's grid, so each row's output is the bits a
+  // single process computes.
   RowEvaluator(const Network& net, std::int64_t first_row, TargetWording wording, std::string what,
-               RowCallback on_row);
+               RowCallback on_row, std::int64_t grid_origin = 0);
 
   void add(const Dataset& data);  // checks the whole chunk first; throws Error
   void finish();                  // the rows still waiting
@@ -78,6 +81,7 @@ class RowEvaluator {
 
   const Network& net_;
   std::int64_t first_row_;
+  std::int64_t grid_origin_;
   TargetWording wording_;
   std::string what_;
   RowCallback on_row_;

@@ -17,3 +17,17 @@ int ShardPlan::begin(int shard) const {
 int ShardPlan::size(int shard) const { return rows / shards + (shard < rows % shards ? 1 : 0); }
 
 }  // namespace shardprop::detail
+
+namespace shardprop::detail {
+
+RankShards::RankShards(const ShardPlan& plan, int ranks, int rank) {
+  const int base = plan.shards / ranks;
+  const int extra = plan.shards % ranks;
+  first_shard = rank * base + std::min(rank, extra);
+  shard_count = base + (rank < extra ? 1 : 0);
+  first_row = first_shard < plan.shards ? plan.begin(first_shard) : plan.rows;
+  const int end_shard = first_shard + shard_count;
+  row_count = (end_shard < plan.shards ? plan.begin(end_shard) : plan.rows) - first_row;
+}
+
+}  // namespace shardprop::detail

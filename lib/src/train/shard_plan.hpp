@@ -14,3 +14,19 @@ struct ShardPlan {
 };
 
 }  // namespace shardprop::detail
+
+namespace shardprop::detail {
+
+// The contiguous group of a plan's shards (and so of its rows) that one rank runs: ranks split
+// the shards as a plan splits rows (the first shards % ranks ranks take one more). A rank past
+// the shard count has none.
+struct RankShards {
+  int first_shard = 0;
+  int shard_count = 0;
+  int first_row = 0;
+  int row_count = 0;
+
+  RankShards(const ShardPlan& plan, int ranks, int rank);
+};
+
+}  // namespace shardprop::detail

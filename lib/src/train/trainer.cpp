@@ -8,21 +8,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <string>
 
+#include "base/agreement.hpp"
 #include "base/blas.hpp"
+#include "base/communicator.hpp"
 #include "base/rng.hpp"
+#include "nn/exact_metric_sums.hpp"
 #include "nn/inference.hpp"
 #include "nn/loss.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
 #include "train/batch_norm_combine.hpp"
-#include "train/comm.hpp"
 #include "train/gradient_buffer.hpp"
+#include "train/gradient_exchange.hpp"
 #include "train/parameter_update.hpp"
+#include "train/row_exchange.hpp"
 #include "train/shard_plan.hpp"
+#include "train/shard_values.hpp"
+#include "train/shared_stream_shuffle.hpp"
 #include "train/stream_shuffler.hpp"
 #include "train/trainer_access.hpp"
 
@@ -122,60 +129,113 @@ int default_shard_count(const ModelSpec& spec, int batch_size) {
   return std::clamp(std::min(by_rows, by_work), 1, kMaxDefaultShards);
 }
 
+namespace {
+
+// The shard count: the setting, or the automatic one raised to the rank count (the one case
+// where the rank count changes results: see docs/distributed.md).
+int shard_count_for(const Model& model, const TrainerSettings& s, int ranks) {
+  if (s.batch_size < ranks) {
+    throw Error("trainer settings: a batch of " + std::to_string(s.batch_size) +
+                " rows cannot be split over " + std::to_string(ranks) +
+                " ranks: every rank needs at least one row");
+  }
+  if (s.shards > 0) {
+    if (s.shards < ranks) {
+      throw Error("trainer settings: " + std::to_string(s.shards) + " shards cannot keep " +
+                  std::to_string(ranks) + " ranks busy: every rank needs at least one shard");
+    }
+    return s.shards;
+  }
+  return std::max(default_shard_count(model.spec(), s.batch_size), ranks);
+}
+
+// Values a step gathers per shard: its loss and its five metric sums.
+constexpr std::size_t kShardValues = 6;
+
+}  // namespace
+
 struct Trainer::State {
   Model& model;
   const detail::Network& net;
   TrainerSettings settings;
+  Communicator communicator;
+  detail::Communicator& comm;
+  int ranks, rank;
   int shards;
+  int max_local_shards;  // the largest group a rank runs in a full minibatch
   int target_width;
   bool parallel;
   mutable std::optional<tbb::task_arena> arena;  // execute() is not const; the arena is a resource
-  std::vector<detail::ShardWorkspace> workspaces;
+  std::vector<detail::ShardWorkspace> workspaces;  // this rank's shards, in order
   detail::GradientBuffers gradients;
   detail::ParameterUpdate update;
-  detail::LocalCommunicator comm;
   detail::BatchNormCombine batch_norm_combine;
+  detail::ShardValues shard_values;
+  std::optional<detail::GradientExchange> gradient_exchange;  // several ranks only
+  detail::RowExchange row_exchange;
   // Epoch state: the row order and the gathered minibatch for shuffled epochs.
   std::vector<std::int64_t> order;
   detail::AlignedFloats batch_features, batch_targets;
   detail::StreamShuffler stream_shuffler;
+  // Streams spread over ranks: the shared shuffle, the rows of the minibatch being assembled
+  // (the whole's indices) and, for those this rank holds, their data by position.
+  detail::SharedStreamShuffle shared_shuffle;
+  std::vector<std::int64_t> batch_rows;
+  std::vector<float> staged;
   int epochs = 0;
   std::int64_t steps = 0;
   double gradient_norm = 0.0;
-  // Accuracy and error sums of each shard's training outputs in the current step, and their
-  // running total over the epoch (added in step order, shards in shard order).
-  std::vector<detail::MetricSums> shard_metrics;
+  // The running total over the epoch of the shards' accuracy and error sums (added in step
+  // order, shards in global shard order).
   detail::MetricSums epoch_metrics;
   // Batch-norm running statistics and counters as they were before the step: the forward pass
   // updates them before the loss is known, and a step with a non-finite loss must not.
   detail::AlignedFloats running_backup;
   std::vector<std::int64_t> counter_backup;
 
-  State(Model& m, const TrainerSettings& s)
+  State(Model& m, const TrainerSettings& s, const Communicator& c)
       : model(m),
         net(detail::network_of(m)),
         settings(s),
-        shards(s.shards > 0 ? s.shards : default_shard_count(m.spec(), s.batch_size)),
+        communicator(c),
+        comm(detail::CommunicatorAccess::of(c)),
+        ranks(comm.size()),
+        rank(comm.rank()),
+        shards(shard_count_for(m, s, ranks)),
+        max_local_shards(
+            detail::RankShards(detail::ShardPlan(s.batch_size, shards), ranks, 0).shard_count),
         target_width(detail::target_width(m.spec().loss, m.outputs())),
         parallel(false),
-        gradients(shards, net.parameter_count),
+        gradients(max_local_shards, net.parameter_count),
         update(net.tensors, net.parameter_count, s),
-        batch_norm_combine(net, shards, comm),
-        stream_shuffler(net.spec.inputs, target_width) {
+        batch_norm_combine(net, max_local_shards, comm),
+        shard_values(comm, max_local_shards, kShardValues),
+        row_exchange(comm, net.spec.inputs, target_width),
+        stream_shuffler(net.spec.inputs, target_width),
+        shared_shuffle(net.spec.inputs + target_width) {
+    if (ranks > 1) gradient_exchange.emplace(comm, net.parameter_count);
     if (s.threads > 0) arena.emplace(s.threads);
     const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
     parallel = threads > 1;
     const detail::ShardPlan plan(s.batch_size, shards);
-    for (int shard = 0; shard < shards; ++shard) {
-      workspaces.push_back(net.make_workspace(std::max(1, plan.size(shard))));
+    const detail::RankShards mine(plan, ranks, rank);
+    for (int i = 0; i < mine.shard_count; ++i) {
+      workspaces.push_back(net.make_workspace(plan.size(mine.first_shard + i)));
     }
-    shard_metrics.assign(static_cast<std::size_t>(shards), {});
     for (const TensorInfo& t : net.tensors) {
       if (t.role == TensorRole::running_stat) running_backup.resize(running_backup.size() + t.size);
     }
     counter_backup.assign(net.counter_count, 0);
     batch_features.assign(static_cast<std::size_t>(s.batch_size) * net.spec.inputs, 0.0f);
     batch_targets.assign(static_cast<std::size_t>(s.batch_size) * target_width, 0.0f);
+  }
+
+  template <class Gather>
+  Metrics epoch(std::int64_t total, Gather&& gather, const ProgressCallback& progress);
+
+  // This rank's shards and rows of a minibatch of `rows` rows.
+  detail::RankShards rank_shards(int rows) const {
+    return detail::RankShards(detail::ShardPlan(rows, shards), ranks, rank);
   }
 
   template <class F>
@@ -226,6 +286,19 @@ struct Trainer::State {
     }
   }
 
+  // Runs f(from, to) over blocks of [0, n), in parallel when n is large.
+  void for_each_block(std::size_t n, const std::function<void(std::size_t, std::size_t)>& f) {
+    constexpr std::size_t kBlock = std::size_t{16} * 1024;
+    if (!parallel || n < 2 * kBlock) {
+      f(0, n);
+      return;
+    }
+    run([&] {
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, kBlock),
+                        [&](const tbb::blocked_range<std::size_t>& r) { f(r.begin(), r.end()); });
+    });
+  }
+
   [[noreturn]] void fail_not_finite(const char* what) const {
     throw Error("epoch " + std::to_string(epochs + 1) + ", step " + std::to_string(steps + 1) +
                 ": the " + what +
@@ -256,75 +329,99 @@ struct Trainer::State {
     }
   }
 
-  // Accuracy and error sums of a shard's training-mode outputs, which the loss phase leaves in
-  // the last layer's buffer (backward writes only deltas and gradients).
-  detail::MetricSums output_metrics(const detail::ShardWorkspace& ws) const {
-    const int outputs = net.outputs();
-    const detail::ConstMatrix y{ws.outputs.back().data(), ws.x.rows, outputs, outputs};
-    return detail::metric_sums(net.spec.loss, y, ws.targets);
-  }
-
-  // The step proper, on validated input.
+  // The step proper, on validated input: a minibatch of `rows` rows of which features and
+  // targets hold this rank's (rank_shards(rows)), in order.
   double step(const float* features, const float* targets, int rows) {
     const detail::ShardPlan plan(rows, shards);
+    const detail::RankShards mine(plan, ranks, rank);
+    const int local = mine.shard_count;
     const int inputs = net.spec.inputs;
     const float* params = net.parameters.data();
     const float scale = 1.0f / static_cast<float>(rows);
     detail::SingleThreadedBlas one_blas_thread;
     copy_running_statistics(/*restore=*/false);
 
-    for (int s = 0; s < plan.shards; ++s) {
-      const int begin = plan.begin(s);
-      const detail::ConstMatrix x{features + static_cast<std::ptrdiff_t>(begin) * inputs,
-                                  plan.size(s), inputs, inputs};
-      net.begin_pass(workspaces[s], x, targets + static_cast<std::ptrdiff_t>(begin) * target_width,
-                     scale, {settings.seed, static_cast<std::uint64_t>(steps), begin});
+    for (int i = 0; i < local; ++i) {
+      const int begin = plan.begin(mine.first_shard + i);
+      const std::ptrdiff_t at = begin - mine.first_row;
+      const detail::ConstMatrix x{features + at * inputs, plan.size(mine.first_shard + i), inputs,
+                                  inputs};
+      net.begin_pass(workspaces[i], x, targets + at * target_width, scale,
+                     {settings.seed, static_cast<std::uint64_t>(steps), begin});
     }
     // One parallel region per phase; without batch norm that is the whole pass.
     const int phases = net.phase_count();
     const int loss_phase = static_cast<int>(net.batch_norms.size());
     for (int phase = 0; phase < phases; ++phase) {
-      auto run_shard = [&](int s) {
-        net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[s], gradients.shard(s));
-        if (phase == loss_phase) shard_metrics[s] = output_metrics(workspaces[s]);
+      auto run_shard = [&](int i) {
+        net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[i], gradients.shard(i));
+        if (phase == loss_phase) record_shard_values(i);
       };
-      if (parallel && plan.shards > 1) {
+      if (parallel && local > 1) {
         run([&] {
           tbb::parallel_for(
-              tbb::blocked_range<int>(0, plan.shards, 1),
+              tbb::blocked_range<int>(0, local, 1),
               [&](const tbb::blocked_range<int>& r) {
-                for (int s = r.begin(); s < r.end(); ++s) run_shard(s);
+                for (int i = r.begin(); i < r.end(); ++i) run_shard(i);
               },
               tbb::simple_partitioner());
         });
       } else {
-        for (int s = 0; s < plan.shards; ++s) run_shard(s);
+        for (int i = 0; i < local; ++i) run_shard(i);
       }
       if (phase + 1 < phases) {
         batch_norm_combine.after_phase(
-            phase, std::span<const detail::ShardWorkspace>(workspaces.data(), plan.shards),
+            phase, std::span<const detail::ShardWorkspace>(workspaces.data(), local),
             model.parameters().data(), model.counters().data());
       }
     }
+    // Every shard's loss and metrics, added in global shard order on every rank.
+    shard_values.gather(local);
     double loss = 0.0;
-    for (int s = 0; s < plan.shards; ++s) loss += workspaces[s].loss;
+    shard_values.for_each([&](const double* v) { loss += v[0]; });
     if (!std::isfinite(loss)) {
       copy_running_statistics(/*restore=*/true);
       fail_not_finite("loss");
     }
 
-    gradient_norm = update.apply(model.parameters().data(), gradients, plan.shards, learning_rate(),
-                                 steps, [&](auto&& f) { for_each_segment(f); });
+    auto segments = [&](auto&& f) { for_each_segment(f); };
+    if (gradient_exchange) {
+      const detail::GradientBuffers& total = gradient_exchange->sum(
+          gradients, local, [&](std::size_t n, const auto& f) { for_each_block(n, f); });
+      gradient_norm =
+          update.apply(model.parameters().data(), total, 1, learning_rate(), steps, segments);
+    } else {
+      gradient_norm = update.apply(model.parameters().data(), gradients, plan.shards,
+                                   learning_rate(), steps, segments);
+    }
     if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
     ++steps;
-    for (int s = 0; s < plan.shards; ++s) epoch_metrics.add(shard_metrics[s]);  // shard order
+    shard_values.for_each([&](const double* v) {
+      epoch_metrics.add({v[1], v[2], v[3], v[4], v[5]});
+    });
     return loss / rows;
+  }
+
+  // A shard's loss and the accuracy and error sums of its training-mode outputs, which the loss
+  // phase leaves in the last layer's buffer (backward writes only deltas and gradients).
+  void record_shard_values(int i) {
+    const detail::ShardWorkspace& ws = workspaces[i];
+    const int outputs = net.outputs();
+    const detail::ConstMatrix y{ws.outputs.back().data(), ws.x.rows, outputs, outputs};
+    const detail::MetricSums m = detail::metric_sums(net.spec.loss, y, ws.targets);
+    double* v = shard_values.local(i);
+    v[0] = ws.loss;
+    v[1] = m.loss;
+    v[2] = m.correct;
+    v[3] = m.predictions;
+    v[4] = m.squared_error;
+    v[5] = m.outputs;
   }
 };
 
-Trainer::Trainer(Model& model, const TrainerSettings& settings) {
+Trainer::Trainer(Model& model, const TrainerSettings& settings, const Communicator& comm) {
   validate_settings(settings);
-  state_ = std::make_unique<State>(model, settings);
+  state_ = std::make_unique<State>(model, settings, comm);
 }
 
 Trainer::~Trainer() = default;
@@ -355,7 +452,10 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
         "step: a minibatch of 1 row cannot train batch normalization (its batch "
         "variance is undefined); use at least 2 rows");
   }
-  return st.step(features.data(), targets.data(), static_cast<int>(rows));
+  const detail::RankShards mine = st.rank_shards(static_cast<int>(rows));
+  return st.step(features.data() + static_cast<std::ptrdiff_t>(mine.first_row) * inputs,
+                 targets.data() + static_cast<std::ptrdiff_t>(mine.first_row) * st.target_width,
+                 static_cast<int>(rows));
 }
 
 namespace {
@@ -371,94 +471,190 @@ Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
 
 }  // namespace
 
-Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progress) {
-  State& st = *state_;
-  const int inputs = st.net.spec.inputs;
-  st.check_data(data, "train");
-  if (data.rows == 0) throw Error("train: the dataset has no rows");
-
-  st.order.resize(static_cast<std::size_t>(data.rows));
-  std::iota(st.order.begin(), st.order.end(), std::int64_t{0});
-  if (st.settings.shuffle) {
-    // Fisher–Yates driven by (seed, epoch, i): the same permutation on every machine.
-    for (std::int64_t i = data.rows - 1; i > 0; --i) {
-      const std::uint64_t bits = detail::random_bits(st.settings.seed, detail::RngPurpose::shuffle,
-                                                     static_cast<std::uint64_t>(st.epochs), i);
-      std::swap(st.order[i], st.order[bits % static_cast<std::uint64_t>(i + 1)]);
+// One epoch over `total` rows in minibatches of the permutation: gather(begin, rows, mine)
+// fills the batch buffers with this rank's rows of the minibatch order[begin, begin + rows).
+template <class Gather>
+Metrics Trainer::State::epoch(std::int64_t total, Gather&& gather,
+                              const ProgressCallback& progress) {
+  order.resize(static_cast<std::size_t>(total));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  if (settings.shuffle) {
+    // Fisher–Yates driven by (seed, epoch, i): the same permutation on every machine and rank.
+    for (std::int64_t i = total - 1; i > 0; --i) {
+      const std::uint64_t bits = detail::random_bits(settings.seed, detail::RngPurpose::shuffle,
+                                                     static_cast<std::uint64_t>(epochs), i);
+      std::swap(order[i], order[bits % static_cast<std::uint64_t>(i + 1)]);
     }
   }
-
-  st.epoch_metrics = {};
+  epoch_metrics = {};
   double loss_sum = 0.0;
-  const std::int64_t batch = st.settings.batch_size;
+  const std::int64_t batch = settings.batch_size;
   // Batch norm cannot train on one row: a last minibatch of one row is skipped this epoch
   // (with shuffling, a different row each epoch).
-  const std::int64_t usable = !st.net.batch_norms.empty() && data.rows % batch == 1 && data.rows > 1
-                                  ? data.rows - 1
-                                  : data.rows;
+  const std::int64_t usable =
+      !net.batch_norms.empty() && total % batch == 1 && total > 1 ? total - 1 : total;
   for (std::int64_t begin = 0; begin < usable; begin += batch) {
     const int rows = static_cast<int>(std::min(batch, usable - begin));
-    const float* x = data.features.data() + begin * inputs;
-    const float* t = data.targets.data() + begin * st.target_width;
-    if (st.settings.shuffle) {
-      for (int r = 0; r < rows; ++r) {
-        const std::int64_t src = st.order[begin + r];
-        std::copy_n(data.features.data() + src * inputs, inputs,
-                    st.batch_features.data() + static_cast<std::ptrdiff_t>(r) * inputs);
-        std::copy_n(data.targets.data() + src * st.target_width, st.target_width,
-                    st.batch_targets.data() + static_cast<std::ptrdiff_t>(r) * st.target_width);
-      }
-      x = st.batch_features.data();
-      t = st.batch_targets.data();
-    }
-    loss_sum += st.step(x, t, rows) * rows;
+    gather(begin, rows, rank_shards(rows));
+    loss_sum += step(batch_features.data(), batch_targets.data(), rows) * rows;
     if (progress) progress(begin + rows, usable);
   }
-  ++st.epochs;
-  Metrics m = metrics_from(st.epoch_metrics, usable);
-  m.loss = loss_sum / static_cast<double>(usable);  // the steps' own losses, bitwise as before
+  ++epochs;
+  Metrics m = metrics_from(epoch_metrics, usable);
+  m.loss = loss_sum / static_cast<double>(usable);  // the steps' own losses
   return m;
+}
+
+Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progress) {
+  State& st = *state_;
+  const auto inputs = static_cast<std::size_t>(st.net.spec.inputs);
+  const auto width = static_cast<std::size_t>(st.target_width);
+  detail::agree(st.comm, [&] {
+    st.check_data(data, "train");
+    if (data.rows == 0) throw Error("train: the dataset has no rows");
+  });
+  return st.epoch(
+      data.rows,
+      [&](std::int64_t begin, int, const detail::RankShards& mine) {
+        for (int r = 0; r < mine.row_count; ++r) {
+          const std::int64_t src = st.order[begin + mine.first_row + r];
+          std::copy_n(data.features.data() + src * inputs, inputs,
+                      st.batch_features.data() + r * inputs);
+          std::copy_n(data.targets.data() + src * width, width,
+                      st.batch_targets.data() + r * width);
+        }
+      },
+      progress);
+}
+
+Metrics Trainer::train_epoch(const DatasetPart& part, const ProgressCallback& progress) {
+  State& st = *state_;
+  detail::agree(st.comm, [&] {
+    st.check_data(part.rows, "train");
+    if (part.total_rows == 0) throw Error("train: the dataset has no rows");
+  });
+  st.row_exchange.begin_epoch(part.first_row, part.rows.rows, part.total_rows);
+  const auto inputs = static_cast<std::size_t>(st.net.spec.inputs);
+  const auto width = static_cast<std::size_t>(st.target_width);
+  return st.epoch(
+      part.total_rows,
+      [&](std::int64_t begin, int rows, const detail::RankShards&) {
+        const std::span<const std::int64_t> batch = std::span<const std::int64_t>(st.order).subspan(
+            static_cast<std::size_t>(begin), static_cast<std::size_t>(rows));
+        st.row_exchange.gather(
+            batch, detail::ShardPlan(rows, st.shards),
+            [&](int p, float* x, float* t) {
+              const std::int64_t r = batch[p] - part.first_row;
+              std::copy_n(part.rows.features.data() + r * inputs, inputs, x);
+              std::copy_n(part.rows.targets.data() + r * width, width, t);
+            },
+            st.batch_features.data(), st.batch_targets.data());
+      },
+      progress);
 }
 
 namespace {
 
 // Inference-mode sums of a dataset or a stream, through the one evaluation pass evaluate_model
-// uses too (nn/inference.hpp). Rows are numbered from 0 in messages.
+// uses too (nn/inference.hpp), added exactly: the same bits however the rows are split. Rows are
+// numbered from first_row in messages.
 template <class Feed>
-Metrics evaluate_rows(const detail::Network& net, Feed&& feed) {
-  detail::MetricSums total;
-  detail::RowEvaluator rows(net, 0, detail::TargetWording::trainer, "evaluate",
-                            [&](const float*, const float*, const detail::MetricSums& row) {
-                              total.add(row);  // data order: deterministic
-                            });
-  feed(rows);
-  rows.finish();
-  return metrics_from(total, rows.rows());
+detail::ExactMetricSums exact_sums(const detail::Network& net, std::int64_t first_row,
+                                   std::int64_t& rows, Feed&& feed) {
+  detail::ExactMetricSums total;
+  detail::RowEvaluator evaluator(
+      net, first_row, detail::TargetWording::trainer, "evaluate",
+      [&](const float*, const float*, const detail::MetricSums& row) { total.add(row); },
+      first_row);
+  feed(evaluator);
+  evaluator.finish();
+  rows = evaluator.rows();
+  return total;
+}
+
+// Every rank's sums merged (exact: the order does not matter) into the metrics of the whole.
+// Collective.
+Metrics combine_ranks(detail::Communicator& comm, const detail::ExactMetricSums& mine,
+                      std::int64_t rows) {
+  if (comm.size() == 1) return metrics_from(mine.value(), rows);
+  constexpr std::size_t kWords = detail::ExactMetricSums::kSerializedWords;
+  const auto words = mine.serialize();
+  std::vector<std::uint64_t> all(kWords * static_cast<std::size_t>(comm.size()));
+  comm.allgather(std::span<const std::uint64_t>(words), std::span<std::uint64_t>(all));
+  std::int64_t total_rows = 0;
+  for (std::int64_t n : comm.allgather(rows)) total_rows += n;
+  detail::ExactMetricSums total;
+  for (int r = 0; r < comm.size(); ++r) {
+    total.merge(detail::ExactMetricSums::deserialize(std::span<const std::uint64_t, kWords>(
+        all.data() + static_cast<std::size_t>(r) * kWords, kWords)));
+  }
+  return metrics_from(total.value(), total_rows);
 }
 
 }  // namespace
 
 Metrics Trainer::evaluate(const Dataset& data) const {
   Metrics m;
-  state_->run(
-      [&] { m = evaluate_rows(state_->net, [&](detail::RowEvaluator& rows) { rows.add(data); }); });
+  state_->run([&] {
+    std::int64_t rows = 0;
+    const detail::ExactMetricSums sums =
+        exact_sums(state_->net, 0, rows, [&](detail::RowEvaluator& e) { e.add(data); });
+    m = metrics_from(sums.value(), rows);
+  });
   return m;
+}
+
+Metrics Trainer::evaluate(const DatasetPart& part) const {
+  const State& st = *state_;
+  detail::ExactMetricSums sums;
+  std::int64_t rows = 0;
+  detail::agree(st.comm, [&] {
+    st.run([&] {
+      sums = exact_sums(st.net, part.first_row, rows,
+                        [&](detail::RowEvaluator& e) { e.add(part.rows); });
+    });
+  });
+  return combine_ranks(st.comm, sums, rows);
 }
 
 Metrics Trainer::evaluate(DataStream& stream) const {
   Metrics m;
   state_->run([&] {
-    m = evaluate_rows(state_->net, [&](detail::RowEvaluator& rows) {
-      Dataset chunk;
-      stream.rewind();
-      while (stream.next(chunk)) rows.add(chunk);
-    });
+    std::int64_t rows = 0;
+    const detail::ExactMetricSums sums =
+        exact_sums(state_->net, 0, rows, [&](detail::RowEvaluator& e) {
+          Dataset chunk;
+          stream.rewind();
+          while (stream.next(chunk)) e.add(chunk);
+        });
+    m = metrics_from(sums.value(), rows);
   });
   return m;
 }
 
+Metrics Trainer::evaluate(const StreamPart& part) const {
+  const State& st = *state_;
+  if (part.stream == nullptr) throw Error("evaluate: the stream part has no stream");
+  detail::ExactMetricSums sums;
+  std::int64_t rows = 0;
+  detail::agree(st.comm, [&] {
+    st.run([&] {
+      sums = exact_sums(st.net, part.first_row, rows, [&](detail::RowEvaluator& e) {
+        Dataset chunk;
+        part.stream->rewind();
+        while (part.stream->next(chunk)) e.add(chunk);
+      });
+    });
+  });
+  return combine_ranks(st.comm, sums, rows);
+}
+
 Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progress) {
   State& st = *state_;
+  if (st.ranks > 1) {
+    throw Error("train: across " + std::to_string(st.ranks) +
+                " ranks a stream is one rank's part: pass a StreamPart");
+  }
   const int inputs = st.net.spec.inputs;
   const int target_width = st.target_width;
   const std::size_t row_floats = static_cast<std::size_t>(inputs + target_width);
@@ -507,7 +703,108 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
   return m;
 }
 
+Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& progress) {
+  State& st = *state_;
+  if (part.stream == nullptr) throw Error("train: the stream part has no stream");
+  st.row_exchange.begin_epoch(part.first_row, part.rows, part.total_rows);
+  if (part.total_rows == 0) throw CollectiveError("train: the stream has no rows");
+  const auto inputs = static_cast<std::size_t>(st.net.spec.inputs);
+  const auto width = static_cast<std::size_t>(st.target_width);
+  const std::size_t row_floats = inputs + width;
+  const std::int64_t batch = st.settings.batch_size;
+  const std::int64_t capacity =
+      st.settings.shuffle ? std::max<std::int64_t>(
+                                batch, static_cast<std::int64_t>(st.settings.shuffle_buffer_bytes /
+                                                                 (row_floats * sizeof(float))))
+                          : 0;
+  st.shared_shuffle.begin(capacity, st.settings.seed, static_cast<std::uint64_t>(st.epochs),
+                          part.first_row, part.rows);
+  st.staged.resize(static_cast<std::size_t>(batch) * row_floats);
+  st.batch_rows.resize(static_cast<std::size_t>(batch));
+
+  // This rank's rows, read as the shuffle asks for them. A failure is kept, not thrown: the
+  // other ranks learn of it at the next step, and every rank throws then.
+  std::string failure;
+  Dataset chunk;
+  std::int64_t chunk_at = 0, read = 0;
+  auto read_row = [&](float* into) {
+    try {
+      if (!failure.empty()) throw Error(failure);
+      while (chunk_at >= chunk.rows) {
+        if (!part.stream->next(chunk)) {
+          throw Error("train: the stream ended after " + std::to_string(read) + " of its " +
+                      std::to_string(part.rows) + " rows");
+        }
+        detail::check_data(st.net, chunk, part.first_row + read, detail::TargetWording::trainer,
+                           "train");
+        chunk_at = 0;
+      }
+      std::copy_n(chunk.features.data() + chunk_at * static_cast<std::int64_t>(inputs), inputs,
+                  into);
+      std::copy_n(chunk.targets.data() + chunk_at * static_cast<std::int64_t>(width), width,
+                  into + inputs);
+      ++chunk_at;
+      ++read;
+    } catch (const std::exception& e) {
+      if (failure.empty()) failure = e.what();
+      std::fill_n(into, row_floats, 0.0f);
+    }
+  };
+  try {
+    part.stream->rewind();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+
+  st.epoch_metrics = {};
+  double loss_sum = 0.0;
+  std::int64_t used = 0;
+  int in_batch = 0;
+  auto flush = [&] {
+    detail::agree_on_failure(st.comm, failure);
+    const std::span<const std::int64_t> rows(st.batch_rows.data(),
+                                             static_cast<std::size_t>(in_batch));
+    st.row_exchange.gather(
+        rows, detail::ShardPlan(in_batch, st.shards),
+        [&](int p, float* x, float* t) {
+          const float* row = st.staged.data() + static_cast<std::size_t>(p) * row_floats;
+          std::copy_n(row, inputs, x);
+          std::copy_n(row + inputs, width, t);
+        },
+        st.batch_features.data(), st.batch_targets.data());
+    loss_sum += st.step(st.batch_features.data(), st.batch_targets.data(), in_batch) * in_batch;
+    used += in_batch;
+    in_batch = 0;
+    if (progress) progress(used, part.total_rows);
+  };
+  auto emit = [&](std::int64_t row, const float* data) {
+    st.batch_rows[static_cast<std::size_t>(in_batch)] = row;
+    if (data != nullptr) {
+      std::copy_n(data, row_floats,
+                  st.staged.data() + static_cast<std::size_t>(in_batch) * row_floats);
+    }
+    if (++in_batch == batch) flush();
+  };
+  for (std::int64_t row = 0; row < part.total_rows; ++row)
+    st.shared_shuffle.push(row, read_row, emit);
+  st.shared_shuffle.drain(emit);
+  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
+  if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush();
+  detail::agree_on_failure(st.comm, failure);
+  ++st.epochs;
+  Metrics m = metrics_from(st.epoch_metrics, used);
+  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
+  return m;
+}
+
 int Trainer::shard_count() const { return state_->shards; }
+const Communicator& Trainer::communicator() const { return state_->communicator; }
+double Trainer::communication_seconds() const {
+  return state_->gradient_exchange ? state_->gradient_exchange->wait_seconds() : 0.0;
+}
+std::uint64_t Trainer::communication_bytes() const {
+  return state_->gradient_exchange ? state_->gradient_exchange->bytes_sent() : 0;
+}
 int Trainer::epochs_completed() const { return state_->epochs; }
 std::int64_t Trainer::steps_completed() const { return state_->steps; }
 double Trainer::learning_rate() const { return state_->learning_rate(); }

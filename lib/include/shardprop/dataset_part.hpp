@@ -1,0 +1,85 @@
+// A dataset spread over the ranks of a communicator: each rank holds a contiguous run of its
+// rows, in file order, and knows where that run sits in the whole. Trainer::train_epoch and
+// evaluate take a part and exchange rows between ranks as the global minibatches need them, so
+// a rank never holds, or reads, more than its share of the file. With one process, the part
+// is the whole dataset.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "shardprop/communicator.hpp"
+#include "shardprop/data_stream.hpp"
+#include "shardprop/dataset.hpp"
+
+namespace shardprop {
+
+struct DatasetPart {
+  Dataset rows;                 // this rank's rows (names and class names as the whole's)
+  std::int64_t first_row = 0;   // the index of rows' first row in the whole dataset
+  std::int64_t total_rows = 0;  // rows of all ranks
+};
+
+// A streamed part: `stream` hands out, in order, rows first_row .. first_row + rows − 1 of a
+// whole of total_rows rows (ranks hold consecutive runs in rank order). Trainer::train_epoch
+// shuffles the whole through one buffer as a single process would, each rank buffering the rows
+// it read; see open_csv_stream_part.
+struct StreamPart {
+  DataStream* stream = nullptr;
+  std::int64_t first_row = 0;
+  std::int64_t rows = 0;
+  std::int64_t total_rows = 0;
+};
+
+// The whole dataset as the one part of a single process.
+DatasetPart whole_dataset(Dataset data);
+
+// Collective: rank r of P reads only the records that start in its P-th of the file's bytes
+// (after the header), cut at record boundaries; lines in messages count from the start of the
+// file. With TargetKind::classes the labels of all ranks are collected, sorted as read_csv sorts
+// them and indexed alike on every rank (TargetKind::automatic is refused: ranks could disagree).
+// Bad input on any rank throws CollectiveError on every rank, naming that rank, file, line and
+// column.
+DatasetPart read_csv_part(const std::filesystem::path& path, const CsvOptions& options,
+                          const Communicator& comm = {});
+
+// Collective: this rank's part of a CSV file as a stream: the records that start in its share
+// of the bytes, read block by block (same rules and messages as CsvStream). class_names as
+// CsvStream takes them (collect_class_names below gives the whole's).
+std::unique_ptr<CsvStream> open_csv_stream_part(
+    const std::filesystem::path& path, const CsvOptions& options, const Communicator& comm,
+    std::vector<std::string> class_names = {},
+    std::size_t block_bytes = CsvStream::kDefaultBlockBytes);
+
+// Collective: the class labels of the whole file's target column, each rank reading its part
+// in one streaming pass; sorted as read_csv sorts them.
+std::vector<std::string> collect_class_names(const std::filesystem::path& path,
+                                             const CsvOptions& options, const Communicator& comm);
+
+// Collective: one pass over this rank's part stream (rewound before and after) that counts its
+// rows and places them in the whole; with `standardization` not null, the same pass fits the
+// whole's standardization into it, bitwise Standardization::fit(DataStream&) of the whole.
+StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
+                            Standardization* standardization = nullptr);
+
+// Collective: the standardization of the whole dataset, bitwise the same for any number of
+// ranks (and equal to Standardization::fit of the whole).
+Standardization fit_standardization(const DatasetPart& part, const Communicator& comm = {});
+
+// Collective: re-indexes every rank's class targets to `names` (see use_class_names).
+void use_class_names(DatasetPart& part, const std::vector<std::string>& names,
+                     const Communicator& comm = {});
+
+// Collective: a seeded split by row: row i of the whole is held out when a counter-based hash
+// of (seed, i) falls in the lowest `fraction` of its range, the rule SplitStream uses, so the
+// split does not depend on the rank count (about fraction × rows are held out; at least one row
+// and at most all but one). Returns (training, validation) parts.
+std::pair<DatasetPart, DatasetPart> split_validation(const DatasetPart& part, double fraction,
+                                                     std::uint64_t seed,
+                                                     const Communicator& comm = {});
+
+}  // namespace shardprop

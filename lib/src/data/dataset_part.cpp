@@ -1,0 +1,268 @@
+// Datasets spread over ranks: reading a rank's part of a CSV file, and the collective steps that
+// make every rank's part agree with the whole (class labels, standardization, the validation
+// split). Every collective result is a function of the whole dataset, never of the rank count.
+#include "shardprop/dataset_part.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/agreement.hpp"
+#include "base/communicator.hpp"
+#include "base/rng.hpp"
+#include "data/csv_labels.hpp"
+#include "data/csv_part.hpp"
+#include "data/feature_moments.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop {
+namespace {
+
+// Where each rank's rows start, from every rank's row count (collective).
+std::vector<std::int64_t> part_starts(detail::Communicator& comm, std::int64_t rows) {
+  const std::vector<std::int64_t> counts = comm.allgather(rows);
+  std::vector<std::int64_t> starts(counts.size() + 1, 0);
+  std::partial_sum(counts.begin(), counts.end(), starts.begin() + 1);
+  return starts;
+}
+
+Dataset empty_like(const Dataset& data) {
+  Dataset d;
+  d.feature_count = data.feature_count;
+  d.target_width = data.target_width;
+  d.feature_names = data.feature_names;
+  d.target_names = data.target_names;
+  d.class_names = data.class_names;
+  return d;
+}
+
+// Names as one string: each name's length (8 bytes) then its bytes; names may hold any byte.
+std::string encode_names(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) {
+    const std::uint64_t size = name.size();
+    text.append(reinterpret_cast<const char*>(&size), sizeof size);
+    text += name;
+  }
+  return text;
+}
+
+void decode_names(std::string_view text, std::vector<std::string>& into) {
+  while (text.size() >= sizeof(std::uint64_t)) {
+    std::uint64_t size = 0;
+    std::memcpy(&size, text.data(), sizeof size);
+    text.remove_prefix(sizeof size);
+    into.emplace_back(text.substr(0, size));
+    text.remove_prefix(std::min<std::size_t>(size, text.size()));
+  }
+}
+
+void append_row(Dataset& to, const Dataset& from, std::int64_t r) {
+  const auto x = from.row_features(r);
+  const auto t = from.row_targets(r);
+  to.features.insert(to.features.end(), x.begin(), x.end());
+  to.targets.insert(to.targets.end(), t.begin(), t.end());
+  ++to.rows;
+}
+
+// The quotes and line ends in the ranks' byte ranges before this rank's: where its records
+// start, and the line numbers of its messages. Collective.
+detail::CsvPartScan scan_before(const std::filesystem::path& path, const CsvOptions& options,
+                                detail::Communicator& c) {
+  detail::CsvPartScan scan;
+  detail::agree(c, [&] { scan = detail::scan_csv_part(path, options, c.rank(), c.size()); });
+  const std::vector<detail::CsvPartScan> scans = c.allgather(scan);
+  detail::CsvPartScan before;
+  for (int r = 0; r < c.rank(); ++r) {
+    before.quotes += scans[static_cast<std::size_t>(r)].quotes;
+    before.newlines += scans[static_cast<std::size_t>(r)].newlines;
+  }
+  return before;
+}
+
+// Every rank's class labels, sorted as one read of the whole file sorts them. Collective.
+std::vector<std::string> union_of_labels(detail::Communicator& c,
+                                         const std::vector<std::string>& mine) {
+  std::vector<std::string> names;
+  for (const std::string& text : c.allgather_strings(encode_names(mine))) {
+    decode_names(text, names);
+  }
+  detail::sort_class_labels(names);
+  return names;
+}
+
+// The whole's first row, held by the first rank with rows (`first` on the ranks with rows).
+// Collective; throws CollectiveError when no rank has a row.
+std::vector<float> first_row_of_whole(detail::Communicator& c, std::span<const float> first,
+                                      int features) {
+  const std::vector<std::int64_t> has = c.allgather<std::int64_t>(first.empty() ? 0 : 1);
+  const auto holder = std::find(has.begin(), has.end(), 1);
+  if (holder == has.end()) throw CollectiveError("standardization: the dataset has no rows");
+  const int root = static_cast<int>(holder - has.begin());
+  std::vector<float> row(static_cast<std::size_t>(features), 0.0f);
+  if (c.rank() == root) std::copy(first.begin(), first.end(), row.begin());
+  c.broadcast(std::span<float>(row), root);
+  return row;
+}
+
+// The standardization of the ranks' moments merged (exact: in any order, the bits of one pass).
+Standardization merged_result(detail::Communicator& c, const detail::FeatureMoments& moments,
+                              std::span<const float> shift) {
+  if (c.size() == 1) return moments.result();
+  const std::vector<std::uint64_t> mine = moments.serialize();
+  std::vector<std::uint64_t> all(mine.size() * static_cast<std::size_t>(c.size()));
+  c.allgather(std::span<const std::uint64_t>(mine), std::span<std::uint64_t>(all));
+  detail::FeatureMoments total(shift);
+  for (int r = 0; r < c.size(); ++r) {
+    total.merge(detail::FeatureMoments::deserialize(std::span<const std::uint64_t>(all).subspan(
+        static_cast<std::size_t>(r) * mine.size(), mine.size())));
+  }
+  return total.result();
+}
+
+}  // namespace
+
+DatasetPart whole_dataset(Dataset data) {
+  DatasetPart part;
+  part.total_rows = data.rows;
+  part.rows = std::move(data);
+  return part;
+}
+
+DatasetPart read_csv_part(const std::filesystem::path& path, const CsvOptions& options,
+                          const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  const int rank = c.rank(), ranks = c.size();
+  const detail::CsvPartScan before = scan_before(path, options, c);
+  DatasetPart part;
+  detail::agree(
+      c, [&] { part.rows = detail::read_csv_part(path, options, rank, ranks, before).data; });
+  const std::vector<std::int64_t> starts = part_starts(c, part.rows.rows);
+  part.first_row = starts[static_cast<std::size_t>(rank)];
+  part.total_rows = starts.back();
+  if (options.target_kind == TargetKind::classes && !options.no_target && ranks > 1) {
+    use_class_names(part, union_of_labels(c, part.rows.class_names), comm);
+  }
+  return part;
+}
+
+std::unique_ptr<CsvStream> open_csv_stream_part(const std::filesystem::path& path,
+                                                const CsvOptions& options, const Communicator& comm,
+                                                std::vector<std::string> class_names,
+                                                std::size_t block_bytes) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  const detail::CsvPartScan before = scan_before(path, options, c);
+  std::unique_ptr<CsvStream> stream;
+  detail::agree(c, [&] {
+    stream = detail::open_csv_stream_part(path, options, std::move(class_names), block_bytes,
+                                          c.rank(), c.size(), before);
+  });
+  return stream;
+}
+
+std::vector<std::string> collect_class_names(const std::filesystem::path& path,
+                                             const CsvOptions& options, const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  const detail::CsvPartScan before = scan_before(path, options, c);
+  std::vector<std::string> mine;
+  detail::agree(c, [&] {
+    mine = detail::collect_class_names_part(path, options, c.rank(), c.size(), before);
+  });
+  return union_of_labels(c, mine);
+}
+
+StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
+                            Standardization* standardization) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  Dataset chunk;
+  bool any = false;
+  detail::agree(c, [&] {
+    stream.rewind();
+    any = stream.next(chunk);
+  });
+  std::optional<detail::FeatureMoments> moments;
+  std::vector<float> shift;
+  if (standardization != nullptr) {
+    // A rank without rows learns the feature count from the others.
+    const std::vector<std::int64_t> counts =
+        c.allgather<std::int64_t>(any ? chunk.feature_count : 0);
+    const std::int64_t features = *std::max_element(counts.begin(), counts.end());
+    shift = first_row_of_whole(c, any ? chunk.row_features(0) : std::span<const float>(),
+                               static_cast<int>(features));
+    moments.emplace(shift);
+  }
+  std::int64_t rows = 0;
+  detail::agree(c, [&] {
+    for (bool more = any; more; more = stream.next(chunk)) {
+      rows += chunk.rows;
+      if (moments) moments->add(chunk);
+    }
+    stream.rewind();
+  });
+  const std::vector<std::int64_t> starts = part_starts(c, rows);
+  StreamPart part;
+  part.stream = &stream;
+  part.first_row = starts[static_cast<std::size_t>(c.rank())];
+  part.rows = rows;
+  part.total_rows = starts.back();
+  if (moments) *standardization = merged_result(c, *moments, shift);
+  return part;
+}
+
+Standardization fit_standardization(const DatasetPart& part, const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  const std::vector<float> shift = first_row_of_whole(
+      c, part.rows.rows > 0 ? part.rows.row_features(0) : std::span<const float>(),
+      part.rows.feature_count);
+  detail::FeatureMoments moments(shift);
+  detail::agree(c, [&] { moments.add(part.rows); });
+  return merged_result(c, moments, shift);
+}
+
+void use_class_names(DatasetPart& part, const std::vector<std::string>& names,
+                     const Communicator& comm) {
+  detail::agree(detail::CommunicatorAccess::of(comm), [&] {
+    // A rank without rows has no labels of its own to re-index.
+    if (part.rows.rows == 0) {
+      part.rows.class_names = names;
+    } else {
+      use_class_names(part.rows, names);
+    }
+  });
+}
+
+std::pair<DatasetPart, DatasetPart> split_validation(const DatasetPart& part, double fraction,
+                                                     std::uint64_t seed, const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  if (!(fraction > 0.0 && fraction < 1.0)) {
+    throw Error("validation split: the fraction must be in (0, 1), got " +
+                std::to_string(fraction));
+  }
+  const auto threshold = static_cast<std::uint64_t>(std::ldexp(fraction, 64));
+  std::pair<DatasetPart, DatasetPart> split{DatasetPart{empty_like(part.rows), 0, 0},
+                                            DatasetPart{empty_like(part.rows), 0, 0}};
+  for (std::int64_t r = 0; r < part.rows.rows; ++r) {
+    const auto row = static_cast<std::uint64_t>(part.first_row + r);
+    const bool held_out = detail::random_bits(seed, detail::RngPurpose::split, 0, row) < threshold;
+    append_row(held_out ? split.second.rows : split.first.rows, part.rows, r);
+  }
+  for (DatasetPart* side : {&split.first, &split.second}) {
+    const std::vector<std::int64_t> starts = part_starts(c, side->rows.rows);
+    side->first_row = starts[static_cast<std::size_t>(c.rank())];
+    side->total_rows = starts.back();
+  }
+  if (split.second.total_rows == 0 || split.first.total_rows == 0) {
+    throw CollectiveError("validation split: a fraction of " + std::to_string(fraction) + " of " +
+                          std::to_string(part.total_rows) + " rows held out " +
+                          std::to_string(split.second.total_rows) +
+                          " rows; both sides need at least one");
+  }
+  return split;
+}
+
+}  // namespace shardprop
