@@ -21,6 +21,8 @@ module shardprop
   public :: shardprop_trainer_settings_init, shardprop_trainer_create, shardprop_trainer_free
   public :: shardprop_trainer_step, shardprop_trainer_train_epoch, shardprop_trainer_progress
   public :: shardprop_checkpoint_save, shardprop_trainer_load_state
+  public :: shardprop_mpi_available, shardprop_trainer_create_mpi
+  public :: shardprop_trainer_train_epoch_part
 
   integer(c_int), parameter, public :: SHARDPROP_OK = 0
   integer(c_int), parameter, public :: SHARDPROP_ERROR_ARGUMENT = 1
@@ -216,6 +218,38 @@ module shardprop
       type(shardprop_metrics), intent(out) :: metrics
       integer(c_int) :: status
     end function shardprop_trainer_train_epoch
+
+    ! 1 when the library was built with MPI.
+    function shardprop_mpi_available() bind(c, name="shardprop_mpi_available") result(available)
+      import :: c_int
+      integer(c_int) :: available
+    end function shardprop_mpi_available
+
+    ! On the ranks of an MPI communicator: pass the integer communicator (MPI_COMM_WORLD or
+    ! your own) as a 64-bit integer, int(comm, c_int64_t).
+    function shardprop_trainer_create_mpi(model, settings, mpi_comm, trainer) &
+        bind(c, name="shardprop_trainer_create_mpi") result(status)
+      import :: c_ptr, c_int, c_int64_t, shardprop_trainer_settings
+      type(c_ptr), value :: model
+      type(shardprop_trainer_settings), intent(in) :: settings
+      integer(c_int64_t), value :: mpi_comm
+      type(c_ptr), intent(out) :: trainer
+      integer(c_int) :: status
+    end function shardprop_trainer_create_mpi
+
+    function shardprop_trainer_train_epoch_part(trainer, features, targets, rows, &
+                                                feature_count, target_width, first_row, &
+                                                total_rows, metrics) &
+        bind(c, name="shardprop_trainer_train_epoch_part") result(status)
+      import :: c_ptr, c_int, c_int64_t, c_float, shardprop_metrics
+      type(c_ptr), value :: trainer
+      real(c_float), dimension(*), intent(in) :: features, targets
+      integer(c_int64_t), value :: rows
+      integer(c_int), value :: feature_count, target_width
+      integer(c_int64_t), value :: first_row, total_rows
+      type(shardprop_metrics), intent(out) :: metrics
+      integer(c_int) :: status
+    end function shardprop_trainer_train_epoch_part
 
     function shardprop_trainer_progress(trainer, epochs, steps) &
         bind(c, name="shardprop_trainer_progress") result(status)

@@ -179,6 +179,33 @@ shardprop_status shardprop_trainer_train_epoch(shardprop_trainer* trainer, const
                                                int feature_count, int target_width,
                                                shardprop_metrics* metrics);
 
+/* --- Training across MPI ranks ------------------------------------------------------------ */
+
+/* 1 when the library was built with MPI, 0 otherwise. */
+int shardprop_mpi_available(void);
+
+/* shardprop_trainer_create on the ranks of an MPI communicator, given by its Fortran handle:
+ * MPI_Comm_c2f(comm) from C, the integer communicator itself from Fortran. MPI must be
+ * initialized; the trainer works on its own duplicate of the communicator. Every rank calls it
+ * with the same model and settings, and then makes the same trainer calls in the same order
+ * (each is collective). batch_size and shards are global; results are bitwise those of one
+ * process. shardprop_trainer_step takes the same whole minibatch on every rank. Without MPI in
+ * the library: SHARDPROP_ERROR_ARGUMENT. */
+shardprop_status shardprop_trainer_create_mpi(shardprop_model* model,
+                                              const shardprop_trainer_settings* settings,
+                                              int64_t mpi_comm, shardprop_trainer** trainer);
+
+/* shardprop_trainer_train_epoch over a dataset spread across the ranks: this rank holds `rows`
+ * rows (0 allowed) that are rows first_row .. first_row + rows - 1 of a whole of total_rows
+ * rows; ranks hold consecutive runs in rank order. Rows move between ranks as the global
+ * minibatches need them. Bad rows on any rank fail the call on every rank, with the same status
+ * and message ("rank R: ..."). */
+shardprop_status shardprop_trainer_train_epoch_part(shardprop_trainer* trainer,
+                                                    const float* features, const float* targets,
+                                                    int64_t rows, int feature_count,
+                                                    int target_width, int64_t first_row,
+                                                    int64_t total_rows, shardprop_metrics* metrics);
+
 /* Epochs and steps trained so far (restored by shardprop_trainer_load_state). */
 shardprop_status shardprop_trainer_progress(const shardprop_trainer* trainer, int* epochs,
                                             int64_t* steps);

@@ -16,6 +16,8 @@
 #include <utility>
 
 #include "shardprop/checkpoint.hpp"
+#include "shardprop/communicator.hpp"
+#include "shardprop/dataset_part.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/evaluation.hpp"
 #include "shardprop/model.hpp"
@@ -422,6 +424,49 @@ shardprop_status shardprop_trainer_train_epoch(shardprop_trainer* trainer, const
     const shardprop::Dataset data =
         dataset_of(*trainer->model, features, targets, rows, feature_count, target_width);
     write_metrics(t.train_epoch(data), trainer->model->spec().loss, metrics);
+  });
+}
+
+int shardprop_mpi_available(void) { return shardprop::Communicator::mpi_available() ? 1 : 0; }
+
+shardprop_status shardprop_trainer_create_mpi(shardprop_model* model,
+                                              const shardprop_trainer_settings* settings,
+                                              int64_t mpi_comm, shardprop_trainer** trainer) {
+  return guarded(__func__, SHARDPROP_ERROR_ARGUMENT, [&] {
+    require_pointer(model, "model");
+    require_pointer(settings, "settings");
+    require_pointer(trainer, "trainer");
+    const shardprop::Communicator comm = shardprop::Communicator::mpi(mpi_comm);
+    auto handle = std::make_unique<shardprop_trainer>();
+    handle->model = model->model;
+    handle->trainer =
+        std::make_unique<shardprop::Trainer>(*handle->model, to_settings(*settings), comm);
+    *trainer = handle.release();
+  });
+}
+
+shardprop_status shardprop_trainer_train_epoch_part(shardprop_trainer* trainer,
+                                                    const float* features, const float* targets,
+                                                    int64_t rows, int feature_count,
+                                                    int target_width, int64_t first_row,
+                                                    int64_t total_rows,
+                                                    shardprop_metrics* metrics) {
+  return guarded(__func__, SHARDPROP_ERROR_DATA, [&] {
+    shardprop::Trainer& t = trainer_of(trainer);
+    require(rows >= 0 && first_row >= 0 && first_row + rows <= total_rows, [&] {
+      return "rows " + std::to_string(rows) + " from first_row " + std::to_string(first_row) +
+             " do not fit in total_rows " + std::to_string(total_rows);
+    });
+    shardprop::DatasetPart part;
+    part.first_row = first_row;
+    part.total_rows = total_rows;
+    if (rows > 0) {
+      part.rows = dataset_of(*trainer->model, features, targets, rows, feature_count, target_width);
+    } else {
+      part.rows.feature_count = feature_count;
+      part.rows.target_width = target_width;
+    }
+    write_metrics(t.train_epoch(part), trainer->model->spec().loss, metrics);
   });
 }
 
