@@ -18,6 +18,7 @@
 
 #include "metrics_log.hpp"
 #include "progress.hpp"
+#include "shardprop/communicator.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/run_metadata.hpp"
@@ -158,8 +159,9 @@ void check_combinations(const TrainOptions& o) {
   if (o.nesterov && o.momentum <= 0.0f) throw UsageError("--nesterov needs --momentum > 0");
 }
 
-RunSettings run_settings(const TrainOptions& o, ModelSpec spec) {
+RunSettings run_settings(const TrainOptions& o, ModelSpec spec, const Communicator& comm) {
   RunSettings s;
+  s.communicator = comm;
   s.spec = std::move(spec);
   s.trainer = trainer_settings(o);
   s.epochs = o.epochs;
@@ -210,16 +212,19 @@ std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int out
 // Prints what the run reports, and keeps the --metrics file.
 class RunPrinter {
  public:
+  // speaks: false on every rank but rank 0, which alone prints and keeps the metrics file.
   RunPrinter(const TrainOptions& o, std::string header, const TrainingData& data, Loss loss,
-             const std::optional<RunCheckpoint>& resumed)
+             const std::optional<RunCheckpoint>& resumed, bool speaks)
       : o_(o),
         header_(std::move(header)),
         has_validation_(data.validation || data.validation_stream),
         regression_(loss == Loss::mse),
         resumed_(resumed),
+        speaks_(speaks),
         report_(stdout,
-                o.quiet ? Verbosity::quiet : (o.verbose ? Verbosity::verbose : Verbosity::normal),
-                !o.quiet && is_terminal(stdout)) {}
+                o.quiet || !speaks ? Verbosity::quiet
+                                   : (o.verbose ? Verbosity::verbose : Verbosity::normal),
+                !o.quiet && speaks && is_terminal(stdout)) {}
 
   ProgressReporter& report() { return report_; }
 
@@ -294,7 +299,7 @@ class RunPrinter {
   }
 
   void open_metrics() {
-    if (o_.metrics.empty() || metrics_) return;
+    if (o_.metrics.empty() || metrics_ || !speaks_) return;
     if (!resumed_) {
       metrics_ = std::make_unique<MetricsLog>(o_.metrics, false);
       return;
@@ -312,6 +317,7 @@ class RunPrinter {
   bool has_validation_;
   bool regression_;
   const std::optional<RunCheckpoint>& resumed_;
+  bool speaks_;
   ProgressReporter report_;
   std::unique_ptr<MetricsLog> metrics_;
   Clock::time_point start_ = Clock::now();
@@ -323,11 +329,13 @@ RunData run_data(const TrainOptions& o, TrainingData& data, ProgressReporter& re
   RunData run;
   run.train_epoch = [&o, &data, &report](Trainer& trainer) {
     report.begin_epoch(trainer.epochs_completed() + 1, o.epochs,
-                       data.streaming() ? -1 : data.train->rows);
+                       data.streaming() ? data.train_stream.total_rows : data.train->total_rows);
     const ProgressCallback progress = [&](std::int64_t done, std::int64_t) { report.update(done); };
     try {
-      return data.streaming() ? trainer.train_epoch(*data.train_stream, progress)
+      return data.streaming() ? trainer.train_epoch(data.train_stream, progress)
                               : trainer.train_epoch(*data.train, progress);
+    } catch (const CollectiveError& e) {
+      throw CollectiveError(o.data + ": " + e.what() + "; no weights written for this epoch");
     } catch (const Error& e) {
       throw Error(o.data + ": " + e.what() + "; no weights written for this epoch");
     }
@@ -335,12 +343,12 @@ RunData run_data(const TrainOptions& o, TrainingData& data, ProgressReporter& re
   run.evaluate = [&data](const Trainer& trainer) {
     if (data.validation_stream) return trainer.evaluate(*data.validation_stream);
     if (data.validation) return trainer.evaluate(*data.validation);
-    return data.streaming() ? trainer.evaluate(*data.train_stream) : trainer.evaluate(*data.train);
+    return data.streaming() ? trainer.evaluate(data.train_stream) : trainer.evaluate(*data.train);
   };
   return run;
 }
 
-int train(TrainOptions o, const CLI::App& command) {
+int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   check_spec_text(o, command);
   std::optional<RunCheckpoint> resumed = open_resumed_run(o, command);
   if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
@@ -349,11 +357,11 @@ int train(TrainOptions o, const CLI::App& command) {
   std::string loss_reason;
   const Loss loss = choose_loss(o, loss_reason);
   o.loss = std::string(to_string(loss));  // stored resolved, so a resume cannot re-decide
-  o.stream = should_stream(o);
-  TrainingData data = load_training_data(o, loss, stored_data_state(resumed));
+  o.stream = should_stream(o, comm);
+  TrainingData data = load_training_data(o, loss, stored_data_state(resumed), comm);
   const int outputs = output_count(o, data.shape, loss);
   const RunSettings settings =
-      run_settings(o, build_spec(o, data.shape.feature_count, outputs, loss));
+      run_settings(o, build_spec(o, data.shape.feature_count, outputs, loss), comm);
 
   std::string header = "shardprop " + version() + " | " + o.data + ": ";
   header += data.streaming() ? "streamed" : std::to_string(data.shape.rows) + " rows";
@@ -361,7 +369,8 @@ int train(TrainOptions o, const CLI::App& command) {
             describe_model(settings.spec, o, outputs) + ", loss " + std::string(to_string(loss));
   if (!loss_reason.empty()) header += " (auto: " + loss_reason + ")";
   header += " | batch " + std::to_string(o.batch_size);
-  RunPrinter printer(o, std::move(header), data, loss, resumed);
+  if (comm.size() > 1) header += ", " + std::to_string(comm.size()) + " ranks";
+  RunPrinter printer(o, std::move(header), data, loss, resumed, comm.rank() == 0);
 
   train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
             run_data(o, data, printer.report()), printer.observer(), resumed ? &*resumed : nullptr);
@@ -370,11 +379,12 @@ int train(TrainOptions o, const CLI::App& command) {
 
 }  // namespace
 
-int run_train(TrainOptions o, const CLI::App& command) {
+int run_train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   // The command owns the thread count: CSV loading, stream parsing and training all run in
-  // this arena (the library runs in its caller's arena, as for evaluate and predict).
+  // this arena (the library runs in its caller's arena, as for evaluate and predict). Under
+  // MPI, --threads counts each rank's threads.
   tbb::task_arena arena(o.threads > 0 ? o.threads : tbb::task_arena::automatic);
-  return arena.execute([&] { return train(std::move(o), command); });
+  return arena.execute([&] { return train(std::move(o), command, comm); });
 }
 
 }  // namespace shardprop::cli

@@ -84,39 +84,60 @@ void check_shape(const Dataset& other, const Dataset& shape, const std::string& 
   }
 }
 
+// Each rank reads its part of every file (a cached file is read whole: one process only).
 TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss loss,
-                            const StoredDataState& stored) {
+                            const StoredDataState& stored, const Communicator& comm) {
   TrainingData d;
   const bool cached = o.cache || !o.cache_dir.empty();
+  if (cached && comm.size() > 1) {
+    throw UsageError(
+        "--cache keeps a parsed copy for one process; under mpirun each rank reads "
+        "its own part of the CSV file: leave --cache out");
+  }
   auto load = [&](const std::string& file) {
-    return cached ? read_csv_cached(file, csv, o.cache_dir) : read_csv(file, csv);
+    return cached ? whole_dataset(read_csv_cached(file, csv, o.cache_dir))
+                  : read_csv_part(file, csv, comm);
   };
   d.train = load(o.data);
-  if (d.train->rows == 0) throw Error(o.data + ": no data rows");
+  if (d.train->total_rows == 0) throw CollectiveError(o.data + ": no data rows");
   if (loss == Loss::xent && !stored.class_names.empty()) {
-    use_class_names(*d.train, stored.class_names);
+    use_class_names(*d.train, stored.class_names, comm);
   }
   if (!o.validation.empty()) {
     d.validation = load(o.validation);
-    check_shape(*d.validation, *d.train, o.validation);
-    if (loss == Loss::xent) use_class_names(*d.validation, d.train->class_names);
+    check_shape(d.validation->rows, d.train->rows, o.validation);
+    if (loss == Loss::xent) use_class_names(*d.validation, d.train->rows.class_names, comm);
   } else if (o.validation_split > 0.0) {
-    auto [train_part, validation_part] = split_validation(*d.train, o.validation_split, o.seed);
+    auto [train_part, validation_part] =
+        split_validation(*d.train, o.validation_split, o.seed, comm);
     d.train = std::move(train_part);
     d.validation = std::move(validation_part);
   }
   if (!o.no_standardize) {
     d.standardization =
-        stored.standardization ? *stored.standardization : Standardization::fit(*d.train);
-    d.standardization.apply(*d.train);
-    if (d.validation) d.standardization.apply(*d.validation);
+        stored.standardization ? *stored.standardization : fit_standardization(*d.train, comm);
+    d.standardization.apply(d.train->rows);
+    if (d.validation) d.standardization.apply(d.validation->rows);
   }
-  d.shape = *d.train;
+  d.shape = d.train->rows;
+  d.shape.rows = d.train->total_rows;
+  d.shape.features.clear();
+  d.shape.targets.clear();
   return d;
 }
 
+// The first rows of a file (its first block), for its columns.
+Dataset first_rows(const std::string& file, const CsvOptions& csv,
+                   const std::vector<std::string>& classes) {
+  CsvStream peek(file, csv, classes, std::size_t{1} << 20);
+  Dataset first;
+  if (!peek.next(first)) throw CollectiveError(file + ": no data rows");
+  return first;
+}
+
+// Each rank streams its part of every file; one process streams the whole.
 TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss,
-                            const StoredDataState& stored) {
+                            const StoredDataState& stored, const Communicator& comm) {
   if (o.cache || !o.cache_dir.empty()) {
     // With --stream itself this is refused earlier; here the file's size chose streaming.
     throw UsageError(o.data +
@@ -128,62 +149,79 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
   // Labels are sorted over the whole file, so a first pass collects them.
   std::vector<std::string> classes;
   if (loss == Loss::xent) {
-    classes = stored.class_names.empty() ? collect_class_names(o.data, csv) : stored.class_names;
+    classes =
+        stored.class_names.empty() ? collect_class_names(o.data, csv, comm) : stored.class_names;
   }
   auto open = [&](const std::string& file) {
-    auto stream = std::make_unique<CsvStream>(file, csv, classes);
-    CsvStream* csv_stream = stream.get();
-    d.streams.push_back(std::move(stream));
-    return csv_stream;
+    d.streams.push_back(open_csv_stream_part(file, csv, comm, classes));
+    return static_cast<CsvStream*>(d.streams.back().get());
   };
   auto keep = [&](std::unique_ptr<DataStream> stream) {
     d.streams.push_back(std::move(stream));
     return d.streams.back().get();
   };
+  // Where a rank's rows start in the whole: known without reading in one process.
+  auto first_row = [&](DataStream& stream) {
+    return comm.size() == 1 ? std::int64_t{0} : scan_stream_part(stream, comm).first_row;
+  };
   std::vector<CsvStream*> standardized{open(o.data)};
-  d.train_stream = standardized.front();
+  DataStream* train = standardized.front();
   if (!o.validation.empty()) {
     standardized.push_back(open(o.validation));
-    d.validation_stream = standardized.back();
+    d.validation_stream = StreamPart{standardized.back(), first_row(*standardized.back()), -1, -1};
   } else if (o.validation_split > 0.0) {
-    // Two readers of the same file, each keeping its side of a row-by-row seeded split.
+    // Two readers of the same part, each keeping its side of a row-by-row seeded split.
+    const std::int64_t first = first_row(*standardized.front());
     standardized.push_back(open(o.data));
-    d.train_stream = keep(std::make_unique<SplitStream>(*standardized.front(), o.validation_split,
-                                                        o.seed, SplitStream::Part::training));
-    d.validation_stream = keep(std::make_unique<SplitStream>(
-        *standardized.back(), o.validation_split, o.seed, SplitStream::Part::validation));
+    train = keep(std::make_unique<SplitStream>(*standardized.front(), o.validation_split, o.seed,
+                                               SplitStream::Part::training, first));
+    DataStream* held_out = keep(std::make_unique<SplitStream>(
+        *standardized.back(), o.validation_split, o.seed, SplitStream::Part::validation, first));
+    d.validation_stream = StreamPart{held_out, first, -1, -1};
   }
+  // One pass counts the training rows and, without a stored standardization, fits one on them;
+  // then every stream's rows are standardized.
+  const bool fit = !o.no_standardize && !stored.standardization;
+  d.train_stream = scan_stream_part(*train, comm, fit ? &d.standardization : nullptr);
+  if (d.train_stream.total_rows == 0) throw CollectiveError(o.data + ": no training rows");
   if (!o.no_standardize) {
-    // Fit on the training rows only, then standardize every stream's rows.
-    d.standardization =
-        stored.standardization ? *stored.standardization : Standardization::fit(*d.train_stream);
+    if (stored.standardization) d.standardization = *stored.standardization;
     for (CsvStream* stream : standardized) stream->set_standardization(d.standardization);
   }
-  if (!d.train_stream->next(d.shape)) throw Error(o.data + ": no training rows");
-  d.train_stream->rewind();
+  // The columns, from the start of the file (every rank reads the same first block).
+  d.shape = first_rows(o.data, csv, classes);
+  d.shape.rows = d.train_stream.total_rows;
   d.shape.class_names = classes;
-  if (d.validation_stream != nullptr) {
+  if (d.validation_stream) {
+    if (!o.validation.empty())
+      check_shape(first_rows(o.validation, csv, classes), d.shape, o.validation);
     Dataset first;
-    if (!d.validation_stream->next(first)) {
-      throw Error(o.validation.empty()
-                      ? o.data + ": --val-split " + std::to_string(o.validation_split) +
-                            " held out no row: raise it"
-                      : o.validation + ": no data rows");
+    d.validation_stream->stream->rewind();
+    const bool any = d.validation_stream->stream->next(first);
+    d.validation_stream->stream->rewind();
+    if (comm.sum(any ? 1 : 0) == 0) {
+      throw CollectiveError(o.validation.empty()
+                                ? o.data + ": --val-split " + std::to_string(o.validation_split) +
+                                      " held out no row: raise it"
+                                : o.validation + ": no data rows");
     }
-    check_shape(first, d.shape, o.validation.empty() ? o.data : o.validation);
-    d.validation_stream->rewind();
   }
   return d;
 }
 
 }  // namespace
 
-bool should_stream(const TrainOptions& o) { return should_stream_impl(o); }
+bool should_stream(const TrainOptions& o, const Communicator& comm) {
+  // Every rank sees the same file, but memory sizes may differ between nodes: rank 0 decides.
+  const bool here = should_stream_impl(o);
+  return comm.broadcast(here ? 1 : 0, 0) != 0;
+}
 
-TrainingData load_training_data(const TrainOptions& o, Loss loss, const StoredDataState& stored) {
+TrainingData load_training_data(const TrainOptions& o, Loss loss, const StoredDataState& stored,
+                                const Communicator& comm) {
   const CsvOptions csv = csv_options(o, loss);
-  return should_stream(o) ? load_streaming(o, csv, loss, stored)
-                          : load_in_memory(o, csv, loss, stored);
+  return o.stream ? load_streaming(o, csv, loss, stored, comm)
+                  : load_in_memory(o, csv, loss, stored, comm);
 }
 
 }  // namespace shardprop::cli

@@ -7,27 +7,31 @@
 #include <string>
 #include <vector>
 
+#include "shardprop/communicator.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
+#include "shardprop/dataset_part.hpp"
 #include "shardprop/model.hpp"
 #include "train_options.hpp"
 
 namespace shardprop::cli {
 
+// In memory, each rank holds its part of the training and validation rows (one process: all).
 struct TrainingData {
   Dataset shape;  // names, feature count, target width, class names (rows: in memory only)
-  std::optional<Dataset> train, validation;
+  std::optional<DatasetPart> train, validation;
   // Streaming: the streams read, in the order made (a split refers to the CSV stream before
-  // it), and which of them train and validate.
+  // it), and this rank's parts of the training and validation rows.
   std::vector<std::unique_ptr<DataStream>> streams;
-  DataStream* train_stream = nullptr;
-  DataStream* validation_stream = nullptr;
+  StreamPart train_stream;
+  std::optional<StreamPart> validation_stream;
   Standardization standardization;
-  bool streaming() const { return train_stream != nullptr; }
+  bool streaming() const { return train_stream.stream != nullptr; }
 };
 
 CsvOptions csv_options(const TrainOptions& options, Loss loss);
-bool should_stream(const TrainOptions& options);
+// Rank 0's decision, so that every rank agrees. Collective.
+bool should_stream(const TrainOptions& options, const Communicator& comm);
 
 // --loss auto: xent when the (single) target column holds anything but numbers, or only
 // integers with at most kMaxAutoClasses distinct values in the first block of data; mse
@@ -41,7 +45,8 @@ struct StoredDataState {
   std::optional<Standardization> standardization;
 };
 
+// Collective: every rank reads its part of the files.
 TrainingData load_training_data(const TrainOptions& options, Loss loss,
-                                const StoredDataState& stored = {});
+                                const StoredDataState& stored, const Communicator& comm);
 
 }  // namespace shardprop::cli
