@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/rng.hpp"
 #include "cli_runner.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/model.hpp"
@@ -495,10 +496,19 @@ TEST_CASE("train reports validation from a file with its own label order or from
     CHECK(bad.exit_code == 1);
     CHECK_THAT(bad.err, Contains("'extreme'"));
   }
-  SECTION("--val-split holds out rows of --data") {
+  SECTION("--val-split holds out rows of --data, by the seeded hash of each row's number") {
     const Run split = run_cli(f.dir, f.train({"--epochs", "1", "--val-split", "0.25"}));
     CHECK(split.exit_code == 0);
-    CHECK_THAT(split.out, Contains("192 rows") && Contains("val accuracy"));
+    // Row i is held out when its hash falls in the lowest quarter of the range (the default seed
+    // is 1): what any number of ranks computes from the row numbers alone.
+    std::int64_t kept = 0;
+    for (std::uint64_t row = 0; row < 256; ++row) {
+      kept += shardprop::detail::random_bits(1, shardprop::detail::RngPurpose::split, 0, row) >=
+              (std::uint64_t{1} << 62);
+    }
+    CHECK(kept > 160);
+    CHECK(kept < 224);
+    CHECK_THAT(split.out, Contains(std::to_string(kept) + " rows") && Contains("val accuracy"));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "chunked_dataset.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/trainer.hpp"
@@ -15,32 +16,7 @@ using namespace shardprop;
 
 namespace {
 
-// An in-memory dataset handed out `chunk_rows` rows at a time.
-class ChunkedDataset final : public DataStream {
- public:
-  ChunkedDataset(const Dataset& data, std::int64_t chunk_rows)
-      : data_(data), chunk_rows_(chunk_rows) {}
-  void rewind() override { next_row_ = 0; }
-  bool next(Dataset& chunk) override {
-    if (next_row_ >= data_.rows) return false;
-    const std::int64_t rows = std::min(chunk_rows_, data_.rows - next_row_);
-    chunk = Dataset{};
-    chunk.rows = rows;
-    chunk.feature_count = data_.feature_count;
-    chunk.target_width = data_.target_width;
-    const auto f = data_.features.begin() + next_row_ * data_.feature_count;
-    chunk.features.assign(f, f + rows * data_.feature_count);
-    const auto t = data_.targets.begin() + next_row_ * data_.target_width;
-    chunk.targets.assign(t, t + rows * data_.target_width);
-    next_row_ += rows;
-    return true;
-  }
-
- private:
-  const Dataset& data_;
-  std::int64_t chunk_rows_;
-  std::int64_t next_row_ = 0;
-};
+using shardprop::test::ChunkedDataset;
 
 Dataset random_classes(std::int64_t rows, int features, int classes, unsigned seed) {
   std::mt19937 rng(seed);

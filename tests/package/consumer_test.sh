@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs a program against an installed shardprop the way a user would.
 #   consumer_test.sh install  BUILD_DIR PREFIX            cmake --install into PREFIX (fresh)
-#   consumer_test.sh cmake    SOURCE_DIR WORK_DIR PREFIX PROGRAM
+#   consumer_test.sh cmake    SOURCE_DIR WORK_DIR PREFIX PROGRAM [LAUNCHER...]
 #                                     configure SOURCE_DIR with find_package(shardprop), build, run
+#                                     (through LAUNCHER, e.g. mpirun -np 2, when given)
 #   consumer_test.sh pkgconfig SOURCE.c WORK_DIR PREFIX   cc + `pkg-config --cflags --libs` only
 #   consumer_test.sh headers  SOURCE_DIR WORK_DIR PREFIX  every public header compiles alone, and
 #                                     a program links the static library and runs
@@ -31,6 +32,7 @@ case "$mode" in
     ;;
   cmake)
     source=$1 work=$2 prefix=$3 program=$4
+    shift 4
     if [[ "$(basename "$source")" == fortran ]] && ! command -v gfortran >/dev/null; then
       echo "SKIPPED: gfortran is not installed (scripts/install-deps.sh --test installs it)"
       exit 77
@@ -39,7 +41,7 @@ case "$mode" in
     cmake -S "$source" -B "$work" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror"
     cmake --build "$work"
-    cd "$work" && "./$program"
+    cd "$work" && "$@" "./$program"
     ;;
   pkgconfig)
     source=$1 work=$2 prefix=$3
