@@ -59,6 +59,10 @@ struct TrainerSettings {
   int schedule_step_epochs = 10;  // step: multiply by schedule_gamma every this many epochs
   float schedule_gamma = 0.1f;
   int cosine_epochs = 0;  // cosine: the epoch count over which η falls to 0 (> 0 for cosine)
+  // Several ranks: send each layer's gradient on while the backward pass computes the layers
+  // below it (a communication thread; needs MPI_THREAD_MULTIPLE, else the exchange follows the
+  // pass). false: always after the pass, leaving every core to it. Results are the same.
+  bool overlap_exchange = true;
 };
 
 // What a step or an epoch is told of, for progress displays. Runs on the driving thread.

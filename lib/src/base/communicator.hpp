@@ -25,6 +25,9 @@ class Communicator {
   virtual int size() const = 0;
   // True when this is an MPI communicator (even of one rank).
   virtual bool distributed() const = 0;
+  // True when two threads may call it at once (MPI_THREAD_MULTIPLE): point-to-point transfers
+  // on one thread while another makes collective calls.
+  virtual bool concurrent_calls() const = 0;
 
   // Every rank passes `local` of the same size; `all` (size() × local.size() bytes) receives
   // every rank's bytes in rank order.
@@ -44,6 +47,10 @@ class Communicator {
   virtual int start_receive(std::span<float> data, int from) = 0;
   virtual void wait(int transfer) = 0;
   virtual void wait_all() = 0;
+  // Whether a transfer (all started transfers) has completed; drives MPI's progress without
+  // blocking, for a thread that should sleep rather than spin while it waits.
+  virtual bool test(int transfer) = 0;
+  virtual bool test_all() = 0;
   // Rank q receives send_counts[q] floats of every rank's `send` (which holds one block per
   // destination, in rank order); `receive` gets recv_counts[p] floats from every rank p, in rank
   // order. Counts must agree pairwise.
@@ -77,6 +84,7 @@ class LocalCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   bool distributed() const override { return false; }
+  bool concurrent_calls() const override { return false; }
   void allgather_bytes(std::span<const std::byte> local, std::span<std::byte> all) override;
   std::vector<std::string> allgather_strings(const std::string& local) override;
   void broadcast_bytes(std::span<std::byte>, int) override {}
@@ -86,6 +94,8 @@ class LocalCommunicator final : public Communicator {
   int start_receive(std::span<float> data, int from) override;
   void wait(int) override {}
   void wait_all() override {}
+  bool test(int) override { return true; }
+  bool test_all() override { return true; }
   void all_to_all(std::span<const float> send, std::span<const int> send_counts,
                   std::span<float> receive, std::span<const int> recv_counts) override;
   [[noreturn]] void abort(int status) override;

@@ -49,6 +49,9 @@ class MpiCommunicator final : public Communicator {
     check(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup");
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    concurrent_ = level == MPI_THREAD_MULTIPLE;
   }
   ~MpiCommunicator() override {
     if (!finalized()) MPI_Comm_free(&comm_);
@@ -59,6 +62,7 @@ class MpiCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   bool distributed() const override { return true; }
+  bool concurrent_calls() const override { return concurrent_; }
 
   void allgather_bytes(std::span<const std::byte> local, std::span<std::byte> all) override {
     const int n = count_of(local.size(), "MPI_Allgather");
@@ -124,6 +128,22 @@ class MpiCommunicator final : public Communicator {
           "MPI_Wait");
   }
 
+  bool test(int transfer) override {
+    int done = 0;
+    check(MPI_Test(&requests_.at(static_cast<std::size_t>(transfer)), &done, MPI_STATUS_IGNORE),
+          "MPI_Test");
+    return done != 0;
+  }
+
+  bool test_all() override {
+    int done = 0;
+    check(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
+                      MPI_STATUSES_IGNORE),
+          "MPI_Testall");
+    if (done != 0) requests_.clear();
+    return done != 0;
+  }
+
   void wait_all() override {
     check(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
           "MPI_Waitall");
@@ -155,6 +175,7 @@ class MpiCommunicator final : public Communicator {
   std::vector<MPI_Request> requests_;  // started transfers, until wait_all()
   int rank_ = 0;
   int size_ = 1;
+  bool concurrent_ = false;
 };
 
 }  // namespace
@@ -178,8 +199,10 @@ std::shared_ptr<Communicator> mpi_world() {
   if (!initialized) {
     if (finalized()) throw Error("MPI: already finalized; it cannot be initialized again");
     int provided = 0;
-    // The trainer calls MPI from the thread that drives it, which need not be the main thread.
-    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    // The trainer calls MPI from the thread that drives it, which need not be the main thread,
+    // and, to overlap the gradient exchange with the backward pass, from a second thread at the
+    // same time; with less than MPI_THREAD_MULTIPLE it does not overlap.
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
     std::atexit(finalize_at_exit);
   }
   return std::make_shared<MpiCommunicator>(MPI_COMM_WORLD);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -272,8 +273,12 @@ struct PhaseRunner {
   std::span<const BatchNormSync> syncs;
   ShardWorkspace& ws;
   float* grads;
+  const std::function<void(int layer)>* layer_done;
 
   int rows() const { return ws.x.rows; }
+  void done(std::size_t l) const {
+    if (layer_done != nullptr) (*layer_done)(static_cast<int>(l));
+  }
   ConstMatrix input_of(std::size_t l) {
     return l == 0 ? ws.x : ConstMatrix(view(ws.outputs[l - 1], rows(), net.widths[l - 1]));
   }
@@ -320,6 +325,7 @@ struct PhaseRunner {
     std::vector<double>& partial = ws.partials[k];
     b.partial_sums(ws.delta, view(ws.xhat[l], rows(), b.width), p.sum_dy(partial),
                    p.sum_dy_xhat(partial), grads);
+    done(l);  // γ's and β's gradients
   }
 
   // Layers from `top` down to `bottom` (inclusive, no batch norm among them); ws.delta holds
@@ -332,6 +338,7 @@ struct PhaseRunner {
                 Matrix dx{};
                 if (l > net.first_trainable) dx = {ws.spare.data, rows(), d.in, d.in};
                 d.backward(params, input_of(l), ws.delta, grads, dx);
+                done(l);
                 std::swap(ws.delta.data, ws.spare.data);
                 ws.delta.cols = ws.delta.stride = d.in;
               },
@@ -347,10 +354,11 @@ struct PhaseRunner {
 }  // namespace
 
 void Network::run_phase(int phase, const float* params, std::span<const BatchNormSync> syncs,
-                        ShardWorkspace& ws, float* grads) const {
+                        ShardWorkspace& ws, float* grads,
+                        const std::function<void(int layer)>* layer_done) const {
   const int bn_count = static_cast<int>(batch_norms.size());
   const std::size_t layer_count = layers.size();
-  PhaseRunner run{*this, params, syncs, ws, grads};
+  PhaseRunner run{*this, params, syncs, ws, grads, layer_done};
   if (phase < bn_count) {
     // Forward up to batch norm `phase`, then its partial moments.
     const std::size_t begin = phase == 0 ? 0 : static_cast<std::size_t>(batch_norms[phase - 1]);

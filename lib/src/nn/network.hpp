@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <variant>
 #include <vector>
@@ -100,8 +101,11 @@ struct Network {
   void begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets, float scale,
                   DropoutKey key = {}) const;
   // Writes every trained parameter's gradient into grads by the end of the last phase.
+  // layer_done, when given, is called with a layer's index as soon as this shard's gradient of
+  // that layer's parameters is complete (a gradient exchange can start sending it).
   void run_phase(int phase, const float* params, std::span<const BatchNormSync> syncs,
-                 ShardWorkspace& ws, float* grads) const;
+                 ShardWorkspace& ws, float* grads,
+                 const std::function<void(int layer)>* layer_done = nullptr) const;
   // One whole-minibatch training pass on a single shard (no running-statistics update):
   // the reference the sharded step is compared with, and the tests' gradient.
   double training_pass(const float* params, ConstMatrix x, const float* targets, float scale,

@@ -213,7 +213,8 @@ struct Trainer::State {
         row_exchange(comm, net.spec.inputs, target_width),
         stream_shuffler(net.spec.inputs, target_width),
         shared_shuffle(net.spec.inputs + target_width) {
-    if (ranks > 1) gradient_exchange.emplace(comm, net.parameter_count);
+    if (ranks > 1)
+      gradient_exchange.emplace(comm, net.tensors, net.parameter_count, s.overlap_exchange);
     if (s.threads > 0) arena.emplace(s.threads);
     const int threads = s.threads > 0 ? s.threads : tbb::this_task_arena::max_concurrency();
     parallel = threads > 1;
@@ -349,12 +350,18 @@ struct Trainer::State {
       net.begin_pass(workspaces[i], x, targets + at * target_width, scale,
                      {settings.seed, static_cast<std::uint64_t>(steps), begin});
     }
+    // Several ranks: the gradient exchange may start on layers the backward pass has finished.
+    const std::function<void(int)> layer_done = [this](int layer) {
+      gradient_exchange->layer_done(layer);
+    };
+    if (gradient_exchange) gradient_exchange->begin(gradients, local);
     // One parallel region per phase; without batch norm that is the whole pass.
     const int phases = net.phase_count();
     const int loss_phase = static_cast<int>(net.batch_norms.size());
     for (int phase = 0; phase < phases; ++phase) {
       auto run_shard = [&](int i) {
-        net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[i], gradients.shard(i));
+        net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[i], gradients.shard(i),
+                      gradient_exchange ? &layer_done : nullptr);
         if (phase == loss_phase) record_shard_values(i);
       };
       if (parallel && local > 1) {
@@ -379,17 +386,21 @@ struct Trainer::State {
     shard_values.gather(local);
     double loss = 0.0;
     shard_values.for_each([&](const double* v) { loss += v[0]; });
+    // The exchange completes on every rank before anything can fail, so no rank is left in it.
+    const detail::GradientBuffers* total = nullptr;
+    if (gradient_exchange) {
+      total =
+          &gradient_exchange->finish([&](std::size_t n, const auto& f) { for_each_block(n, f); });
+    }
     if (!std::isfinite(loss)) {
       copy_running_statistics(/*restore=*/true);
       fail_not_finite("loss");
     }
 
     auto segments = [&](auto&& f) { for_each_segment(f); };
-    if (gradient_exchange) {
-      const detail::GradientBuffers& total = gradient_exchange->sum(
-          gradients, local, [&](std::size_t n, const auto& f) { for_each_block(n, f); });
+    if (total != nullptr) {
       gradient_norm =
-          update.apply(model.parameters().data(), total, 1, learning_rate(), steps, segments);
+          update.apply(model.parameters().data(), *total, 1, learning_rate(), steps, segments);
     } else {
       gradient_norm = update.apply(model.parameters().data(), gradients, plan.shards,
                                    learning_rate(), steps, segments);
