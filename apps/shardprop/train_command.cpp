@@ -3,6 +3,7 @@
 // the restarts, early stopping, checkpoints and resuming; this file prints what it is told.
 #include "train_command.hpp"
 
+#include <sched.h>
 #include <tbb/task_arena.h>
 
 #include <chrono>
@@ -209,6 +210,24 @@ std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int out
   return text;
 }
 
+// Launchers bind ranks to cores (Open MPI: each of up to 2 ranks to one core, by default);
+// threads beyond a rank's cores only take turns on them. Collective.
+void warn_if_bound_too_tightly(const TrainOptions& o, const Communicator& comm,
+                               ProgressReporter& report) {
+  if (!Communicator::launched_by_mpi()) return;
+  cpu_set_t cores;
+  CPU_ZERO(&cores);
+  const int bound = ::sched_getaffinity(0, sizeof cores, &cores) == 0 ? CPU_COUNT(&cores) : 0;
+  const bool tight = bound > 0 && o.threads > bound;
+  const std::int64_t ranks = comm.sum(tight ? 1 : 0);
+  if (ranks == 0) return;
+  report.message("warning: " + std::to_string(ranks) + " of " + std::to_string(comm.size()) +
+                 " ranks may use fewer cores than --threads " + std::to_string(o.threads) +
+                 " (rank " + std::to_string(comm.rank()) + " is bound to " + std::to_string(bound) +
+                 "); give the launcher the cores, e.g. mpirun --bind-to socket or --bind-to "
+                 "none, srun --cpus-per-task");
+}
+
 // Prints what the run reports, and keeps the --metrics file.
 class RunPrinter {
  public:
@@ -371,6 +390,7 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   header += " | batch " + std::to_string(o.batch_size);
   if (comm.size() > 1) header += ", " + std::to_string(comm.size()) + " ranks";
   RunPrinter printer(o, std::move(header), data, loss, resumed, comm.rank() == 0);
+  warn_if_bound_too_tightly(o, comm, printer.report());
 
   train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
             run_data(o, data, printer.report()), printer.observer(), resumed ? &*resumed : nullptr);
