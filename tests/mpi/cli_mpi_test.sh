@@ -39,9 +39,12 @@ case "$mode" in
       --out np1.safetensors
     $mpirun -np 2 "$shardprop" "${train[@]}" --data data.csv --val-split 0.1 --epochs 3 \
       --out np2.safetensors
+    $mpirun -np 2 "$shardprop" "${train[@]}" --data data.csv --val-split 0.1 --epochs 3 \
+      --out np2-again.safetensors
     cmp alone.safetensors np1.safetensors
     cmp np1.safetensors np2.safetensors
-    echo "no launcher, -np 1 and -np 2 wrote identical checkpoints"
+    cmp np2.safetensors np2-again.safetensors
+    echo "no launcher, -np 1 and -np 2 (twice) wrote identical checkpoints"
     ;;
   equal-stream)
     make_csv data.csv 3001

@@ -37,9 +37,10 @@ class Communicator {
   // freed with the last copy. MPI must be initialized. Throws Error when the library was built
   // without MPI. From C++: Communicator::mpi(MPI_Comm_c2f(MPI_COMM_WORLD)).
   static Communicator mpi(std::int64_t fortran_handle);
-  // A duplicate of MPI_COMM_WORLD. Initializes MPI (MPI_Init_thread, MPI_THREAD_SERIALIZED) if
-  // nobody has, and then finalizes it at exit; MPI initialized by the host is never finalized
-  // here. Throws Error when the library was built without MPI.
+  // A duplicate of MPI_COMM_WORLD. Initializes MPI (MPI_Init_thread, asking for
+  // MPI_THREAD_MULTIPLE so that trainers can overlap their gradient exchange) if nobody has,
+  // and then finalizes it at exit; MPI initialized by the host is never finalized here. Throws
+  // Error when the library was built without MPI.
   static Communicator mpi_world();
   // Whether the library was built with MPI.
   static bool mpi_available();
