@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "blas_context.hpp"
 #include "shardprop/communicator.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
@@ -75,11 +76,6 @@ class SilentReporter : public benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run>&) override {}
 };
 
-std::string environment_value(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "(unset)";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -108,9 +104,7 @@ int main(int argc, char** argv) {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
-  benchmark::AddCustomContext("shardprop_version", shardprop::version());
-  benchmark::AddCustomContext("openblas_core", shardprop::blas_core_name());
-  benchmark::AddCustomContext("OPENBLAS_CORETYPE", environment_value("OPENBLAS_CORETYPE"));
+  shardprop::bench::add_blas_context();
   benchmark::AddCustomContext("mpi_ranks", std::to_string(ranks));
   if (world().rank() == 0) {
     benchmark::RunSpecifiedBenchmarks();

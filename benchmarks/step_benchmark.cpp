@@ -21,6 +21,7 @@
 #include "base/aligned.hpp"
 #include "base/blas.hpp"
 #include "base/overloaded.hpp"
+#include "blas_context.hpp"
 #include "nn/network.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/model.hpp"
@@ -398,11 +399,6 @@ void register_benchmarks() {
   }
 }
 
-std::string environment_value(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "(unset)";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -410,10 +406,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
     return 1;
   }
-  benchmark::AddCustomContext("shardprop_version", shardprop::version());
-  benchmark::AddCustomContext("openblas_core", shardprop::blas_core_name());
-  benchmark::AddCustomContext("OPENBLAS_CORETYPE", environment_value("OPENBLAS_CORETYPE"));
-  benchmark::AddCustomContext("OPENBLAS_NUM_THREADS", environment_value("OPENBLAS_NUM_THREADS"));
+  shardprop::bench::add_blas_context();
   register_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -234,6 +234,16 @@ struct Trainer::State {
   template <class Gather>
   Metrics epoch(std::int64_t total, Gather&& gather, const ProgressCallback& progress);
 
+  // The rows a streamed epoch's shuffle buffer holds: shuffle_buffer_bytes of rows, at least a
+  // minibatch; 0 (rows pass in order) without shuffling.
+  std::int64_t shuffle_buffer_rows() const {
+    if (!settings.shuffle) return 0;
+    const std::size_t row_bytes =
+        static_cast<std::size_t>(net.spec.inputs + target_width) * sizeof(float);
+    return std::max<std::int64_t>(
+        settings.batch_size, static_cast<std::int64_t>(settings.shuffle_buffer_bytes / row_bytes));
+  }
+
   // This rank's shards and rows of a minibatch of `rows` rows.
   detail::RankShards rank_shards(int rows) const {
     return detail::RankShards(detail::ShardPlan(rows, shards), ranks, rank);
@@ -668,14 +678,9 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
   }
   const int inputs = st.net.spec.inputs;
   const int target_width = st.target_width;
-  const std::size_t row_floats = static_cast<std::size_t>(inputs + target_width);
   const std::int64_t batch = st.settings.batch_size;
-  const std::int64_t capacity =
-      st.settings.shuffle ? std::max<std::int64_t>(
-                                batch, static_cast<std::int64_t>(st.settings.shuffle_buffer_bytes /
-                                                                 (row_floats * sizeof(float))))
-                          : 0;
-  st.stream_shuffler.begin(capacity, st.settings.seed, static_cast<std::uint64_t>(st.epochs));
+  st.stream_shuffler.begin(st.shuffle_buffer_rows(), st.settings.seed,
+                           static_cast<std::uint64_t>(st.epochs));
 
   st.epoch_metrics = {};
   double loss_sum = 0.0;
@@ -723,13 +728,8 @@ Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& pro
   const auto width = static_cast<std::size_t>(st.target_width);
   const std::size_t row_floats = inputs + width;
   const std::int64_t batch = st.settings.batch_size;
-  const std::int64_t capacity =
-      st.settings.shuffle ? std::max<std::int64_t>(
-                                batch, static_cast<std::int64_t>(st.settings.shuffle_buffer_bytes /
-                                                                 (row_floats * sizeof(float))))
-                          : 0;
-  st.shared_shuffle.begin(capacity, st.settings.seed, static_cast<std::uint64_t>(st.epochs),
-                          part.first_row, part.rows);
+  st.shared_shuffle.begin(st.shuffle_buffer_rows(), st.settings.seed,
+                          static_cast<std::uint64_t>(st.epochs), part.first_row, part.rows);
   st.staged.resize(static_cast<std::size_t>(batch) * row_floats);
   st.batch_rows.resize(static_cast<std::size_t>(batch));
 
