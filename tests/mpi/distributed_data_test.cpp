@@ -54,7 +54,8 @@ void write_rows(std::ofstream& out, int rows) {
 }
 
 bool same_bits(const std::vector<float>& a, const float* b, std::size_t n) {
-  return a.size() == n && std::memcmp(a.data(), b, n * sizeof(float)) == 0;
+  // memcmp may not be given the null data() of an empty vector, even for 0 bytes.
+  return a.size() == n && (n == 0 || std::memcmp(a.data(), b, n * sizeof(float)) == 0);
 }
 
 }  // namespace
