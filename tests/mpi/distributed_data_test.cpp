@@ -1,6 +1,8 @@
 // Reading a CSV file across ranks: each rank parses only the records that start in its share of
 // the bytes, and the collective steps make every rank's part agree with a read of the whole
 // (rows, class labels, standardization, the validation split), bitwise.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -27,7 +29,9 @@ using shardprop::DatasetPart;
 template <class Write>
 std::filesystem::path shared_file(const Communicator& comm, const std::string& name,
                                   Write&& write) {
-  const auto path = std::filesystem::temp_directory_path() / name;
+  // Named after rank 0's process, so that jobs run side by side (ctest -j) keep apart.
+  const std::int64_t job = comm.broadcast(static_cast<std::int64_t>(::getpid()), 0);
+  const auto path = std::filesystem::temp_directory_path() / (std::to_string(job) + "_" + name);
   if (comm.rank() == 0) {
     std::ofstream out(path);
     write(out);
