@@ -604,3 +604,36 @@ TEST_CASE(
     CHECK(read_bytes(f.dir / "t1.st") == read_bytes(f.dir / "t2.st"));
   }
 }
+
+TEST_CASE("without validation the epoch line shows running metrics; --eval-train adds a pass",
+          "[cli]") {
+  TrainFixture f;
+  const Run running = f.train({"--epochs", "3", "--out", "running.st"});
+  const Run evaluated = f.train({"--epochs", "3", "--eval-train", "--out", "evaluated.st"});
+  REQUIRE(running.exit_code == 0);
+  REQUIRE(evaluated.exit_code == 0);
+  // The extra pass only measures: the same weights, the same training losses.
+  CHECK(same_tensors(f.dir / "running.st", f.dir / "evaluated.st"));
+  CHECK(column_of(running.out, "loss") == column_of(evaluated.out, "loss"));
+  // Running accuracy is taken while the weights change; the pass measures the epoch's end.
+  CHECK(column_of(running.out, "accuracy") != column_of(evaluated.out, "accuracy"));
+
+  SECTION("a checkpoint that does not record --eval-train resumes as one that evaluated") {
+    std::vector<char> bytes = read_bytes(f.dir / "evaluated.st");
+    std::uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    nlohmann::json header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + n);
+    nlohmann::json options =
+        nlohmann::json::parse(header["__metadata__"]["shardprop.train_options"].get<std::string>());
+    REQUIRE(options.erase("eval-train") == 1);
+    header["__metadata__"]["shardprop.train_options"] = options.dump();
+    std::string text = header.dump();
+    REQUIRE(text.size() <= n);
+    text.append(n - text.size(), ' ');
+    std::copy(text.begin(), text.end(), bytes.begin() + 8);
+    write_bytes(f.dir / "evaluated.st", bytes);
+    const Run resumed = run_cli(f.dir, {"train", "--resume", "evaluated.st", "--epochs", "4"});
+    CHECK(resumed.exit_code == 0);
+    CHECK_THAT(resumed.err, !Contains("does not record"));
+  }
+}

@@ -185,3 +185,29 @@ TEST_CASE("a run resumed from a periodic checkpoint ends bitwise equal to the un
                       Contains(written.front().string()) && Contains("dense(9)"));
   }
 }
+
+TEST_CASE("without an evaluation the epochs' running metrics stand in, at no extra pass",
+          "[training_run]") {
+  Fixture f;
+  f.data.evaluate = {};
+  int train_passes = 0;
+  f.data.train_epoch = [&](Trainer& t) {
+    ++train_passes;
+    return t.train_epoch(f.train);
+  };
+  std::vector<EpochResult> epochs;
+  RunObserver observer;
+  observer.epoch_finished = [&](const EpochResult& e) { epochs.push_back(e); };
+  const RunState state = train_run(f.settings, f.metadata, f.data, observer);
+  REQUIRE(epochs.size() == 4);
+  CHECK(train_passes == 4);
+  for (const EpochResult& e : epochs) {
+    CHECK(e.evaluation.loss == e.train.loss);
+    CHECK(e.evaluation.accuracy == e.train.accuracy);
+    CHECK(e.evaluation.rows == e.train.rows);
+  }
+  // The run's best loss is the lowest running training loss.
+  double lowest = epochs.front().train.loss;
+  for (const EpochResult& e : epochs) lowest = std::min(lowest, e.train.loss);
+  CHECK(state.best_loss == lowest);
+}

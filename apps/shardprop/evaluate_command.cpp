@@ -1,8 +1,7 @@
 // `shardprop evaluate`. Reads the CSV as a stream, so its size is not bounded by memory; the
 // metrics come from evaluate_model, and this file only chooses columns and formats the report.
 #include "evaluate_command.hpp"
-
-#include <tbb/task_arena.h>
+#include "command_arena.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -226,7 +225,7 @@ int evaluate(const EvaluateOptions& o) {
 
 int run_evaluate(const EvaluateOptions& o) {
   // The library runs in the caller's arena: here is where the thread count is decided.
-  tbb::task_arena arena(o.threads > 0 ? o.threads : tbb::task_arena::automatic);
+  CommandArena arena(o.threads);
   return arena.execute([&] { return evaluate(o); });
 }
 

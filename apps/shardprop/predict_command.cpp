@@ -1,8 +1,7 @@
 // `shardprop predict`. Block by block: read rows (CsvStream), predict and append their lines
 // (PredictionCsvWriter, which writes a temporary file renamed over --output only at the end).
 #include "predict_command.hpp"
-
-#include <tbb/task_arena.h>
+#include "command_arena.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -66,7 +65,7 @@ int predict(const PredictOptions& o) {
 
 int run_predict(const PredictOptions& o) {
   // The library runs in the caller's arena: here is where the thread count is decided.
-  tbb::task_arena arena(o.threads > 0 ? o.threads : tbb::task_arena::automatic);
+  CommandArena arena(o.threads);
   return arena.execute([&] { return predict(o); });
 }
 

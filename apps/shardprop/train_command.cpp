@@ -2,9 +2,9 @@
 // RunSettings and RunMetadata, the data two functions, and train_run (training_run.hpp) does
 // the restarts, early stopping, checkpoints and resuming; this file prints what it is told.
 #include "train_command.hpp"
+#include "command_arena.hpp"
 
 #include <sched.h>
-#include <tbb/task_arena.h>
 
 #include <chrono>
 #include <cstdio>
@@ -359,6 +359,9 @@ RunData run_data(const TrainOptions& o, TrainingData& data, ProgressReporter& re
       throw Error(o.data + ": " + e.what() + "; no weights written for this epoch");
     }
   };
+  // Without validation data the epoch's running metrics stand in, unless --eval-train asks for
+  // a pass over the training data.
+  if (!data.validation && !data.validation_stream && !o.eval_train) return run;
   run.evaluate = [&data](const Trainer& trainer) {
     if (data.validation_stream) return trainer.evaluate(*data.validation_stream);
     if (data.validation) return trainer.evaluate(*data.validation);
@@ -403,7 +406,7 @@ int run_train(TrainOptions o, const CLI::App& command, const Communicator& comm)
   // The command owns the thread count: CSV loading, stream parsing and training all run in
   // this arena (the library runs in its caller's arena, as for evaluate and predict). Under
   // MPI, --threads counts each rank's threads.
-  tbb::task_arena arena(o.threads > 0 ? o.threads : tbb::task_arena::automatic);
+  CommandArena arena(o.threads);
   return arena.execute([&] { return train(std::move(o), command, comm); });
 }
 

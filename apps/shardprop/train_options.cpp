@@ -64,6 +64,10 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   auto* val = cmd->add_option("--val", o.validation,
                               "Validation CSV (same columns); reported after every epoch")
                   ->check(CLI::ExistingFile);
+  cmd->add_flag("--eval-train", o.eval_train,
+                "Without --val or --val-split, also evaluate the whole training set after each "
+                "epoch (an extra pass in inference mode); otherwise the epoch line shows the "
+                "running loss and accuracy of the epoch's steps");
   cmd->add_option("--val-split", o.validation_split,
                   "Hold out this fraction of --data for validation (seeded by --seed)")
       ->check(CLI::Range(0.0, 1.0).description("in (0, 1)"))
@@ -217,6 +221,8 @@ struct StoredField {
   std::function<nlohmann::json(const TrainOptions&)> get;
   std::function<void(TrainOptions&, const nlohmann::json&)> set;
   bool may_change = false;
+  // The value a checkpoint that does not record the option stands for (none: it must record it).
+  std::optional<nlohmann::json> when_absent;
 };
 
 template <class T>
@@ -227,7 +233,12 @@ StoredField field(const char* option, T TrainOptions::*member, bool may_change =
             return nlohmann::json(o.*member);
           },
           [member](TrainOptions& o, const nlohmann::json& j) { o.*member = j.get<T>(); },
-          may_change};
+          may_change, std::nullopt};
+}
+
+StoredField with_default(StoredField f, nlohmann::json when_absent) {
+  f.when_absent = std::move(when_absent);
+  return f;
 }
 
 const std::vector<StoredField>& stored_fields() {
@@ -240,6 +251,8 @@ const std::vector<StoredField>& stored_fields() {
       field("--delimiter", &TrainOptions::delimiter),
       field("--no-header", &TrainOptions::no_header),
       field("--no-standardize", &TrainOptions::no_standardize),
+      // Checkpoints without it evaluated the training set after every epoch.
+      with_default(field("--eval-train", &TrainOptions::eval_train), true),
       field("--stream", &TrainOptions::stream),
       field("--shuffle-buffer-mb", &TrainOptions::shuffle_buffer_mb),
       field("--spec", &TrainOptions::spec),
@@ -291,21 +304,22 @@ void apply_stored_options(TrainOptions& options, const nlohmann::json& stored,
   if (!stored.is_object()) throw Error(file + ": metadata 'shardprop.train_options' is malformed");
   for (const StoredField& f : stored_fields()) {
     const std::string key = f.option.substr(2);
-    if (!stored.contains(key)) {
+    if (!stored.contains(key) && !f.when_absent) {
       throw Error(file + ": metadata 'shardprop.train_options' does not record " + f.option);
     }
+    const nlohmann::json& value = stored.contains(key) ? stored[key] : *f.when_absent;
     const bool given = command.count(f.option) > 0;
     if (given && f.may_change) continue;
     if (given && f.option == "--init") continue;  // excluded by --resume already
     TrainOptions parsed = options;
     try {
-      f.set(parsed, stored[key]);
+      f.set(parsed, value);
     } catch (const nlohmann::json::exception&) {
       throw Error(file + ": metadata 'shardprop.train_options': " + f.option + " is malformed");
     }
     if (given && f.get(parsed) != f.get(options)) {
-      throw Error(f.option + " " + shown(f.get(options)) + " differs from the " +
-                  shown(stored[key]) + " the checkpoint " + file +
+      throw Error(f.option + " " + shown(f.get(options)) + " differs from the " + shown(value) +
+                  " the checkpoint " + file +
                   " was trained with; a resumed run keeps its settings (only --epochs, the data "
                   "files and output options may change)");
     }

@@ -20,6 +20,7 @@ struct TrainOptions {
   std::vector<std::string> ignore;
   std::string delimiter = ",";
   bool no_header = false;
+  bool eval_train = false;  // without validation: a full inference pass over the training data
   bool no_standardize = false;
   bool cache = false;
   bool stream = false;

@@ -72,8 +72,8 @@ struct RunSettings {
   Communicator communicator;
 };
 
-// One finished epoch. `evaluation` is what RunData::evaluate returned: early stopping and the
-// choice of restart compare its loss.
+// One finished epoch. `evaluation` is what RunData::evaluate returned (without it, `train`):
+// early stopping and the choice of restart compare its loss.
 struct EpochResult {
   int restart = 0;
   int epoch = 0;  // 1-based, counted over the restart
@@ -105,7 +105,8 @@ struct RunObserver {
 struct RunData {
   // One epoch of training (Trainer::train_epoch); its errors propagate.
   std::function<Metrics(Trainer&)> train_epoch;
-  // The loss early stopping and the choice of restart compare (validation data if any).
+  // The loss early stopping and the choice of restart compare (validation data if any). Empty:
+  // the epoch's running metrics (Trainer::train_epoch's) stand in, at no extra pass.
   std::function<Metrics(const Trainer&)> evaluate;
 };
 

@@ -119,8 +119,8 @@ void check_settings(const RunSettings& s, const RunData& data) {
     throw Error("several restarts draw new initial weights; they cannot start from " +
                 s.init.string());
   }
-  if (!data.train_epoch || !data.evaluate) {
-    throw Error("a run needs both RunData::train_epoch and RunData::evaluate");
+  if (!data.train_epoch) {
+    throw Error("a run needs RunData::train_epoch");
   }
 }
 
@@ -175,7 +175,9 @@ class Run {
     }
     if (stopped_early()) tell(observer_.stopped_early, trainer.epochs_completed(), state_);
     // Nothing trained this time (resumed at the end, or epochs 0): score the model as it is.
-    if (!std::isfinite(final_loss)) final_loss = data_.evaluate(trainer).loss;
+    if (!std::isfinite(final_loss)) {
+      final_loss = data_.evaluate ? data_.evaluate(trainer).loss : state_.best_loss;
+    }
 
     if (!several_ || state_.restarts_done) {
       if (!settings_.out.empty()) {
@@ -264,7 +266,7 @@ class Run {
     result.train = data_.train_epoch(trainer);
     result.train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    result.evaluation = data_.evaluate(trainer);
+    result.evaluation = data_.evaluate ? data_.evaluate(trainer) : result.train;
     result.gradient_norm = trainer.last_gradient_norm();
     result.improved = result.evaluation.loss < state_.best_loss;
     if (result.improved) {
