@@ -54,6 +54,9 @@ void FeatureMoments::add(const Dataset& rows) {
             const float* x = rows.features.data() + r * n + first_column;
             for (int j = 0; j < columns; ++j) {
               const double deviation = static_cast<double>(x[j]) - shift[j];
+              // Adding zero changes no exact sum; sparse data (image borders, one-hot columns)
+              // is mostly values equal to the first row's.
+              if (deviation == 0.0) continue;
               partial[j].deviation.add(deviation);
               partial[j].squared_deviation.add(deviation * deviation);
             }
