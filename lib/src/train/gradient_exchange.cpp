@@ -10,6 +10,8 @@
 #include <span>
 #include <string>
 
+#include "shardprop/error.hpp"
+
 namespace shardprop::detail {
 namespace {
 
@@ -95,8 +97,13 @@ void GradientExchange::wait_until_ready(std::size_t bucket) {
 void GradientExchange::run_chain(const ForEachBlock& for_each_block, bool patient) {
   // The communication thread shares the cores with the backward pass: it sleeps between polls
   // instead of spinning in MPI_Wait.
+  // A trainer destroyed in the middle of a step (its step threw) must not wait for pieces that
+  // will never come.
   auto wait_for = [&](auto&& done) {
-    while (!done()) std::this_thread::sleep_for(std::chrono::microseconds(20));
+    while (!done()) {
+      if (stopping_) throw Error("gradient exchange: the trainer stopped during a step");
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
   };
   const int rank = comm_.rank();
   const int last = comm_.size() - 1;

@@ -87,7 +87,8 @@ class GradientExchange {
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool step_started_ = false, step_finished_ = false, stopping_ = false;
+  bool step_started_ = false, step_finished_ = false;
+  std::atomic<bool> stopping_ = false;  // also read while polling, without the mutex
   std::exception_ptr failure_;
 
   double wait_seconds_ = 0.0;
