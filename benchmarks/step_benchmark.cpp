@@ -206,6 +206,40 @@ void BM_Step(benchmark::State& state, const NetworkCase& c) {
   }
 }
 
+// Args: threads. Trainer::evaluate over 16 minibatches' rows held in memory: the forward pass
+// in inference mode and the metrics. "FLOP" counts the forward pass's 2·weights per row, so its
+// rate is comparable with BM_Step's (which counts 6·weights per row for forward and backward).
+void BM_Evaluate(benchmark::State& state, const NetworkCase& c) {
+  shardprop::TrainerSettings settings;
+  settings.threads = static_cast<int>(state.range(0));
+  settings.batch_size = c.batch_size;
+  const int rows = 16 * c.batch_size;
+  try {
+    shardprop::Model model(c.spec);
+    model.initialize(kSeed);
+    const shardprop::Trainer trainer(model, settings);
+    const Minibatch batch = make_minibatch(model, rows);
+    shardprop::Dataset data;
+    data.rows = rows;
+    data.feature_count = model.inputs();
+    data.target_width = static_cast<int>(batch.targets.size() / static_cast<std::size_t>(rows));
+    data.features = batch.features;
+    data.targets = batch.targets;
+    shardprop::Metrics m = trainer.evaluate(data);  // untimed: first touch of the workspaces
+    for (auto _ : state) {
+      m = trainer.evaluate(data);
+      benchmark::DoNotOptimize(m);
+    }
+    const double weights = weight_count(shardprop::detail::network_of(model));
+    state.counters["samples"] =
+        benchmark::Counter(rows, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP"] =
+        benchmark::Counter(2.0 * weights * rows, benchmark::Counter::kIsIterationInvariantRate);
+  } catch (const shardprop::Error& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 // What one shard's GEMM-only pass writes. inputs[l] (l > 0) stands in for the activations that
 // feed dense layer l, delta[l] for dL/dz of layer l: fixed random values of the right shapes.
 struct GemmShard {
@@ -370,6 +404,12 @@ void register_benchmarks() {
         }
       }
     }
+  }
+  for (const NetworkCase& c : {small_case(), medium_case()}) {
+    auto* evaluate =
+        benchmark::RegisterBenchmark(("BM_Evaluate/" + c.name).c_str(), BM_Evaluate, c);
+    evaluate->ArgNames({"threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    for (int threads : {1, 2}) evaluate->Args({threads});
   }
   // Batch norm adds no products, so its GEMM-only step is medium's.
   const NetworkCase medium_bn = medium_bn_case();

@@ -86,6 +86,12 @@ RowEvaluator::RowEvaluator(const Network& net, std::int64_t first_row, TargetWor
   pending_targets_.reserve(static_cast<std::size_t>(kInferenceRows) * target_width_);
 }
 
+RowEvaluator::RowEvaluator(const Network& net, std::int64_t first_row, TargetWording wording,
+                           std::string what, ExactMetricSums* totals, std::int64_t grid_origin)
+    : RowEvaluator(net, first_row, wording, std::move(what), RowCallback{}, grid_origin) {
+  totals_ = totals;
+}
+
 std::int64_t RowEvaluator::pending_rows() const {
   return static_cast<std::int64_t>(pending_features_.size()) / inputs_;
 }
@@ -138,8 +144,10 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
   const auto tw = static_cast<std::size_t>(target_width_);
   const auto n = static_cast<std::size_t>(rows);
   const auto full = static_cast<std::size_t>(kInferenceRows);
-  outputs_buffer_.resize(n * out);
-  row_sums_.resize(n);
+  if (totals_ == nullptr) {
+    outputs_buffer_.resize(n * out);
+    row_sums_.resize(n);
+  }
   // Pieces lie on the grid of the whole's row numbers; the first may start inside a grid cell.
   const auto lead = static_cast<std::size_t>((grid_origin_ + rows_) % kInferenceRows);
   const std::size_t first = std::min(n, full - lead);
@@ -170,6 +178,16 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
             const ConstMatrix x{x_rows, shape_rows, inputs_, inputs_};
             const ConstMatrix y = net_.forward(params, x, ws);
             const std::size_t skip = count < full ? at : 0;
+            if (totals_ != nullptr) {
+              ExactMetricSums piece_sums;
+              for (std::size_t r = 0; r < count; ++r) {
+                const ConstMatrix one{y.row(static_cast<int>(skip + r)), 1, outputs_, outputs_};
+                piece_sums.add(metric_sums(net_.spec.loss, one, targets + (begin + r) * tw));
+              }
+              const std::lock_guard lock(totals_mutex_);
+              totals_->merge(piece_sums);
+              continue;
+            }
             for (std::size_t r = 0; r < count; ++r) {
               float* row = outputs_buffer_.data() + (begin + r) * out;
               std::copy_n(y.row(static_cast<int>(skip + r)), out, row);
@@ -179,7 +197,7 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
           }
         });
   }
-  for (std::size_t r = 0; r < n; ++r) {
+  for (std::size_t r = 0; totals_ == nullptr && r < n; ++r) {
     on_row_(outputs_buffer_.data() + r * out, targets + r * tw, row_sums_[r]);
   }
   rows_ += rows;

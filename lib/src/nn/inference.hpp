@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "base/matrix.hpp"
+#include "nn/exact_metric_sums.hpp"
 #include "nn/loss.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/model.hpp"
@@ -69,6 +71,10 @@ class RowEvaluator {
   // single process computes.
   RowEvaluator(const Network& net, std::int64_t first_row, TargetWording wording, std::string what,
                RowCallback on_row, std::int64_t grid_origin = 0);
+  // Only the totals: every row's sums are added exactly into *totals, in parallel as the pieces
+  // finish (exact sums need no order), with no call per row.
+  RowEvaluator(const Network& net, std::int64_t first_row, TargetWording wording, std::string what,
+               ExactMetricSums* totals, std::int64_t grid_origin = 0);
 
   void add(const Dataset& data);  // checks the whole chunk first; throws Error
   void finish();                  // the rows still waiting
@@ -85,6 +91,8 @@ class RowEvaluator {
   TargetWording wording_;
   std::string what_;
   RowCallback on_row_;
+  ExactMetricSums* totals_ = nullptr;
+  std::mutex totals_mutex_;
   int inputs_, outputs_, target_width_;
   std::int64_t rows_ = 0;  // rows handed to on_row so far
   // Reused from call to call: the rows of an open piece, and per-row results of a run.

@@ -583,10 +583,8 @@ template <class Feed>
 detail::ExactMetricSums exact_sums(const detail::Network& net, std::int64_t first_row,
                                    std::int64_t& rows, Feed&& feed) {
   detail::ExactMetricSums total;
-  detail::RowEvaluator evaluator(
-      net, first_row, detail::TargetWording::trainer, "evaluate",
-      [&](const float*, const float*, const detail::MetricSums& row) { total.add(row); },
-      first_row);
+  detail::RowEvaluator evaluator(net, first_row, detail::TargetWording::trainer, "evaluate", &total,
+                                 first_row);
   feed(evaluator);
   evaluator.finish();
   rows = evaluator.rows();
