@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh --main     also the Fashion-MNIST package (the README's main job)
 #   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran, clang-format and
 #                                      Open MPI (the test command: tests, benchmark smoke runs,
-#                                      the Fortran example, the formatting check, the MPI tests)
+#                                      the Fortran example, the formatting check, the MPI tests,
+#                                      which find a job's ranks with procps' pgrep)
 #   scripts/install-deps.sh --mpi      also Open MPI (training across processes and nodes)
 #   scripts/install-deps.sh --bench    also Google Benchmark (the benchmark binaries)
 #   scripts/install-deps.sh --compare  also PyTorch and pandas, for the benchmark reports only
@@ -15,7 +16,8 @@ packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev li
 for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;
-    --test) packages+=(catch2 libbenchmark-dev gfortran clang-format libopenmpi-dev openmpi-bin) ;;
+    --test) packages+=(catch2 libbenchmark-dev gfortran clang-format libopenmpi-dev openmpi-bin
+                       procps) ;;
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
     --bench) packages+=(libbenchmark-dev) ;;
     --compare) packages+=(python3-torch python3-pandas time) ;;
