@@ -81,12 +81,9 @@ class SplitStream final : public DataStream {
   void rewind() override;
   bool next(Dataset& chunk) override;
 
-  // Whether row `row` of the whole belongs to this part, and how many of rows [first,
-  // first + rows) do: the split is known from the row numbers alone, without reading.
-  bool holds(std::int64_t row) const;
-  std::int64_t count(std::int64_t first, std::int64_t rows) const;
-
  private:
+  bool holds(std::int64_t row) const;  // row `row` of the whole belongs to this part
+
   DataStream& source_;
   std::uint64_t threshold_;
   std::uint64_t seed_;

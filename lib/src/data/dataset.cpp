@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/rng.hpp"
+#include "data/dataset_rows.hpp"
 #include "data/feature_moments.hpp"
 #include "shardprop/error.hpp"
 
@@ -139,26 +140,10 @@ std::pair<Dataset, Dataset> split_validation(const Dataset& data, double fractio
   std::vector<char> in_validation(static_cast<std::size_t>(data.rows), 0);
   for (std::int64_t i = 0; i < held_out; ++i) in_validation[keys[i].second] = 1;
 
-  auto empty_like = [&data](std::int64_t rows) {
-    Dataset d;
-    d.rows = 0;
-    d.feature_count = data.feature_count;
-    d.target_width = data.target_width;
-    d.feature_names = data.feature_names;
-    d.target_names = data.target_names;
-    d.class_names = data.class_names;
-    d.features.reserve(static_cast<std::size_t>(rows) * data.feature_count);
-    d.targets.reserve(static_cast<std::size_t>(rows) * data.target_width);
-    return d;
-  };
-  std::pair<Dataset, Dataset> parts{empty_like(data.rows - held_out), empty_like(held_out)};
+  std::pair<Dataset, Dataset> parts{detail::empty_like(data, data.rows - held_out),
+                                    detail::empty_like(data, held_out)};
   for (std::int64_t r = 0; r < data.rows; ++r) {
-    Dataset& d = in_validation[r] ? parts.second : parts.first;
-    const std::span<const float> x = data.row_features(r);
-    const std::span<const float> t = data.row_targets(r);
-    d.features.insert(d.features.end(), x.begin(), x.end());
-    d.targets.insert(d.targets.end(), t.begin(), t.end());
-    ++d.rows;
+    detail::append_row(in_validation[r] ? parts.second : parts.first, data, r);
   }
   return parts;
 }

@@ -4,7 +4,6 @@
 #include "shardprop/dataset_part.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <optional>
@@ -14,10 +13,11 @@
 
 #include "base/agreement.hpp"
 #include "base/communicator.hpp"
-#include "base/rng.hpp"
 #include "data/csv_labels.hpp"
 #include "data/csv_part.hpp"
+#include "data/dataset_rows.hpp"
 #include "data/feature_moments.hpp"
+#include "data/row_split.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
@@ -29,16 +29,6 @@ std::vector<std::int64_t> part_starts(detail::Communicator& comm, std::int64_t r
   std::vector<std::int64_t> starts(counts.size() + 1, 0);
   std::partial_sum(counts.begin(), counts.end(), starts.begin() + 1);
   return starts;
-}
-
-Dataset empty_like(const Dataset& data) {
-  Dataset d;
-  d.feature_count = data.feature_count;
-  d.target_width = data.target_width;
-  d.feature_names = data.feature_names;
-  d.target_names = data.target_names;
-  d.class_names = data.class_names;
-  return d;
 }
 
 // Names as one string: each name's length (8 bytes) then its bytes; names may hold any byte.
@@ -60,14 +50,6 @@ void decode_names(std::string_view text, std::vector<std::string>& into) {
     into.emplace_back(text.substr(0, size));
     text.remove_prefix(std::min<std::size_t>(size, text.size()));
   }
-}
-
-void append_row(Dataset& to, const Dataset& from, std::int64_t r) {
-  const auto x = from.row_features(r);
-  const auto t = from.row_targets(r);
-  to.features.insert(to.features.end(), x.begin(), x.end());
-  to.targets.insert(to.targets.end(), t.begin(), t.end());
-  ++to.rows;
 }
 
 // The quotes and line ends in the ranks' byte ranges before this rank's: where its records
@@ -239,17 +221,12 @@ void use_class_names(DatasetPart& part, const std::vector<std::string>& names,
 std::pair<DatasetPart, DatasetPart> split_validation(const DatasetPart& part, double fraction,
                                                      std::uint64_t seed, const Communicator& comm) {
   detail::Communicator& c = detail::CommunicatorAccess::of(comm);
-  if (!(fraction > 0.0 && fraction < 1.0)) {
-    throw Error("validation split: the fraction must be in (0, 1), got " +
-                std::to_string(fraction));
-  }
-  const auto threshold = static_cast<std::uint64_t>(std::ldexp(fraction, 64));
-  std::pair<DatasetPart, DatasetPart> split{DatasetPart{empty_like(part.rows), 0, 0},
-                                            DatasetPart{empty_like(part.rows), 0, 0}};
+  const std::uint64_t threshold = detail::split_threshold(fraction);
+  std::pair<DatasetPart, DatasetPart> split{DatasetPart{detail::empty_like(part.rows), 0, 0},
+                                            DatasetPart{detail::empty_like(part.rows), 0, 0}};
   for (std::int64_t r = 0; r < part.rows.rows; ++r) {
-    const auto row = static_cast<std::uint64_t>(part.first_row + r);
-    const bool held_out = detail::random_bits(seed, detail::RngPurpose::split, 0, row) < threshold;
-    append_row(held_out ? split.second.rows : split.first.rows, part.rows, r);
+    const bool held_out = detail::held_out(seed, threshold, part.first_row + r);
+    detail::append_row(held_out ? split.second.rows : split.first.rows, part.rows, r);
   }
   for (DatasetPart* side : {&split.first, &split.second}) {
     const std::vector<std::int64_t> starts = part_starts(c, side->rows.rows);

@@ -4,43 +4,24 @@
 #include <limits>
 #include <string>
 
-#include "base/rng.hpp"
+#include "data/dataset_rows.hpp"
+#include "data/row_split.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
-namespace {
-
-// The hash value below which a row is held out: fraction of the 2^64 range.
-std::uint64_t threshold_of(double fraction) {
-  if (!(fraction > 0.0 && fraction < 1.0)) {
-    throw Error("validation split: the fraction must be in (0, 1), got " +
-                std::to_string(fraction));
-  }
-  return static_cast<std::uint64_t>(std::ldexp(fraction, 64));
-}
-
-}  // namespace
 
 SplitStream::SplitStream(DataStream& source, double fraction, std::uint64_t seed, Part part,
                          std::int64_t first_row)
     : source_(source),
-      threshold_(threshold_of(fraction)),
+      threshold_(detail::split_threshold(fraction)),
       seed_(seed),
       part_(part),
       first_row_(first_row),
       next_row_(first_row) {}
 
 bool SplitStream::holds(std::int64_t row) const {
-  const std::uint64_t key =
-      detail::random_bits(seed_, detail::RngPurpose::split, 0, static_cast<std::uint64_t>(row));
-  return (key < threshold_) == (part_ == Part::validation);
-}
-
-std::int64_t SplitStream::count(std::int64_t first, std::int64_t rows) const {
-  std::int64_t n = 0;
-  for (std::int64_t row = first; row < first + rows; ++row) n += holds(row) ? 1 : 0;
-  return n;
+  return detail::held_out(seed_, threshold_, row) == (part_ == Part::validation);
 }
 
 void SplitStream::rewind() {
@@ -57,18 +38,10 @@ bool SplitStream::next(Dataset& chunk) {
     chunk.feature_names = in.feature_names;
     chunk.target_names = in.target_names;
     chunk.class_names = in.class_names;
-    chunk.features.clear();
+    chunk.features.clear();  // keeps its capacity from chunk to chunk
     chunk.targets.clear();
-    const auto features = static_cast<std::size_t>(in.feature_count);
-    const auto targets = static_cast<std::size_t>(in.target_width);
     for (std::int64_t r = 0; r < in.rows; ++r, ++next_row_) {
-      if (!holds(next_row_)) continue;
-      const auto row = static_cast<std::size_t>(r);
-      chunk.features.insert(chunk.features.end(), in.features.begin() + row * features,
-                            in.features.begin() + (row + 1) * features);
-      chunk.targets.insert(chunk.targets.end(), in.targets.begin() + row * targets,
-                           in.targets.begin() + (row + 1) * targets);
-      ++chunk.rows;
+      if (holds(next_row_)) detail::append_row(chunk, in, r);
     }
     if (chunk.rows > 0) return true;
   }
