@@ -361,8 +361,12 @@ TEST_CASE("kill -9 at any moment leaves every file under a final name complete",
   REQUIRE(!periodic.empty());
   std::sort(periodic.begin(), periodic.end());
   const int last = std::stoi(periodic.back().substr(std::string("m.epoch-").size(), 6));
-  const Run resumed = run_cli(f.dir, {"train", "--resume", periodic.back(), "--epochs",
-                                      std::to_string(last + 2), "--out", "m.st", "--threads", "1"});
+  // --checkpoint-every and --keep are output options, not recorded in the checkpoint: given
+  // again, the resumed run writes epoch last + 1 and prunes what the kills left, whether or not
+  // a kill fell between a write and its prune.
+  const Run resumed =
+      run_cli(f.dir, {"train", "--resume", periodic.back(), "--epochs", std::to_string(last + 2),
+                      "--out", "m.st", "--checkpoint-every", "1", "--keep", "2", "--threads", "1"});
   CAPTURE(resumed.err);
   REQUIRE(resumed.exit_code == 0);
   CHECK_NOTHROW(shardprop::load_model(f.dir / "m.st"));
