@@ -22,6 +22,8 @@ inline void add_blas_context() {
   benchmark::AddCustomContext("openblas_core", shardprop::blas_core_name());
   benchmark::AddCustomContext("OPENBLAS_CORETYPE", environment_setting("OPENBLAS_CORETYPE"));
   benchmark::AddCustomContext("OPENBLAS_NUM_THREADS", environment_setting("OPENBLAS_NUM_THREADS"));
+  // Non-empty when the kernels are narrower than the CPU's: every number below is then low.
+  benchmark::AddCustomContext("blas_kernel_note", shardprop::blas_kernel_note());
 }
 
 }  // namespace shardprop::bench

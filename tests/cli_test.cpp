@@ -317,6 +317,46 @@ TEST_CASE(
   CHECK(read_bytes(f.dir / "one.st") == read_bytes(f.dir / "two.st"));
 }
 
+TEST_CASE("train --verbose says when OpenBLAS runs kernels narrower than the CPU's",
+          "[cli][blas]") {
+  CliFixture f;
+  const Args args = f.train({"--epochs", "1", "--verbose"});
+  SECTION("the note is printed exactly when the library finds one") {
+    const Run run = run_cli(f.dir, args);
+    REQUIRE(run.exit_code == 0);
+    const std::string note = shardprop::blas_kernel_note();
+    CAPTURE(note, shardprop::blas_core_name());
+    if (note.empty()) {
+      CHECK_THAT(run.out, !Contains("note: OpenBLAS"));
+    } else {
+      CHECK_THAT(run.out, Contains("note: " + note));
+    }
+  }
+#if defined(__x86_64__)
+  SECTION("SSE kernels forced on an AVX CPU are named, with the setting that forced them") {
+    if (!__builtin_cpu_supports("avx")) {
+      WARN("this CPU has no AVX: nothing narrower to force");
+      return;
+    }
+    const char* before = std::getenv("OPENBLAS_CORETYPE");
+    const std::string saved = before != nullptr ? before : "";
+    ::setenv("OPENBLAS_CORETYPE", "Nehalem", 1);
+    const Run run = run_cli(f.dir, args);
+    const Run quiet = run_cli(f.dir, f.train({"--epochs", "1"}));
+    if (before != nullptr) {
+      ::setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+    } else {
+      ::unsetenv("OPENBLAS_CORETYPE");
+    }
+    CAPTURE(run.out, run.err);
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(run.out, Contains("note: OpenBLAS runs its Nehalem kernels (SSE) on a CPU with") &&
+                            Contains("because OPENBLAS_CORETYPE=Nehalem is set"));
+    CHECK_THAT(quiet.out, !Contains("note: OpenBLAS"));
+  }
+#endif
+}
+
 TEST_CASE("train --no-shuffle is accepted and trains on minibatches in file order", "[cli]") {
   CliFixture f;
   const Run first =

@@ -293,6 +293,9 @@ class RunPrinter {
               o_.resume;
     }
     report_.message(line);
+    if (const std::string note = blas_kernel_note(); r == 0 && !note.empty()) {
+      report_.detail("note: " + note);
+    }
   }
 
   void epoch_finished(const EpochResult& e) {
