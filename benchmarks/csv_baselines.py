@@ -2,7 +2,7 @@
 """pandas.read_csv throughput (MB/s, 10^6 bytes per second) on the CSV files given: median of
 --repeats runs, each a plain `pandas.read_csv(path)` call.
 
-The reference point for shardprop_csv_bench; run_csv_report.sh runs both on the same files.
+The reference point for shardprop_csv_bench; report.sh runs both on the same files.
 Needs pandas (Debian: python3-pandas, so run it with /usr/bin/python3 if your python3 is another
 interpreter).
 

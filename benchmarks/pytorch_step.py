@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""PyTorch's time for the step shardprop_bench's BM_Step measures, for side-by-side reports.
+"""PyTorch's time for the steps shardprop_bench's BM_Step and BM_Evaluate measure, for reports.
 
 One SGD step (zero_grad, forward, loss, backward, step) in float32 on a fixed random minibatch:
-medium = 784-1024-1024-10 relu, CrossEntropyLoss, batch 256; tiny = 2-3-2 sigmoid (output too),
-MSELoss, batch 4; SGD lr 0.01. Reports the median step time after warm-up, per thread budget, for
-several configurations, and the fastest. Needs only python3 and torch (Debian's python3-torch).
+  medium           784-1024-1024-10 relu, CrossEntropyLoss, batch 256 (BM_Step/medium)
+  medium_batch1024 the same at batch 1024 (BM_StepBatch/medium/batch:1024)
+  medium_bn        medium with BatchNorm1d after each hidden Linear, before its ReLU, as
+                   shardprop's ModelSpec::mlp(..., batch_norm=true) places it (BM_Step/medium_bn)
+  small            64-128-128-10 relu, CrossEntropyLoss, batch 256 (BM_Step/small)
+  tiny             2-3-2 sigmoid (output too), MSELoss, batch 4 (BM_Step/tiny)
+SGD lr 0.01. Inference, as BM_Evaluate measures it (16 minibatches of rows in memory):
+  medium_eval, small_eval  model.eval() and torch.no_grad(), the forward pass and the loss over
+                   16 x 256 rows at once.
+Reports the median step time after warm-up, per thread budget, for several configurations, and
+the fastest. Needs only python3 and torch (Debian's python3-torch).
 
 A thread budget of n means torch.set_num_threads(n) and OPENBLAS_NUM_THREADS=n (Debian's torch
 calls the system BLAS, whose threads torch.set_num_threads does not control), except in the
@@ -32,7 +40,20 @@ CASES = {
     # name: (layer widths, activation, loss, batch)
     "medium": ((784, 1024, 1024, 10), "relu", "xent", 256),
     "tiny": ((2, 3, 2), "sigmoid", "mse", 4),
+    "small": ((64, 128, 128, 10), "relu", "xent", 256),
+    "medium_bn": ((784, 1024, 1024, 10), "relu_bn", "xent", 256),
+    "medium_batch1024": ((784, 1024, 1024, 10), "relu", "xent", 1024),
+    # Inference: forward and loss of 16 minibatches' rows in one call, no autograd.
+    "medium_eval": ((784, 1024, 1024, 10), "relu", "xent", 16 * 256),
+    "small_eval": ((64, 128, 128, 10), "relu", "xent", 16 * 256),
 }
+DEFAULT_CASES = ("medium", "tiny", "small", "medium_bn", "medium_batch1024", "medium_eval",
+                 "small_eval")
+
+
+def is_inference(case):
+    return case.endswith("_eval")
+
 
 # In-process variants: defaults, each setting alone, and all the speed-ups together.
 FLAG_VARIANTS = [
@@ -44,6 +65,21 @@ FLAG_VARIANTS = [
     ("set_to_none+foreach+flush_denormal",
      {"set_to_none": True, "foreach": True, "flush_denormal": True}),
 ]
+# Inference has no gradients and no optimizer: only the settings that change the forward pass.
+INFERENCE_FLAG_VARIANTS = [v for v in FLAG_VARIANTS if v[0] in ("defaults", "flush_denormal",
+                                                                   "mkldnn_off")]
+
+
+def default_thread_budgets():
+    """1, 2, 4, ... up to the core count, and the core count itself."""
+    cores = os.cpu_count() or 1
+    budgets = []
+    t = 1
+    while t < cores:
+        budgets.append(t)
+        t *= 2
+    budgets.append(cores)
+    return ",".join(str(b) for b in budgets)
 
 
 def environment_variants(threads):
@@ -117,6 +153,8 @@ def build_model(torch, case):
         if activation == "sigmoid":
             layers.append(torch.nn.Sigmoid())  # the textbook network has it on the output too
         elif not last:
+            if activation == "relu_bn":
+                layers.append(torch.nn.BatchNorm1d(widths[k + 1]))
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
     generator = torch.Generator().manual_seed(1)
@@ -131,23 +169,31 @@ def build_model(torch, case):
 
 
 def time_steps(torch, case, flags, min_time, min_reps):
-    """Median seconds per step after warm-up."""
+    """Median seconds per step (or per inference pass) after warm-up."""
     torch.manual_seed(1)
     torch.set_flush_denormal(bool(flags.get("flush_denormal", False)))
     torch.backends.mkldnn.enabled = bool(flags.get("mkldnn", True))
     model, loss_fn, x, target = build_model(torch, case)
-    sgd_options = {"lr": LEARNING_RATE}
-    if flags.get("foreach"):
-        sgd_options["foreach"] = True
-    optimizer = torch.optim.SGD(model.parameters(), **sgd_options)
-    set_to_none = bool(flags.get("set_to_none", False))
 
-    def step():
-        optimizer.zero_grad(set_to_none=set_to_none)
-        loss = loss_fn(model(x), target)
-        loss.backward()
-        optimizer.step()
-        return loss
+    if is_inference(case):
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                return loss_fn(model(x), target)
+    else:
+        sgd_options = {"lr": LEARNING_RATE}
+        if flags.get("foreach"):
+            sgd_options["foreach"] = True
+        optimizer = torch.optim.SGD(model.parameters(), **sgd_options)
+        set_to_none = bool(flags.get("set_to_none", False))
+
+        def step():
+            optimizer.zero_grad(set_to_none=set_to_none)
+            loss = loss_fn(model(x), target)
+            loss.backward()
+            optimizer.step()
+            return loss
 
     warm_until = time.perf_counter() + min(0.5, min_time / 2)
     warmed = 0
@@ -171,7 +217,7 @@ def worker(args):
     torch.set_num_threads(args.torch_threads)
     results = []
     for case in args.cases:
-        for label, flags in FLAG_VARIANTS:
+        for label, flags in INFERENCE_FLAG_VARIANTS if is_inference(case) else FLAG_VARIANTS:
             try:
                 seconds, reps = time_steps(torch, case, flags, args.min_time, args.min_reps)
             except TypeError as error:  # an option this torch version does not take
@@ -182,7 +228,7 @@ def worker(args):
                 "case": case, "threads": args.threads, "environment": args.environment,
                 "torch_threads": torch.get_num_threads(), "flags": label,
                 "us_per_step": seconds * 1e6, "samples_per_second": batch / seconds,
-                "repetitions": reps,
+                "batch": batch, "inference": is_inference(case), "repetitions": reps,
             })
     json.dump({"blas": blas_config(torch), "results": results}, sys.stdout)
 
@@ -204,8 +250,11 @@ def run_child(args, threads, environment, torch_threads, changes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", default="1,2", help="thread budgets (default 1,2)")
-    parser.add_argument("--cases", default="medium,tiny", help="medium, tiny (default both)")
+    parser.add_argument("--threads", default=default_thread_budgets(),
+                        help="thread budgets (default 1, 2, 4, ... up to the core count: "
+                        f"{default_thread_budgets()})")
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                        help=f"comma-separated, of {', '.join(CASES)} (default all)")
     parser.add_argument("--min-time", type=float, default=1.0,
                         help="seconds of timed steps per configuration (default 1.0)")
     parser.add_argument("--min-reps", type=int, default=20,
@@ -241,27 +290,37 @@ def main():
         print(f"OpenBLAS core: {blas['openblas'].get('core', '?')}  "
               f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')})")
     print()
-    header = f"{'case':<7} {'thr':>3} {'environment':<15} {'flags':<35} {'us/step':>10} {'samples/s':>11}"
+    header = f"{'case':<16} {'thr':>3} {'environment':<15} {'flags':<35} {'us/step':>10} {'samples/s':>11}"
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r['case']:<7} {r['threads']:>3} {r['environment']:<15} {r['flags']:<35} "
+        print(f"{r['case']:<16} {r['threads']:>3} {r['environment']:<15} {r['flags']:<35} "
               f"{r['us_per_step']:>10.1f} {r['samples_per_second']:>11.0f}")
 
     best = []
+    default = []  # what a plain script gets: no environment settings, no flags
     for case in args.cases:
         for threads in budgets:
             mine = [r for r in results if r["case"] == case and r["threads"] == threads]
             if mine:
                 best.append(min(mine, key=lambda r: r["us_per_step"]))
+            default.extend(r for r in mine
+                           if r["environment"] == "omp-default" and r["flags"] == "defaults")
+    print()
+    print("default configuration (omp-default, defaults) per case and thread budget:")
+    for r in default:
+        print(f"  {r['case']:<16} threads={r['threads']}  {r['us_per_step']:10.1f} us/step  "
+              f"{r['samples_per_second']:9.0f} samples/s")
     print()
     print("best per case and thread budget:")
     for r in best:
-        print(f"  {r['case']:<7} threads={r['threads']}  {r['us_per_step']:10.1f} us/step  "
+        print(f"  {r['case']:<16} threads={r['threads']}  {r['us_per_step']:10.1f} us/step  "
               f"{r['samples_per_second']:9.0f} samples/s  ({r['environment']}, {r['flags']})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"blas": blas, "results": results, "best": best}, out, indent=1)
+            json.dump({"blas": blas, "python": platform.python_version(),
+                       "min_time": args.min_time, "results": results, "default": default,
+                       "best": best}, out, indent=1)
 
 
 if __name__ == "__main__":

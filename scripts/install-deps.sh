@@ -2,13 +2,15 @@
 # Installs the Debian 12 packages shardprop needs, only those that are missing (idempotent).
 #   scripts/install-deps.sh            build: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
 #   scripts/install-deps.sh --main     also the Fashion-MNIST package (the README's main job)
-#   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran, clang-format and
-#                                      Open MPI (the test command: tests, benchmark smoke runs,
-#                                      the Fortran example, the formatting check, the MPI tests,
-#                                      which find a job's ranks with procps' pgrep)
+#   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran, clang-format,
+#                                      Open MPI and matplotlib (the test command: tests, benchmark
+#                                      smoke runs, the Fortran example, the formatting check, the
+#                                      MPI tests, which find a job's ranks with procps' pgrep, and
+#                                      the report generator's test)
 #   scripts/install-deps.sh --mpi      also Open MPI (training across processes and nodes)
 #   scripts/install-deps.sh --bench    also Google Benchmark (the benchmark binaries)
-#   scripts/install-deps.sh --compare  also PyTorch and pandas, for the benchmark reports only
+#   scripts/install-deps.sh --compare  also PyTorch, pandas and matplotlib, for the benchmark
+#                                      report only (benchmarks/report.sh)
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev libcli11-dev
@@ -17,10 +19,10 @@ for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;
     --test) packages+=(catch2 libbenchmark-dev gfortran clang-format libopenmpi-dev openmpi-bin
-                       procps) ;;
+                       procps python3-matplotlib) ;;
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
     --bench) packages+=(libbenchmark-dev) ;;
-    --compare) packages+=(python3-torch python3-pandas time) ;;
+    --compare) packages+=(python3-torch python3-pandas python3-matplotlib time) ;;
     *) echo "install-deps.sh: unknown option '$arg' (expected --main, --test, --mpi, --bench or --compare)" >&2; exit 2 ;;
   esac
 done

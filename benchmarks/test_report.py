@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Test of make_report.py (ctest benchmarks.report_from_fixture): runs it on a saved fixture
+into a temporary directory and checks every section heading, every plot and the README
+summary; then on an empty raw directory, where every section must say "not measured".
+
+    python3 benchmarks/test_report.py benchmarks/fixtures/report
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+HEADINGS = ["# shardprop benchmark report", "## Machine", "## (a) Training step",
+            "### Step against batch size (medium)", "## (b) Inference",
+            "## (c) sgemm per shape of the medium step", "## (d) Where the step's time goes",
+            "## (e) CSV parsing", "## (f) End to end: CSV file to trained model",
+            "## Where shardprop is slower"]
+PLOTS = ["throughput.png", "gflops_vs_batch.png", "phases.png", "csv.png", "end_to_end.png"]
+README = "# Project\n\n## Performance\n\n<!-- report:begin -->\nplaceholder\n<!-- report:end -->\n\nafter\n"
+
+
+def run(raw_dir, out_dir, *extra):
+    subprocess.run([sys.executable, os.path.join(SCRIPT_DIR, "make_report.py"), raw_dir, out_dir,
+                    *extra], check=True)
+    with open(os.path.join(out_dir, "report.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def main():
+    fixture = sys.argv[1]
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="shardprop_report_test_") as tmp:
+        readme = os.path.join(tmp, "README.md")
+        notes = os.path.join(tmp, "notes.md")
+        with open(readme, "w", encoding="utf-8") as f:
+            f.write(README)
+        with open(notes, "w", encoding="utf-8") as f:
+            f.write("Why: the notes text.\n")
+        out = os.path.join(tmp, "out")
+        text = run(fixture, out, "--readme", readme, "--notes", notes)
+        for heading in HEADINGS:
+            if f"\n{heading}" not in "\n" + text:
+                failures.append(f"report.md lacks the heading {heading!r}")
+        for needle in ("BLAS kernel warning", "Why: the notes text.", "medium, batch 1024",
+                       "forward gemm", "shardprop 2t / pandas", "PyTorch / shardprop"):
+            if needle not in text:
+                failures.append(f"report.md lacks {needle!r}")
+        if "Not measured" in text:
+            failures.append("the fixture has every input, yet a section says 'Not measured'")
+        for plot in PLOTS:
+            path = os.path.join(out, "plots", plot)
+            if not os.path.isfile(path) or os.path.getsize(path) == 0:
+                failures.append(f"plots/{plot} missing or empty")
+            elif f"plots/{plot}" not in text:
+                failures.append(f"report.md does not show plots/{plot}")
+        if sorted(os.listdir(out)) != ["plots", "report.md"]:
+            failures.append(f"unexpected files in the output: {sorted(os.listdir(out))}")
+        with open(readme, encoding="utf-8") as f:
+            summary = f.read()
+        if "placeholder" in summary or not summary.endswith("<!-- report:end -->\n\nafter\n"):
+            failures.append("README markers not replaced in place")
+        for needle in ("out/plots/throughput.png", "out/report.md", "Where shardprop is slower"):
+            if needle not in summary:
+                failures.append(f"README summary lacks {needle!r}")
+
+        # No inputs at all: every section says so, nothing crashes.
+        empty_raw = os.path.join(tmp, "empty")
+        os.mkdir(empty_raw)
+        text = run(empty_raw, os.path.join(tmp, "empty_out"))
+        for heading in HEADINGS:
+            if f"\n{heading}" not in "\n" + text:
+                failures.append(f"empty input: report.md lacks the heading {heading!r}")
+        if text.count("Not measured") < 7:
+            failures.append("empty input: expected a 'Not measured' line in every section")
+    for failure in failures:
+        print(f"test_report: FAIL: {failure}", file=sys.stderr)
+    if not failures:
+        print("test_report: report, plots and README summary as expected")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
