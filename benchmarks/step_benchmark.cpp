@@ -1,6 +1,8 @@
 // One training step (BM_Step) against the sgemm calls alone that the same sharded step makes
-// (BM_GemmOnlyStep, the denominator of "step time / GEMM-only time"), and the single-threaded
-// sgemm rate of each shape of the medium network (BM_Sgemm). Leaves out epochs and data loading.
+// (BM_GemmOnlyStep, the denominator of "step time / GEMM-only time"), both also over batch sizes
+// (BM_StepBatch, BM_GemmOnlyStepBatch), where a step's time goes (BM_StepPhases), and the
+// single-threaded sgemm rate of each shape of the medium network (BM_Sgemm). Leaves out epochs
+// and data loading.
 #include <benchmark/benchmark.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -15,6 +17,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -175,21 +178,42 @@ void set_step_counters(benchmark::State& state, double weights, int rows, int sh
   state.counters["shards"] = shards;
 }
 
-// Args: threads, shards (0 = automatic).
-void BM_Step(benchmark::State& state, const NetworkCase& c) {
+// 1, 2, 4, … up to the machine's core count, and the core count itself.
+std::vector<int> thread_counts() {
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  std::vector<int> counts;
+  for (int t = 1; t < cores; t *= 2) counts.push_back(t);
+  counts.push_back(cores);
+  return counts;
+}
+
+int core_count() { return thread_counts().back(); }
+
+// The batch sizes of BM_StepBatch and BM_GemmOnlyStepBatch.
+constexpr int kBatchSizes[] = {32, 64, 128, 256, 512, 1024};
+
+shardprop::TrainerSettings step_settings(const NetworkCase& c, int threads, int shards,
+                                         int batch_size) {
   shardprop::TrainerSettings settings;
-  settings.threads = static_cast<int>(state.range(0));
-  settings.shards = static_cast<int>(state.range(1));
-  settings.batch_size = c.batch_size;
+  settings.threads = threads;
+  settings.shards = shards;
+  settings.batch_size = batch_size;
   settings.learning_rate = kLearningRate;
   settings.shuffle = false;
   settings.optimizer = c.optimizer;
   settings.momentum = c.momentum;
+  return settings;
+}
+
+// Trainer::step on one fixed minibatch of batch_size rows (shards 0 = automatic).
+void run_step(benchmark::State& state, const NetworkCase& c, int threads, int shards,
+              int batch_size) {
+  const shardprop::TrainerSettings settings = step_settings(c, threads, shards, batch_size);
   try {
     shardprop::Model model(c.spec);
     model.initialize(kSeed);
     shardprop::Trainer trainer(model, settings);
-    const Minibatch batch = make_minibatch(model, c.batch_size);
+    const Minibatch batch = make_minibatch(model, batch_size);
     // One untimed step first: page faults on the workspaces, TBB workers joining the arena.
     double loss = trainer.step(batch.features, batch.targets);
     for (auto _ : state) {
@@ -199,8 +223,66 @@ void BM_Step(benchmark::State& state, const NetworkCase& c) {
     if (!std::isfinite(loss)) {
       state.SkipWithError("the step's loss is not finite");
     }
-    set_step_counters(state, weight_count(shardprop::detail::network_of(model)), c.batch_size,
+    set_step_counters(state, weight_count(shardprop::detail::network_of(model)), batch_size,
                       trainer.shard_count());
+  } catch (const shardprop::Error& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Args: threads, shards (0 = automatic).
+void BM_Step(benchmark::State& state, const NetworkCase& c) {
+  run_step(state, c, static_cast<int>(state.range(0)), static_cast<int>(state.range(1)),
+           c.batch_size);
+}
+
+// Args: batch size, threads; automatic shards.
+void BM_StepBatch(benchmark::State& state, const NetworkCase& c) {
+  run_step(state, c, static_cast<int>(state.range(1)), 0, static_cast<int>(state.range(0)));
+}
+
+// Args: threads; automatic shards. The step with profile_phases on, and where its time went:
+// plain counters (no rate flags) in microseconds per step, each already divided by the
+// iteration count here, in StepProfile's wall-clock convention (the pass parts are
+// thread-seconds / slots). other_us is the step's time outside the named parts (bookkeeping);
+// clock reads make it come out slightly negative at times, so it is clamped at 0.
+void BM_StepPhases(benchmark::State& state, const NetworkCase& c) {
+  shardprop::TrainerSettings settings =
+      step_settings(c, static_cast<int>(state.range(0)), 0, c.batch_size);
+  settings.profile_phases = true;
+  try {
+    shardprop::Model model(c.spec);
+    model.initialize(kSeed);
+    shardprop::Trainer trainer(model, settings);
+    const Minibatch batch = make_minibatch(model, c.batch_size);
+    double loss = trainer.step(batch.features, batch.targets);  // untimed, as in BM_Step
+    trainer.reset_step_profile();
+    for (auto _ : state) {
+      loss = trainer.step(batch.features, batch.targets);
+      benchmark::DoNotOptimize(loss);
+    }
+    if (!std::isfinite(loss)) {
+      state.SkipWithError("the step's loss is not finite");
+    }
+    const shardprop::StepProfile p = trainer.step_profile();
+    const double per_step_us = 1e6 / static_cast<double>(std::max<std::int64_t>(1, p.steps));
+    const double named = p.forward_gemm + p.forward_elementwise + p.backward_gemm +
+                         p.backward_elementwise + p.batch_norm_sync + p.reduction_update +
+                         p.exchange + p.idle;
+    auto report = [&](const char* name, double seconds) {
+      state.counters[name] = benchmark::Counter(seconds * per_step_us);
+    };
+    report("forward_gemm_us", p.forward_gemm);
+    report("forward_elementwise_us", p.forward_elementwise);
+    report("backward_gemm_us", p.backward_gemm);
+    report("backward_elementwise_us", p.backward_elementwise);
+    report("batch_norm_sync_us", p.batch_norm_sync);
+    report("reduction_update_us", p.reduction_update);
+    report("exchange_us", p.exchange);
+    report("idle_us", p.idle);
+    report("other_us", std::max(0.0, p.total - named));
+    report("step_us", p.total);
+    state.counters["shards"] = trainer.shard_count();
   } catch (const shardprop::Error& e) {
     state.SkipWithError(e.what());
   }
@@ -249,22 +331,20 @@ struct GemmShard {
   AlignedFloats dx;                   // [rows, largest in]
 };
 
-// Args: threads, shards (0 = automatic). The sgemm calls of BM_Step's sharded step and nothing
-// else: per shard, z = x·Wᵀ for every dense layer, then in reverse dW = δᵀ·x for every layer and
-// dx = δ·W for all but the first, with the same transposes, strides and beta as dense.cpp.
-void BM_GemmOnlyStep(benchmark::State& state, const NetworkCase& c) {
-  const int threads = static_cast<int>(state.range(0));
-  const int requested = static_cast<int>(state.range(1));
+// The sgemm calls of BM_Step's sharded step and nothing else: per shard, z = x·Wᵀ for every
+// dense layer, then in reverse dW = δᵀ·x for every layer and dx = δ·W for all but the first,
+// with the same transposes, strides and beta as dense.cpp. requested shards 0 = automatic.
+void run_gemm_only_step(benchmark::State& state, const NetworkCase& c, int threads, int requested,
+                        int batch_size) {
   shardprop::Model model(c.spec);
   model.initialize(kSeed);
   const shardprop::detail::Network& net = shardprop::detail::network_of(model);
   const float* params = model.parameters().data();
   const std::vector<shardprop::detail::Dense> layers = dense_layers(net);
   const int inputs = c.spec.inputs;
-  const int shards =
-      requested > 0 ? requested : shardprop::default_shard_count(c.spec, c.batch_size);
-  const shardprop::detail::ShardPlan plan(c.batch_size, shards);
-  const Minibatch batch = make_minibatch(model, c.batch_size);
+  const int shards = requested > 0 ? requested : shardprop::default_shard_count(c.spec, batch_size);
+  const shardprop::detail::ShardPlan plan(batch_size, shards);
+  const Minibatch batch = make_minibatch(model, batch_size);
 
   std::mt19937_64 engine(kSeed + 1);
   std::vector<GemmShard> work(static_cast<std::size_t>(plan.shards));
@@ -336,7 +416,19 @@ void BM_GemmOnlyStep(benchmark::State& state, const NetworkCase& c) {
     run_step();
     benchmark::ClobberMemory();
   }
-  set_step_counters(state, weight_count(net), c.batch_size, plan.shards);
+  set_step_counters(state, weight_count(net), batch_size, plan.shards);
+}
+
+// Args: threads, shards (0 = automatic).
+void BM_GemmOnlyStep(benchmark::State& state, const NetworkCase& c) {
+  run_gemm_only_step(state, c, static_cast<int>(state.range(0)), static_cast<int>(state.range(1)),
+                     c.batch_size);
+}
+
+// Args: batch size, threads; automatic shards.
+void BM_GemmOnlyStepBatch(benchmark::State& state, const NetworkCase& c) {
+  run_gemm_only_step(state, c, static_cast<int>(state.range(1)), 0,
+                     static_cast<int>(state.range(0)));
 }
 
 // One product as dense.cpp issues it: C[m,n] = op(A)[m,k]·op(B)[k,n] + beta·C.
@@ -392,13 +484,14 @@ void BM_Sgemm(benchmark::State& state, const GemmShape& shape) {
 }
 
 void register_benchmarks() {
+  const std::vector<int> threads_list = thread_counts();
   for (const NetworkCase& c : {small_case(), medium_case(), tiny_case()}) {
     auto* step = benchmark::RegisterBenchmark(("BM_Step/" + c.name).c_str(), BM_Step, c);
     auto* gemm_only =
         benchmark::RegisterBenchmark(("BM_GemmOnlyStep/" + c.name).c_str(), BM_GemmOnlyStep, c);
     for (auto* b : {step, gemm_only}) {
       b->ArgNames({"threads", "shards"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-      for (int threads : {1, 2}) {
+      for (int threads : threads_list) {
         for (int shards : c.shard_counts) {
           b->Args({threads, shards});
         }
@@ -409,14 +502,14 @@ void register_benchmarks() {
     auto* evaluate =
         benchmark::RegisterBenchmark(("BM_Evaluate/" + c.name).c_str(), BM_Evaluate, c);
     evaluate->ArgNames({"threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-    for (int threads : {1, 2}) evaluate->Args({threads});
+    for (int threads : threads_list) evaluate->Args({threads});
   }
   // Batch norm adds no products, so its GEMM-only step is medium's.
   const NetworkCase medium_bn = medium_bn_case();
   auto* bn_step =
       benchmark::RegisterBenchmark(("BM_Step/" + medium_bn.name).c_str(), BM_Step, medium_bn);
   bn_step->ArgNames({"threads", "shards"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-  for (int threads : {1, 2}) {
+  for (int threads : threads_list) {
     for (int shards : medium_bn.shard_counts) bn_step->Args({threads, shards});
   }
   for (const NetworkCase& variant :
@@ -425,9 +518,25 @@ void register_benchmarks() {
         medium_variant("dropout", shardprop::Optimizer::sgd, 0.0f, 0.2f)}) {
     auto* b = benchmark::RegisterBenchmark(("BM_Step/" + variant.name).c_str(), BM_Step, variant);
     b->ArgNames({"threads", "shards"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-    for (int threads : {1, 2}) b->Args({threads, 0});
+    for (int threads : threads_list) b->Args({threads, 0});
   }
   const NetworkCase medium = medium_case();
+  // GFLOP/s against the batch size, on every core.
+  auto* step_batch =
+      benchmark::RegisterBenchmark(("BM_StepBatch/" + medium.name).c_str(), BM_StepBatch, medium);
+  auto* gemm_batch = benchmark::RegisterBenchmark(("BM_GemmOnlyStepBatch/" + medium.name).c_str(),
+                                                  BM_GemmOnlyStepBatch, medium);
+  for (auto* b : {step_batch, gemm_batch}) {
+    b->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    for (int batch : kBatchSizes) b->Args({batch, core_count()});
+  }
+  for (const NetworkCase& c : {small_case(), medium, medium_bn}) {
+    auto* phases =
+        benchmark::RegisterBenchmark(("BM_StepPhases/" + c.name).c_str(), BM_StepPhases, c);
+    phases->ArgNames({"threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    phases->Args({1});
+    if (core_count() > 1) phases->Args({core_count()});
+  }
   const shardprop::detail::Network net(medium.spec);
   for (const GemmShape& shape : step_gemm_shapes(net, medium.batch_size)) {
     benchmark::RegisterBenchmark(("BM_Sgemm/" + medium.name + "/" + shape.name).c_str(), BM_Sgemm,

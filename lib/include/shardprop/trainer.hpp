@@ -63,6 +63,10 @@ struct TrainerSettings {
   // below it (a communication thread; needs MPI_THREAD_MULTIPLE, else the exchange follows the
   // pass). false: always after the pass, leaving every core to it. Results are the same.
   bool overlap_exchange = true;
+  // Time the parts of every step into Trainer::step_profile() (see StepProfile). Off, a step
+  // reads no clock: it costs a pointer check per timed piece of a layer (one to three). On, one
+  // clock read per piece. Results are the same bits either way.
+  bool profile_phases = false;
 };
 
 // What a step or an epoch is told of, for progress displays. Runs on the driving thread.
@@ -80,6 +84,44 @@ struct Metrics {
   double accuracy = 0.0;  // xent: argmax == class; bce: (logit > 0) == (target > 0.5), per output
   double rmse = 0.0;  // root mean squared error over all outputs (mse; probabilities for xent/bce)
   std::int64_t rows = 0;
+};
+
+// Where this rank's training steps spent their time, summed over steps since the trainer was
+// built or last reset (Trainer::step_profile). The counts are always kept; the seconds only
+// with TrainerSettings::profile_phases (else they are 0).
+//
+// A step runs its shards in parallel regions (one per phase: one region without batch norm,
+// 2K + 1 with K batch-norm layers) on `slots` = min(threads, this rank's shards) worker slots
+// (1 when the shards run inline), and between the regions on the driving thread. The four
+// pass fields and `idle` are measured per shard in thread-seconds and reported already divided
+// by the step's slot count, i.e. as wall-clock seconds: within each step
+//   forward_gemm + forward_elementwise + backward_gemm + backward_elementwise + idle
+//     = the wall time of its parallel regions (exactly, by the definition of idle),
+// and thread-seconds are these × slots. The other fields are wall time on the driving thread.
+// So forward_gemm + … + idle + batch_norm_sync + reduction_update + exchange ≈ total; the
+// rest of total is the step's bookkeeping (setting up the shards' passes, gathering their
+// losses, saving batch-norm running statistics), normally well under a tenth.
+struct StepProfile {
+  std::int64_t steps = 0;
+  std::int64_t training_rows = 0;     // rows this rank's shards ran through training passes
+  std::int64_t evaluated_rows = 0;    // data rows evaluate() ran through inference on this rank
+  double forward_gemm = 0.0;          // the dense layers' z += x·Wᵀ
+  double forward_elementwise = 0.0;   // bias rows copied into z (the product adds onto them),
+                                      // activations, dropout, batch-norm moments and normalize,
+                                      // the loss and δ = dL/dy, the step's metric sums
+  double backward_gemm = 0.0;         // dW = δᵀ·x and dx = δ·W
+  double backward_elementwise = 0.0;  // activation, dropout and batch-norm backward, bias
+                                      // gradients Σ_rows δ
+  double idle = 0.0;  // per region, wall × slots − the shards' busy time: worker slots that
+                      // waited at the region's end (uneven shards, scheduling), / slots
+  double batch_norm_sync = 0.0;  // merging the shards' (and ranks') batch-norm moments and
+                                 // backward sums between regions
+  // The reduction of the shards' gradients and the optimizer update: one fused pass over the
+  // parameters (each element summed over shards in order, then stepped), so one number.
+  double reduction_update = 0.0;
+  double exchange = 0.0;  // several ranks: waiting for the gradient exchange to finish (0 in
+                          // one process); exchange overlapped with the pass is not counted
+  double total = 0.0;     // wall time of the steps
 };
 
 // Thread safety: one thread drives a Trainer; it parallelises internally.
@@ -158,6 +200,10 @@ class Trainer {
   // construction (0 in one process).
   double communication_seconds() const;
   std::uint64_t communication_bytes() const;
+  // The steps' time profile and row counts (see StepProfile) since construction or the last
+  // reset_step_profile(). evaluate() adds its rows to it, although it is const.
+  StepProfile step_profile() const;
+  void reset_step_profile();
 
   // --- Resuming ------------------------------------------------------------------------
   // save_checkpoint and load_training_state (checkpoint.hpp) save and restore the optimizer's

@@ -8,17 +8,34 @@
 namespace shardprop::detail {
 
 void Dense::forward(const float* params, ConstMatrix x, Matrix z) const {
+  copy_bias(params, z);
+  add_product(params, x, z);
+}
+
+void Dense::copy_bias(const float* params, Matrix z) const {
   const float* b = params + bias;
-  for (int r = 0; r < x.rows; ++r) std::copy_n(b, out, z.row(r));
+  for (int r = 0; r < z.rows; ++r) std::copy_n(b, out, z.row(r));
+}
+
+void Dense::add_product(const float* params, ConstMatrix x, Matrix z) const {
   gemm(Transpose::no, Transpose::yes, x.rows, out, in, 1.0f, x.data, x.stride, params + weight, in,
        1.0f, z.data, z.stride);
 }
 
 void Dense::backward(const float* params, ConstMatrix x, ConstMatrix delta, float* grads,
                      Matrix dx) const {
+  weight_gradient(x, delta, grads);
+  bias_gradient(delta, grads);
+  if (dx.data != nullptr) input_gradient(params, delta, dx);
+}
+
+void Dense::weight_gradient(ConstMatrix x, ConstMatrix delta, float* grads) const {
   // dW = deltaᵀ·x: [out, rows]·[rows, in].
   gemm(Transpose::yes, Transpose::no, out, in, x.rows, 1.0f, delta.data, delta.stride, x.data,
        x.stride, 0.0f, grads + weight, in);
+}
+
+void Dense::bias_gradient(ConstMatrix delta, float* grads) const {
   // db = Σ_rows delta, rows in order.
   float* db = grads + bias;
   std::fill_n(db, out, 0.0f);
@@ -26,11 +43,12 @@ void Dense::backward(const float* params, ConstMatrix x, ConstMatrix delta, floa
     const float* d = delta.row(r);
     for (int j = 0; j < out; ++j) db[j] += d[j];
   }
+}
+
+void Dense::input_gradient(const float* params, ConstMatrix delta, Matrix dx) const {
   // dx = delta·W: [rows, out]·[out, in].
-  if (dx.data != nullptr) {
-    gemm(Transpose::no, Transpose::no, x.rows, in, out, 1.0f, delta.data, delta.stride,
-         params + weight, in, 0.0f, dx.data, dx.stride);
-  }
+  gemm(Transpose::no, Transpose::no, delta.rows, in, out, 1.0f, delta.data, delta.stride,
+       params + weight, in, 0.0f, dx.data, dx.stride);
 }
 
 }  // namespace shardprop::detail

@@ -19,6 +19,15 @@ struct Dense {
   // db [out] at this layer's offsets in grads, and dx = delta·W [rows, in] unless dx.data is null.
   void backward(const float* params, ConstMatrix x, ConstMatrix delta, float* grads,
                 Matrix dx) const;
+
+  // The pieces of forward() and backward(), in the order those run them, for a caller that
+  // times the products apart from the element-wise work (the trainer's step profile). The
+  // results are the same bits either way.
+  void copy_bias(const float* params, Matrix z) const;                   // every row of z ← b
+  void add_product(const float* params, ConstMatrix x, Matrix z) const;  // z += x·Wᵀ
+  void weight_gradient(ConstMatrix x, ConstMatrix delta, float* grads) const;    // dW = δᵀ·x
+  void bias_gradient(ConstMatrix delta, float* grads) const;                     // db = Σ_rows δ
+  void input_gradient(const float* params, ConstMatrix delta, Matrix dx) const;  // dx = δ·W
 };
 
 }  // namespace shardprop::detail

@@ -274,6 +274,7 @@ struct PhaseRunner {
   ShardWorkspace& ws;
   float* grads;
   const std::function<void(int layer)>* layer_done;
+  PhaseClock clock;  // reads no clock unless ws.profile
 
   int rows() const { return ws.x.rows; }
   void done(std::size_t l) const {
@@ -295,15 +296,25 @@ struct PhaseRunner {
       const ConstMatrix in = input_of(l);
       Matrix out = output_of(l);
       std::visit(Overloaded{
-                     [&](const Dense& d) { d.forward(params, in, out); },
-                     [&](const ActivationLayer& a) { a.forward(in, out); },
+                     [&](const Dense& d) {
+                       d.copy_bias(params, out);
+                       clock.lap(&PhaseSeconds::forward_elementwise);
+                       d.add_product(params, in, out);
+                       clock.lap(&PhaseSeconds::forward_gemm);
+                     },
+                     [&](const ActivationLayer& a) {
+                       a.forward(in, out);
+                       clock.lap(&PhaseSeconds::forward_elementwise);
+                     },
                      [&](const BatchNorm& b) {
                        const BatchNormSync& s = syncs[bn_index(l)];
                        b.normalize(params, s.mean_hi.data(), s.mean_lo.data(), s.inv_std.data(), in,
                                    view(ws.xhat[l], rows(), b.width), out);
+                       clock.lap(&PhaseSeconds::forward_elementwise);
                      },
                      [&](const Dropout& d) {
                        d.forward_train(ws.dropout, in, out, view(ws.masks[l], rows(), d.width));
+                       clock.lap(&PhaseSeconds::forward_elementwise);
                      },
                  },
                  net.layers[l]);
@@ -316,6 +327,7 @@ struct PhaseRunner {
     const PartialLayout p{b.width};
     std::vector<double>& partial = ws.partials[k];
     b.partial_moments(input_of(l), {p.count(partial), p.mean(partial), p.m2(partial)});
+    clock.lap(&PhaseSeconds::forward_elementwise);
   }
 
   void sums_of_output(int k) {
@@ -325,6 +337,7 @@ struct PhaseRunner {
     std::vector<double>& partial = ws.partials[k];
     b.partial_sums(ws.delta, view(ws.xhat[l], rows(), b.width), p.sum_dy(partial),
                    p.sum_dy_xhat(partial), grads);
+    clock.lap(&PhaseSeconds::backward_elementwise);
     done(l);  // γ's and β's gradients
   }
 
@@ -332,21 +345,32 @@ struct PhaseRunner {
   // dL/d(output of top) on entry and dL/d(input of bottom) on return.
   void backward(std::size_t top, std::size_t bottom) {
     for (std::size_t l = top + 1; l-- > bottom;) {
-      std::visit(
-          Overloaded{
-              [&](const Dense& d) {
-                Matrix dx{};
-                if (l > net.first_trainable) dx = {ws.spare.data, rows(), d.in, d.in};
-                d.backward(params, input_of(l), ws.delta, grads, dx);
-                done(l);
-                std::swap(ws.delta.data, ws.spare.data);
-                ws.delta.cols = ws.delta.stride = d.in;
-              },
-              [&](const ActivationLayer& a) { a.backward(output_of(l), ws.delta); },
-              [&](const Dropout& d) { d.backward(view(ws.masks[l], rows(), d.width), ws.delta); },
-              [&](const BatchNorm&) { assert(false && "phases end at batch norms"); },
-          },
-          net.layers[l]);
+      std::visit(Overloaded{
+                     [&](const Dense& d) {
+                       // d.backward's three pieces, timed apart.
+                       d.weight_gradient(input_of(l), ws.delta, grads);
+                       clock.lap(&PhaseSeconds::backward_gemm);
+                       d.bias_gradient(ws.delta, grads);
+                       clock.lap(&PhaseSeconds::backward_elementwise);
+                       if (l > net.first_trainable) {
+                         d.input_gradient(params, ws.delta, {ws.spare.data, rows(), d.in, d.in});
+                         clock.lap(&PhaseSeconds::backward_gemm);
+                       }
+                       done(l);
+                       std::swap(ws.delta.data, ws.spare.data);
+                       ws.delta.cols = ws.delta.stride = d.in;
+                     },
+                     [&](const ActivationLayer& a) {
+                       a.backward(output_of(l), ws.delta);
+                       clock.lap(&PhaseSeconds::backward_elementwise);
+                     },
+                     [&](const Dropout& d) {
+                       d.backward(view(ws.masks[l], rows(), d.width), ws.delta);
+                       clock.lap(&PhaseSeconds::backward_elementwise);
+                     },
+                     [&](const BatchNorm&) { assert(false && "phases end at batch norms"); },
+                 },
+                 net.layers[l]);
     }
   }
 };
@@ -358,7 +382,8 @@ void Network::run_phase(int phase, const float* params, std::span<const BatchNor
                         const std::function<void(int layer)>* layer_done) const {
   const int bn_count = static_cast<int>(batch_norms.size());
   const std::size_t layer_count = layers.size();
-  PhaseRunner run{*this, params, syncs, ws, grads, layer_done};
+  PhaseRunner run{
+      *this, params, syncs, ws, grads, layer_done, PhaseClock(ws.profile ? &ws.seconds : nullptr)};
   if (phase < bn_count) {
     // Forward up to batch norm `phase`, then its partial moments.
     const std::size_t begin = phase == 0 ? 0 : static_cast<std::size_t>(batch_norms[phase - 1]);
@@ -374,6 +399,7 @@ void Network::run_phase(int phase, const float* params, std::span<const BatchNor
     ws.delta = view(ws.delta_a, run.rows(), widths[last]);
     ws.spare = view(ws.delta_b, run.rows(), max_width);
     ws.loss = loss_forward_backward(spec.loss, run.output_of(last), ws.targets, ws.scale, ws.delta);
+    run.clock.lap(&PhaseSeconds::forward_elementwise);  // the loss and δ = dL/dy
     if (bn_count == 0) {
       run.backward(last, first_trainable);
       return;
@@ -390,6 +416,7 @@ void Network::run_phase(int phase, const float* params, std::span<const BatchNor
   const BatchNormSync& s = syncs[k];
   b.backward_input(s.grad_scale.data(), s.mean_dy.data(), s.mean_dy_xhat.data(), ws.delta,
                    view(ws.xhat[l], run.rows(), b.width), ws.delta);
+  run.clock.lap(&PhaseSeconds::backward_elementwise);
   if (k == 0) {
     run.backward(l - 1, first_trainable);
     return;

@@ -12,6 +12,7 @@
 
 #include "base/aligned.hpp"
 #include "base/matrix.hpp"
+#include "base/phase_clock.hpp"
 #include "nn/activation.hpp"
 #include "nn/batch_norm.hpp"
 #include "nn/batch_norm_sync.hpp"
@@ -41,6 +42,11 @@ struct ShardWorkspace {
   DropoutKey dropout;
   Matrix delta, spare;
   double loss = 0.0;
+
+  // Profiling (the trainer's profile_phases): when `profile` is on, run_phase adds the time of
+  // each piece of work to `seconds`; off, it reads no clock. The trainer zeroes `seconds`.
+  bool profile = false;
+  PhaseSeconds seconds;
 };
 
 // Checks a spec as Model's constructor does (positive inputs and widths, a dense layer, batch

@@ -30,6 +30,7 @@
 #include "train/shard_plan.hpp"
 #include "train/shard_values.hpp"
 #include "train/shared_stream_shuffle.hpp"
+#include "train/step_profiler.hpp"
 #include "train/stream_shuffler.hpp"
 #include "train/trainer_access.hpp"
 
@@ -182,6 +183,9 @@ struct Trainer::State {
   detail::SharedStreamShuffle shared_shuffle;
   std::vector<std::int64_t> batch_rows;
   std::vector<float> staged;
+  // Rows counted always; with profile_phases, where the steps' time went. Mutable: evaluate()
+  // is const but counts its rows.
+  mutable detail::StepProfiler profiler;
   int epochs = 0;
   std::int64_t steps = 0;
   double gradient_norm = 0.0;
@@ -212,7 +216,8 @@ struct Trainer::State {
         shard_values(comm, max_local_shards, kShardValues),
         row_exchange(comm, net.spec.inputs, target_width),
         stream_shuffler(net.spec.inputs, target_width),
-        shared_shuffle(net.spec.inputs + target_width) {
+        shared_shuffle(net.spec.inputs + target_width),
+        profiler(s.profile_phases) {
     if (ranks > 1)
       gradient_exchange.emplace(comm, net.tensors, net.parameter_count, s.overlap_exchange);
     if (s.threads > 0) arena.emplace(s.threads);
@@ -222,6 +227,7 @@ struct Trainer::State {
     const detail::RankShards mine(plan, ranks, rank);
     for (int i = 0; i < mine.shard_count; ++i) {
       workspaces.push_back(net.make_workspace(plan.size(mine.first_shard + i)));
+      workspaces.back().profile = s.profile_phases;
     }
     for (const TensorInfo& t : net.tensors) {
       if (t.role == TensorRole::running_stat) running_backup.resize(running_backup.size() + t.size);
@@ -346,6 +352,13 @@ struct Trainer::State {
     const detail::ShardPlan plan(rows, shards);
     const detail::RankShards mine(plan, ranks, rank);
     const int local = mine.shard_count;
+    const bool parallel_shards = parallel && local > 1;
+    if (profiler.on()) {
+      const int threads =
+          settings.threads > 0 ? settings.threads : tbb::this_task_arena::max_concurrency();
+      profiler.begin_step(std::span<detail::ShardWorkspace>(workspaces.data(), local),
+                          parallel_shards ? std::min(threads, local) : 1);
+    }
     const int inputs = net.spec.inputs;
     const float* params = net.parameters.data();
     const float scale = 1.0f / static_cast<float>(rows);
@@ -372,9 +385,15 @@ struct Trainer::State {
       auto run_shard = [&](int i) {
         net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[i], gradients.shard(i),
                       gradient_exchange ? &layer_done : nullptr);
-        if (phase == loss_phase) record_shard_values(i);
+        if (phase == loss_phase) {
+          detail::ShardWorkspace& ws = workspaces[i];
+          detail::PhaseClock clock(ws.profile ? &ws.seconds : nullptr);
+          record_shard_values(i);
+          clock.lap(&detail::PhaseSeconds::forward_elementwise);
+        }
       };
-      if (parallel && local > 1) {
+      profiler.begin_region();
+      if (parallel_shards) {
         run([&] {
           tbb::parallel_for(
               tbb::blocked_range<int>(0, local, 1),
@@ -386,10 +405,13 @@ struct Trainer::State {
       } else {
         for (int i = 0; i < local; ++i) run_shard(i);
       }
+      profiler.end_region();
       if (phase + 1 < phases) {
-        batch_norm_combine.after_phase(
-            phase, std::span<const detail::ShardWorkspace>(workspaces.data(), local),
-            model.parameters().data(), model.counters().data());
+        profiler.time(&StepProfile::batch_norm_sync, [&] {
+          batch_norm_combine.after_phase(
+              phase, std::span<const detail::ShardWorkspace>(workspaces.data(), local),
+              model.parameters().data(), model.counters().data());
+        });
       }
     }
     // Every shard's loss and metrics, added in global shard order on every rank.
@@ -399,8 +421,10 @@ struct Trainer::State {
     // The exchange completes on every rank before anything can fail, so no rank is left in it.
     const detail::GradientBuffers* total = nullptr;
     if (gradient_exchange) {
-      total =
-          &gradient_exchange->finish([&](std::size_t n, const auto& f) { for_each_block(n, f); });
+      profiler.time(&StepProfile::exchange, [&] {
+        total =
+            &gradient_exchange->finish([&](std::size_t n, const auto& f) { for_each_block(n, f); });
+      });
     }
     if (!std::isfinite(loss)) {
       copy_running_statistics(/*restore=*/true);
@@ -408,18 +432,21 @@ struct Trainer::State {
     }
 
     auto segments = [&](auto&& f) { for_each_segment(f); };
-    if (total != nullptr) {
-      gradient_norm =
-          update.apply(model.parameters().data(), *total, 1, learning_rate(), steps, segments);
-    } else {
-      gradient_norm = update.apply(model.parameters().data(), gradients, plan.shards,
-                                   learning_rate(), steps, segments);
-    }
+    profiler.time(&StepProfile::reduction_update, [&] {
+      if (total != nullptr) {
+        gradient_norm =
+            update.apply(model.parameters().data(), *total, 1, learning_rate(), steps, segments);
+      } else {
+        gradient_norm = update.apply(model.parameters().data(), gradients, plan.shards,
+                                     learning_rate(), steps, segments);
+      }
+    });
     if (!std::isfinite(gradient_norm)) fail_not_finite("gradient");
     ++steps;
     shard_values.for_each([&](const double* v) {
       epoch_metrics.add({v[1], v[2], v[3], v[4], v[5]});
     });
+    profiler.end_step(mine.row_count);
     return loss / rows;
   }
 
@@ -619,6 +646,7 @@ Metrics Trainer::evaluate(const Dataset& data) const {
     const detail::ExactMetricSums sums =
         exact_sums(state_->net, 0, rows, [&](detail::RowEvaluator& e) { e.add(data); });
     m = metrics_from(sums.value(), rows);
+    state_->profiler.add_evaluated_rows(rows);
   });
   return m;
 }
@@ -633,6 +661,7 @@ Metrics Trainer::evaluate(const DatasetPart& part) const {
                         [&](detail::RowEvaluator& e) { e.add(part.rows); });
     });
   });
+  st.profiler.add_evaluated_rows(rows);
   return combine_ranks(st.comm, sums, rows);
 }
 
@@ -647,6 +676,7 @@ Metrics Trainer::evaluate(DataStream& stream) const {
           while (stream.next(chunk)) e.add(chunk);
         });
     m = metrics_from(sums.value(), rows);
+    state_->profiler.add_evaluated_rows(rows);
   });
   return m;
 }
@@ -665,6 +695,7 @@ Metrics Trainer::evaluate(const StreamPart& part) const {
       });
     });
   });
+  st.profiler.add_evaluated_rows(rows);
   return combine_ranks(st.comm, sums, rows);
 }
 
@@ -818,6 +849,8 @@ int Trainer::epochs_completed() const { return state_->epochs; }
 std::int64_t Trainer::steps_completed() const { return state_->steps; }
 double Trainer::learning_rate() const { return state_->learning_rate(); }
 double Trainer::last_gradient_norm() const { return state_->gradient_norm; }
+StepProfile Trainer::step_profile() const { return state_->profiler.profile(); }
+void Trainer::reset_step_profile() { state_->profiler.reset(); }
 
 std::vector<std::string> detail::TrainerAccess::optimizer_state_names(const Trainer& trainer) {
   const Trainer::State& state = *trainer.state_;
