@@ -293,7 +293,8 @@ class Report:
                  "One SGD step on a fixed minibatch in memory (`BM_Step`, automatic shard count; "
                  "`BM_StepBatch` for batch 1024). Roof: the same sharded step doing only its "
                  "`sgemm` calls (`BM_GemmOnlyStep`); FMA peak: `BM_FmaPeak` at the same threads. "
-                 "GFLOP/s count 6 FLOPs per weight per sample. PyTorch: `pytorch_step.py`, "
+                 "GFLOP/s count the products' FLOPs as they run (2 per weight per row forward, 2 for "
+                 "dW, 2 for dx except in the first layer; element-wise work not counted). PyTorch: `pytorch_step.py`, "
                  "default configuration and fastest one found.", ""]
         if not self.bench.has("BM_Step"):
             return lines + [not_measured("no BM_Step in raw/shardprop_bench.json"), ""] + \
