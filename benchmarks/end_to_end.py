@@ -163,13 +163,16 @@ def best_torch_config(args, step_case):
     return environment, torch_threads, changes, flags, flag_sets[flags]
 
 
-def final_shardprop_loss(metrics_path):
-    last = None
+def shardprop_metrics(metrics_path):
+    """(final training loss, seconds of the epochs proper) from a --metrics file."""
+    lines = []
     with open(metrics_path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                last = json.loads(line)
-    return last.get("train_loss") if last else None
+                lines.append(json.loads(line))
+    if not lines:
+        return None, None
+    return lines[-1].get("train_loss"), sum(line.get("epoch_seconds", 0.0) for line in lines)
 
 
 def run_case(args, name, scratch):
@@ -183,12 +186,15 @@ def run_case(args, name, scratch):
         sys.exit(f"end_to_end: {shardprop} not found: build it (cmake --build --preset bench)")
 
     base_env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
-    ours = {"seconds": [], "max_rss_mb": [], "final_loss": None}
+    ours = {"seconds": [], "max_rss_mb": [], "final_loss": None, "epoch_seconds": []}
+    # The same command with --stream: the file read in blocks every epoch instead of held.
+    streamed = {"seconds": [], "max_rss_mb": [], "final_loss": None, "epoch_seconds": []}
     metrics = os.path.join(scratch, f"{name}_metrics.jsonl")
     command = [shardprop, "train", "--data", data, "--target", TARGET, "--layers", layers,
                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--lr", str(args.lr), "--threads", str(args.threads), "--seed", str(args.seed),
                "--out", os.path.join(scratch, f"{name}.st"), "--metrics", metrics, "--quiet"]
+    stream_command = command + ["--stream"]
     environment, torch_threads, changes, flags_label, flags = best_torch_config(args, step_case)
     theirs = {"seconds": [], "max_rss_mb": [], "final_loss": None,
               "environment": environment, "flags": flags_label, "torch_threads": torch_threads}
@@ -202,27 +208,37 @@ def run_case(args, name, scratch):
     torch_env = dict(base_env, **changes)
     info = {}
     for run in range(args.runs):  # alternate the sides, so that drift hits both alike
-        if os.path.exists(metrics):
-            os.remove(metrics)
-        seconds, rss = timed_process(command, base_env, os.path.join(scratch, f"{name}_shardprop.log"))
-        ours["seconds"].append(seconds)
-        ours["max_rss_mb"].append(rss)
-        ours["final_loss"] = final_shardprop_loss(metrics)
+        for side, side_command, log in ((ours, command, "shardprop"),
+                                        (streamed, stream_command, "shardprop_stream")):
+            if os.path.exists(metrics):
+                os.remove(metrics)
+            seconds, rss = timed_process(side_command, base_env,
+                                         os.path.join(scratch, f"{name}_{log}.log"))
+            side["seconds"].append(seconds)
+            side["max_rss_mb"].append(rss)
+            side["final_loss"], epoch_seconds = shardprop_metrics(metrics)
+            side["epoch_seconds"].append(epoch_seconds)
         seconds, rss = timed_process(torch_command, torch_env, os.path.join(scratch, f"{name}_torch.log"))
         theirs["seconds"].append(seconds)
         theirs["max_rss_mb"].append(rss)
         with open(torch_result, encoding="utf-8") as f:
             info = json.load(f)
         theirs["final_loss"] = info["final_loss"]
-        print(f"  {name} run {run + 1}/{args.runs}: shardprop {ours['seconds'][-1]:.2f} s, "
-              f"PyTorch {theirs['seconds'][-1]:.2f} s", flush=True)
-    for side in (ours, theirs):
+        print(f"  {name} run {run + 1}/{args.runs}: shardprop {ours['seconds'][-1]:.2f} s "
+              f"(--stream {streamed['seconds'][-1]:.2f} s), PyTorch {theirs['seconds'][-1]:.2f} s",
+              flush=True)
+    for side in (ours, theirs, streamed):
         side["median_seconds"] = statistics.median(side["seconds"])
+    for side in (ours, streamed):
+        side["median_epoch_seconds"] = statistics.median(side["epoch_seconds"])
     return {
         "case": name, "file": data, "bytes": os.path.getsize(data), "rows": rows,
         "layers": layers, "shardprop_command": " ".join(command),
-        "shardprop": ours, "pytorch": theirs,
+        "shardprop": ours, "pytorch": theirs, "shardprop_stream": streamed,
         "ratio": theirs["median_seconds"] / ours["median_seconds"],
+        # Streamed over in-memory: the whole command, and the epochs alone (setup passes out).
+        "stream_ratio": streamed["median_seconds"] / ours["median_seconds"],
+        "stream_epoch_ratio": streamed["median_epoch_seconds"] / ours["median_epoch_seconds"],
         "torch_version": info.get("torch_version"), "pandas_version": info.get("pandas_version"),
     }
 

@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 
 SECONDS_PER_UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
@@ -46,6 +47,7 @@ CSV_COLUMNS = [("read()", "BM_ReadSyscall/{}"), ("mmap touch", "BM_MmapTouch/{}"
 TINY_TARGET_US = 1.0
 CSV_TARGET_MB_S = 1000.0
 E2E_TARGETS = {"medium": 2.5, "small": 8.0}
+STREAM_EPOCH_TARGET = 1.1  # streamed epochs over in-memory ones
 INFERENCE_TARGET = 3.0
 PLOTS = {"throughput": "throughput.png", "batch": "gflops_vs_batch.png",
          "phases": "phases.png", "csv": "csv.png", "e2e": "end_to_end.png"}
@@ -528,8 +530,39 @@ class Report:
                             "PyTorch / shardprop", "final loss shardprop", "final loss PyTorch",
                             "PyTorch config"], rows))
         lines.append("")
+        lines += self.stream_subsection(e.get("cases", []))
         if self.plot_e2e():
             lines += [f"![End-to-end seconds](plots/{PLOTS['e2e']})", ""]
+        return lines
+
+    def stream_subsection(self, cases):
+        """The same shardprop command with --stream against in memory (older JSON: absent)."""
+        streamed = [c for c in cases if c.get("shardprop_stream")]
+        lines = ["### Streamed against in memory", "",
+                 f"The same `shardprop train` with `--stream` (the file read in blocks every "
+                 f"epoch, memory flat) over the command without it. Target: the epochs within "
+                 f"{STREAM_EPOCH_TARGET:g}× of in memory.", ""]
+        if not streamed:
+            return lines + [not_measured("no --stream runs in raw/end_to_end.json"), ""]
+        rows = []
+        for c in streamed:
+            ours, stream = c["shardprop"], c["shardprop_stream"]
+            rows.append((c["case"], fmt(ours["median_seconds"], ",.2f"),
+                         fmt(stream["median_seconds"], ",.2f"), ratio(c["stream_ratio"]),
+                         fmt(ours.get("median_epoch_seconds"), ",.2f"),
+                         fmt(stream.get("median_epoch_seconds"), ",.2f"),
+                         ratio(c["stream_epoch_ratio"]),
+                         f"{statistics.median(ours['max_rss_mb']):,.0f} / "
+                         f"{statistics.median(stream['max_rss_mb']):,.0f}"))
+            if c["stream_epoch_ratio"] > STREAM_EPOCH_TARGET:
+                self.slower.append(
+                    f"Streaming, {c['case']}: the streamed epochs take "
+                    f"{ratio(c['stream_epoch_ratio'])} the in-memory ones "
+                    f"(target {STREAM_EPOCH_TARGET:g}×).")
+        lines.append(table(["case", "in memory s", "--stream s", "command ratio",
+                            "epochs in memory s", "epochs streamed s", "epoch ratio",
+                            "peak RSS MB (memory / stream)"], rows))
+        lines.append("")
         return lines
 
     def slower_section(self, notes):
