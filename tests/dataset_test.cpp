@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -131,5 +132,36 @@ TEST_CASE("class labels of another file are re-indexed to the training set's cla
     unknown.targets = {0, 1, 0, 0};
     REQUIRE_THROWS_WITH(use_class_names(unknown, {"cat", "dog"}), Contains("'fish'"));
     CHECK(unknown.targets == std::vector<float>{0, 1, 0, 0});  // untouched
+  }
+}
+
+TEST_CASE("validate names the first value that is not finite, wherever it lies",
+          "[dataset][validate]") {
+  // Large enough for the parallel check to split it; the bad values sit in different blocks.
+  Dataset d;
+  d.rows = 20000;
+  d.feature_count = 7;
+  d.target_width = 2;
+  d.features.assign(static_cast<std::size_t>(d.rows) * d.feature_count, 0.5f);
+  d.targets.assign(static_cast<std::size_t>(d.rows) * d.target_width, 1.0f);
+  CHECK_NOTHROW(d.validate());
+  const float bad =
+      GENERATE(std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+               -std::numeric_limits<float>::infinity());
+  SECTION("features: the lowest index wins") {
+    d.features[139999] = bad;
+    d.features[70003] = bad;  // row 10000, feature 3
+    d.features[100000] = bad;
+    CHECK_THROWS_WITH(d.validate(), "dataset: feature 3 of row 10000 is not finite");
+  }
+  SECTION("targets, once the features are finite") {
+    d.targets[39999] = bad;  // row 19999, target 1
+    CHECK_THROWS_WITH(d.validate(), "dataset: target 1 of row 19999 is not finite");
+  }
+  SECTION("the largest finite values pass") {
+    d.features[5] = std::numeric_limits<float>::max();
+    d.features[6] = -std::numeric_limits<float>::max();
+    d.targets[0] = std::numeric_limits<float>::denorm_min();
+    CHECK_NOTHROW(d.validate());
   }
 }

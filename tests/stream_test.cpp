@@ -198,3 +198,83 @@ TEST_CASE("A split stream needs a fraction in (0, 1)", "[stream]") {
         Catch::Matchers::Contains("must be in (0, 1)"));
   }
 }
+
+namespace {
+
+// Fails on reading chunk `fail_at` (0-based), after handing out the ones before it.
+class FailingStream final : public DataStream {
+ public:
+  FailingStream(DataStream& inner, int fail_at) : inner_(inner), fail_at_(fail_at) {}
+  void rewind() override {
+    inner_.rewind();
+    read_ = 0;
+  }
+  bool next(Dataset& chunk) override {
+    if (read_ == fail_at_) throw Error("data.csv:7: bad field");
+    ++read_;
+    return inner_.next(chunk);
+  }
+
+ private:
+  DataStream& inner_;
+  int fail_at_;
+  int read_ = 0;
+};
+
+Dataset numbered_rows(int rows) {
+  Dataset d;
+  d.rows = rows;
+  d.feature_count = 1;
+  d.target_width = 1;
+  for (int r = 0; r < rows; ++r) {
+    d.features.push_back(static_cast<float>(r));
+    d.targets.push_back(0.0f);
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("for_each_chunk works on every chunk once, in order, while reading the next",
+          "[stream][read_ahead]") {
+  const Dataset data = numbered_rows(1000);
+  const std::int64_t chunk_rows = GENERATE(1, 7, 999, 1000, 5000);
+  test::ChunkedDataset stream(data, chunk_rows);
+  Dataset skip;
+  stream.next(skip);  // for_each_chunk starts from the first row all the same
+  std::vector<float> seen;
+  for_each_chunk(stream, [&](const Dataset& chunk) {
+    seen.insert(seen.end(), chunk.features.begin(), chunk.features.end());
+  });
+  CHECK(seen == data.features);
+
+  SECTION("an empty stream calls nothing") {
+    const Dataset none = numbered_rows(0);
+    test::ChunkedDataset empty(none, 4);
+    int calls = 0;
+    for_each_chunk(empty, [&](const Dataset&) { ++calls; });
+    CHECK(calls == 0);
+  }
+}
+
+TEST_CASE("for_each_chunk passes on the errors of the work and of reading",
+          "[stream][read_ahead]") {
+  const Dataset data = numbered_rows(100);
+  test::ChunkedDataset chunks(data, 10);
+  SECTION("the work's error stops the pass at its chunk") {
+    int calls = 0;
+    CHECK_THROWS_WITH(for_each_chunk(chunks,
+                                     [&](const Dataset&) {
+                                       if (++calls == 3) throw Error("work failed");
+                                     }),
+                      "work failed");
+    CHECK(calls == 3);
+  }
+  SECTION("a read error comes after the chunks before it were worked on") {
+    FailingStream failing(chunks, 4);
+    std::int64_t rows = 0;
+    CHECK_THROWS_WITH(for_each_chunk(failing, [&](const Dataset& c) { rows += c.rows; }),
+                      "data.csv:7: bad field");
+    CHECK(rows == 40);
+  }
+}

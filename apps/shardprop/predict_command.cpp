@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "model_input.hpp"
+#include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/prediction.hpp"
 #include "shardprop/trained_model.hpp"
@@ -53,8 +54,8 @@ int predict(const PredictOptions& o) {
   format.delimiter = csv.delimiter;
   format.probabilities = o.probabilities;
   PredictionCsvWriter writer(o.output, trained, format);
-  Dataset block;
-  while (stream->next(block)) writer.write(block.features);
+  // The next block is parsed while this one's predictions are computed and written.
+  for_each_chunk(*stream, [&](const Dataset& block) { writer.write(block.features); });
   writer.commit();
   std::printf("wrote %lld predictions to %s\n", static_cast<long long>(writer.rows_written()),
               o.output.c_str());

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,13 @@ class DataStream {
   // the end. Every chunk has the same columns; its size is the stream's choice.
   virtual bool next(Dataset& chunk) = 0;
 };
+
+// Rewinds `stream` and calls work(chunk) on each of its chunks in order, reading the next chunk
+// in a TBB task of the caller's arena while `work` runs on the current one: a pass whose reading
+// (parsing) and work each leave cores idle at times overlaps them. The stream's next() and
+// `work` run concurrently, so they must not share state. Errors of either propagate (after the
+// other has finished); rows after a failing chunk are not worked on. Holds two chunks at once.
+void for_each_chunk(DataStream& stream, const std::function<void(const Dataset& chunk)>& work);
 
 // A CSV file read in blocks of about `block_bytes` (each parsed in parallel in chunks of
 // options.chunk_bytes); the memory held does not grow with the file: one block buffer (larger

@@ -9,6 +9,7 @@
 #include "nn/inference.hpp"
 #include "nn/loss.hpp"
 #include "nn/network.hpp"
+#include "shardprop/data_stream.hpp"
 
 namespace shardprop {
 namespace {
@@ -165,9 +166,7 @@ EvaluationReport evaluate_model(const Model& model, const Dataset& data) {
 
 EvaluationReport evaluate_model(const Model& model, DataStream& stream) {
   Accumulator sums(model);
-  Dataset chunk;
-  stream.rewind();
-  while (stream.next(chunk)) sums.add(chunk);
+  for_each_chunk(stream, [&](const Dataset& chunk) { sums.add(chunk); });
   return sums.finish();
 }
 

@@ -671,9 +671,7 @@ Metrics Trainer::evaluate(DataStream& stream) const {
     std::int64_t rows = 0;
     const detail::ExactMetricSums sums =
         exact_sums(state_->net, 0, rows, [&](detail::RowEvaluator& e) {
-          Dataset chunk;
-          stream.rewind();
-          while (stream.next(chunk)) e.add(chunk);
+          for_each_chunk(stream, [&](const Dataset& chunk) { e.add(chunk); });
         });
     m = metrics_from(sums.value(), rows);
     state_->profiler.add_evaluated_rows(rows);
@@ -689,9 +687,7 @@ Metrics Trainer::evaluate(const StreamPart& part) const {
   detail::agree(st.comm, [&] {
     st.run([&] {
       sums = exact_sums(st.net, part.first_row, rows, [&](detail::RowEvaluator& e) {
-        Dataset chunk;
-        part.stream->rewind();
-        while (part.stream->next(chunk)) e.add(chunk);
+        for_each_chunk(*part.stream, [&](const Dataset& chunk) { e.add(chunk); });
       });
     });
   });
