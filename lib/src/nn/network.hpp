@@ -18,6 +18,7 @@
 #include "nn/dense.hpp"
 #include "nn/dropout.hpp"
 #include "nn/inference.hpp"
+#include "nn/loss.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop::detail {
@@ -41,6 +42,7 @@ struct ShardWorkspace {
   DropoutKey dropout;
   Matrix delta, spare;
   double loss = 0.0;
+  MetricSums metrics;  // of the training-mode outputs, from the loss phase
 };
 
 // Checks a spec as Model's constructor does (positive inputs and widths, a dense layer, batch
