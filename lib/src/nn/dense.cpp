@@ -4,8 +4,22 @@
 #include <algorithm>
 
 #include "base/blas.hpp"
+#include "base/simd.hpp"
 
 namespace shardprop::detail {
+namespace {
+
+// db = Σ_rows delta, rows in order. delta: [rows, out], db: [out]. The vector lanes run over
+// features, so every db[j] is added in the same order as the plain loop.
+SHARDPROP_MULTIVERSION void column_sums(ConstMatrix delta, float* db) {
+  std::fill_n(db, delta.cols, 0.0f);
+  for (int r = 0; r < delta.rows; ++r) {
+    const float* d = delta.row(r);
+    for (int j = 0; j < delta.cols; ++j) db[j] += d[j];
+  }
+}
+
+}  // namespace
 
 void Dense::forward(const float* params, ConstMatrix x, Matrix z) const {
   const float* b = params + bias;
@@ -19,13 +33,7 @@ void Dense::backward(const float* params, ConstMatrix x, ConstMatrix delta, floa
   // dW = deltaᵀ·x: [out, rows]·[rows, in].
   gemm(Transpose::yes, Transpose::no, out, in, x.rows, 1.0f, delta.data, delta.stride, x.data,
        x.stride, 0.0f, grads + weight, in);
-  // db = Σ_rows delta, rows in order.
-  float* db = grads + bias;
-  std::fill_n(db, out, 0.0f);
-  for (int r = 0; r < delta.rows; ++r) {
-    const float* d = delta.row(r);
-    for (int j = 0; j < out; ++j) db[j] += d[j];
-  }
+  column_sums(delta, grads + bias);
   // dx = delta·W: [rows, out]·[out, in].
   if (dx.data != nullptr) {
     gemm(Transpose::no, Transpose::no, x.rows, in, out, 1.0f, delta.data, delta.stride,
