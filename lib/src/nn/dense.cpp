@@ -4,8 +4,22 @@
 #include <algorithm>
 
 #include "base/blas.hpp"
+#include "base/simd.hpp"
 
 namespace shardprop::detail {
+namespace {
+
+// db = Σ_rows delta, rows in order. delta: [rows, out], db: [out]. The vector lanes run over
+// features, so every db[j] is added in the same order as the plain loop.
+SHARDPROP_MULTIVERSION void column_sums(ConstMatrix delta, float* db) {
+  std::fill_n(db, delta.cols, 0.0f);
+  for (int r = 0; r < delta.rows; ++r) {
+    const float* d = delta.row(r);
+    for (int j = 0; j < delta.cols; ++j) db[j] += d[j];
+  }
+}
+
+}  // namespace
 
 void Dense::forward(const float* params, ConstMatrix x, Matrix z) const {
   copy_bias(params, z);
@@ -36,13 +50,7 @@ void Dense::weight_gradient(ConstMatrix x, ConstMatrix delta, float* grads) cons
 }
 
 void Dense::bias_gradient(ConstMatrix delta, float* grads) const {
-  // db = Σ_rows delta, rows in order.
-  float* db = grads + bias;
-  std::fill_n(db, out, 0.0f);
-  for (int r = 0; r < delta.rows; ++r) {
-    const float* d = delta.row(r);
-    for (int j = 0; j < out; ++j) db[j] += d[j];
-  }
+  column_sums(delta, grads + bias);
 }
 
 void Dense::input_gradient(const float* params, ConstMatrix delta, Matrix dx) const {

@@ -37,9 +37,10 @@ void check_targets(Loss loss, int outputs, const float* targets, std::int64_t ro
   const bool report = wording == TargetWording::report;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* t = targets + r * width;
-    const std::string row = std::to_string(first_row + r);
     if (loss == Loss::xent &&
         !(t[0] >= 0.0f && t[0] < static_cast<float>(outputs) && t[0] == std::floor(t[0]))) {
+      // Messages are built only on failure: a step checks every row of its minibatch.
+      const std::string row = std::to_string(first_row + r);
       const std::string range = "[0, " + std::to_string(outputs) + ")";
       throw Error(report ? what + ": row " + row + ": target " + std::to_string(t[0]) +
                                " is not a class index in " + range
@@ -48,6 +49,7 @@ void check_targets(Loss loss, int outputs, const float* targets, std::int64_t ro
     }
     for (int j = 0; loss == Loss::bce && j < width; ++j) {
       if (!(t[j] >= 0.0f && t[j] <= 1.0f)) {
+        const std::string row = std::to_string(first_row + r);
         throw Error(report ? what + ": row " + row + ": target " + std::to_string(t[j]) +
                                  " is outside [0, 1], which bce needs"
                            : "target of row " + row + " is " + std::to_string(t[j]) +

@@ -2,6 +2,7 @@
 #include "nn/loss.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "nn/activation.hpp"
@@ -9,17 +10,30 @@
 namespace shardprop::detail {
 namespace {
 
+// Outputs whose exp(z − max) a softmax row keeps; wider rows compute the rest again, which
+// gives the same values (exp is a pure function), so the width never changes the bits.
+constexpr int kKeptExps = 64;
+
+// One row's softmax from one exponential per output.
 struct SoftmaxRow {
   float max;
-  double log_sum;  // log Σ exp(z − max)
-};
+  double sum;      // Σ exp(z − max)
+  double log_sum;  // log sum
+  std::array<double, kKeptExps> kept;
 
-SoftmaxRow softmax_row(const float* z, int n) {
-  const float max = *std::max_element(z, z + n);
-  double sum = 0.0;
-  for (int j = 0; j < n; ++j) sum += std::exp(static_cast<double>(z[j] - max));
-  return {max, std::log(sum)};
-}
+  SoftmaxRow(const float* z, int n) : max(*std::max_element(z, z + n)), sum(0.0) {
+    for (int j = 0; j < n; ++j) {
+      const double e = std::exp(static_cast<double>(z[j] - max));
+      if (j < kKeptExps) kept[j] = e;
+      sum += e;
+    }
+    log_sum = std::log(sum);
+  }
+  double probability(const float* z, int j) const {
+    const double e = j < kKeptExps ? kept[j] : std::exp(static_cast<double>(z[j] - max));
+    return e / sum;
+  }
+};
 
 // −[t log σ(z) + (1−t) log(1−σ(z))] = max(z,0) − z·t + log(1 + exp(−|z|)).
 inline double bce_term(float z, float t) {
@@ -31,10 +45,13 @@ inline double bce_term(float z, float t) {
 int target_width(Loss loss, int outputs) { return loss == Loss::xent ? 1 : outputs; }
 
 double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, float scale,
-                             Matrix delta) {
+                             Matrix delta, MetricSums* metrics) {
   const int n = y.cols;
   const int tw = target_width(loss, n);
   double total = 0.0;
+  // The metrics come from the values the loss computes anyway, in metric_sums' formulas, so
+  // they are the same bits as metric_sums(y) without a second pass of exponentials.
+  MetricSums m;
   for (int r = 0; r < y.rows; ++r) {
     const float* z = y.row(r);
     const float* t = targets + static_cast<long>(r) * tw;
@@ -46,25 +63,50 @@ double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, flo
           total += 0.5 * static_cast<double>(e) * e;
           d[j] = scale * e;
         }
+        if (metrics != nullptr) {
+          for (int j = 0; j < n; ++j) {
+            const double e = static_cast<double>(z[j]) - t[j];
+            m.loss += 0.5 * e * e;
+            m.squared_error += e * e;
+          }
+          m.outputs += n;
+        }
         break;
       case Loss::xent: {
-        const SoftmaxRow s = softmax_row(z, n);
+        const SoftmaxRow s(z, n);
         const int label = static_cast<int>(t[0]);
-        total += s.log_sum - static_cast<double>(z[label] - s.max);
+        const double row_loss = s.log_sum - static_cast<double>(z[label] - s.max);
+        total += row_loss;
+        m.loss += row_loss;
         for (int j = 0; j < n; ++j) {
-          const double p = std::exp(static_cast<double>(z[j] - s.max) - s.log_sum);
-          d[j] = scale * static_cast<float>(p - (j == label ? 1.0 : 0.0));
+          const double p = s.probability(z, j);
+          const double e = p - (j == label ? 1.0 : 0.0);
+          d[j] = scale * static_cast<float>(e);
+          m.squared_error += e * e;
         }
+        const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
+        m.correct += predicted == label ? 1.0 : 0.0;
+        m.predictions += 1.0;
+        m.outputs += n;
         break;
       }
       case Loss::bce:
         for (int j = 0; j < n; ++j) {
-          total += bce_term(z[j], t[j]);
-          d[j] = scale * (sigmoid(z[j]) - t[j]);
+          const double term = bce_term(z[j], t[j]);
+          const float p = sigmoid(z[j]);
+          total += term;
+          d[j] = scale * (p - t[j]);
+          m.loss += term;
+          m.correct += (z[j] > 0.0f) == (t[j] > 0.5f) ? 1.0 : 0.0;
+          const double e = static_cast<double>(p) - t[j];
+          m.squared_error += e * e;
         }
+        m.predictions += n;
+        m.outputs += n;
         break;
     }
   }
+  if (metrics != nullptr) *metrics = m;
   return total;
 }
 
@@ -93,14 +135,14 @@ MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
         m.outputs += n;
         break;
       case Loss::xent: {
-        const SoftmaxRow s = softmax_row(z, n);
+        const SoftmaxRow s(z, n);
         const int label = static_cast<int>(t[0]);
         m.loss += s.log_sum - static_cast<double>(z[label] - s.max);
         const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
         m.correct += predicted == label ? 1.0 : 0.0;
         m.predictions += 1.0;
         for (int j = 0; j < n; ++j) {
-          const double p = std::exp(static_cast<double>(z[j] - s.max) - s.log_sum);
+          const double p = s.probability(z, j);
           const double e = p - (j == label ? 1.0 : 0.0);
           m.squared_error += e * e;
         }

@@ -11,11 +11,6 @@ namespace shardprop::detail {
 // Targets per row: 1 (a class index) for xent, the output width otherwise.
 int target_width(Loss loss, int outputs);
 
-// y: [rows, outputs] network output (logits for xent/bce); targets: [rows, target_width];
-// delta: [rows, outputs] receives scale · dL_row/dy. Returns Σ_rows L_row (unscaled).
-double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, float scale,
-                             Matrix delta);
-
 // Per-shard sums for accuracy and RMSE, added in a fixed order by the caller.
 struct MetricSums {
   double loss = 0.0;
@@ -26,5 +21,11 @@ struct MetricSums {
   void add(const MetricSums& other);
 };
 MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets);
+
+// y: [rows, outputs] network output (logits for xent/bce); targets: [rows, target_width];
+// delta: [rows, outputs] receives scale · dL_row/dy. Returns Σ_rows L_row (unscaled). When
+// metrics is given it receives metric_sums(loss, y, targets), from the same pass.
+double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, float scale,
+                             Matrix delta, MetricSums* metrics = nullptr);
 
 }  // namespace shardprop::detail

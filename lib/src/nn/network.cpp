@@ -398,8 +398,9 @@ void Network::run_phase(int phase, const float* params, std::span<const BatchNor
     const std::size_t last = layer_count - 1;
     ws.delta = view(ws.delta_a, run.rows(), widths[last]);
     ws.spare = view(ws.delta_b, run.rows(), max_width);
-    ws.loss = loss_forward_backward(spec.loss, run.output_of(last), ws.targets, ws.scale, ws.delta);
-    run.clock.lap(&PhaseSeconds::forward_elementwise);  // the loss and δ = dL/dy
+    ws.loss = loss_forward_backward(spec.loss, run.output_of(last), ws.targets, ws.scale, ws.delta,
+                                    &ws.metrics);
+    run.clock.lap(&PhaseSeconds::forward_elementwise);  // the loss, δ = dL/dy and the metric sums
     if (bn_count == 0) {
       run.backward(last, first_trainable);
       return;

@@ -19,6 +19,7 @@
 #include "nn/dense.hpp"
 #include "nn/dropout.hpp"
 #include "nn/inference.hpp"
+#include "nn/loss.hpp"
 #include "shardprop/model.hpp"
 
 namespace shardprop::detail {
@@ -42,6 +43,7 @@ struct ShardWorkspace {
   DropoutKey dropout;
   Matrix delta, spare;
   double loss = 0.0;
+  MetricSums metrics;  // of the training-mode outputs, from the loss phase
 
   // Profiling (the trainer's profile_phases): when `profile` is on, run_phase adds the time of
   // each piece of work to `seconds`; off, it reads no clock. The trainer zeroes `seconds`.

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "base/simd.hpp"
+
 namespace shardprop::detail {
 
 GradientBuffers::GradientBuffers(int shards, std::size_t parameter_count)
@@ -23,11 +25,20 @@ std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& 
   return segments;
 }
 
+SHARDPROP_MULTIVERSION
 void reduce_gradients(const GradientBuffers& buffers, int active, ParameterSegment segment,
                       float* out) {
   const std::size_t n = segment.end - segment.begin;
-  std::copy_n(buffers.shard(0) + segment.begin, n, out);
-  for (int s = 1; s < active; ++s) {
+  const float* g0 = buffers.shard(0) + segment.begin;
+  if (active == 1) {
+    std::copy_n(g0, n, out);
+    return;
+  }
+  // The first addition reads shard 0 directly rather than after a copy: the same sums, one
+  // pass less.
+  const float* g1 = buffers.shard(1) + segment.begin;
+  for (std::size_t i = 0; i < n; ++i) out[i] = g0[i] + g1[i];
+  for (int s = 2; s < active; ++s) {
     const float* g = buffers.shard(s) + segment.begin;
     for (std::size_t i = 0; i < n; ++i) out[i] += g[i];
   }

@@ -451,12 +451,10 @@ struct Trainer::State {
   }
 
   // A shard's loss and the accuracy and error sums of its training-mode outputs, which the loss
-  // phase leaves in the last layer's buffer (backward writes only deltas and gradients).
+  // phase computes with the loss.
   void record_shard_values(int i) {
     const detail::ShardWorkspace& ws = workspaces[i];
-    const int outputs = net.outputs();
-    const detail::ConstMatrix y{ws.outputs.back().data(), ws.x.rows, outputs, outputs};
-    const detail::MetricSums m = detail::metric_sums(net.spec.loss, y, ws.targets);
+    const detail::MetricSums& m = ws.metrics;
     double* v = shard_values.local(i);
     v[0] = ws.loss;
     v[1] = m.loss;
