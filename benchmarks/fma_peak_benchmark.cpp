@@ -38,7 +38,12 @@ __attribute__((target("avx512f"))) float run_avx512(std::int64_t rounds, float s
   }
   __m512 sum = acc[0];
   for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
-  return _mm512_reduce_add_ps(sum);
+  // Stored and added by hand: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sum);
+  float total = 0.0f;
+  for (float v : lanes) total += v;
+  return total;
 }
 
 __attribute__((target("avx2,fma"))) float run_avx2(std::int64_t rounds, float seed) {
