@@ -337,7 +337,7 @@ class Report:
                                        f"{TINY_TARGET_US:g} µs).")
                 self.summary.setdefault("step", {})[(net, threads)] = {
                     "label": label, "samples": samples, "us": us, "of_roof": of_roof,
-                    "best": best_rate, "versus": versus, "target": target}
+                    "of_peak": of_peak, "best": best_rate, "versus": versus, "target": target}
         lines.append(table(["network", "batch", "threads", "samples/s", "µs/step", "GFLOP/s",
                             "% of roof", "% of FMA peak", "PyTorch default", "PyTorch best",
                             "shardprop / PyTorch best"], rows))
@@ -724,7 +724,8 @@ class Report:
             s = (self.summary.get("step") or {}).get((net, threads))
             if s:
                 rows.append((f"{s['label']} step, {threads} threads", f"{fmt(s['samples'])} samples/s",
-                             f"{pct(s['of_roof'])} of the GEMM-only roof (target {pct(s['target'])})",
+                             f"{pct(s['of_roof'])} of the GEMM-only roof (target "
+                             f"{pct(s['target'])}), {pct(s.get('of_peak'))} of the FMA peak",
                              f"{ratio(s['versus'])} PyTorch's best ({fmt(s['best'])})"))
         for c in self.summary.get("e2e", []):
             rows.append((f"end to end {c['case']} ({c['rows']:,} rows, {self.e2e.get('epochs')} "
