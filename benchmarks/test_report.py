@@ -6,7 +6,9 @@ summary; then on an empty raw directory, where every section must say "not measu
     python3 benchmarks/test_report.py benchmarks/fixtures/report
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,10 +42,26 @@ def main():
             f.write("Why: the notes text.\n")
         out = os.path.join(tmp, "out")
         text = run(fixture, out, "--readme", readme, "--notes", notes)
+        if "BLAS kernel warning" in text:
+            failures.append("a BLAS kernel warning, although the fixture's machine has none")
+        # The same inputs as if OpenBLAS had been held to narrower kernels: the report warns.
+        forced = os.path.join(tmp, "forced")
+        shutil.copytree(fixture, forced)
+        bench_path = os.path.join(forced, "shardprop_bench.json")
+        with open(bench_path, encoding="utf-8") as f:
+            bench = json.load(f)
+        bench["context"]["blas_kernel_note"] = (
+            "OpenBLAS runs its Haswell kernels (AVX2) on a CPU with AVX-512, because "
+            "OPENBLAS_CORETYPE=Haswell is set; unset it to let OpenBLAS choose")
+        with open(bench_path, "w", encoding="utf-8") as f:
+            json.dump(bench, f)
+        if "BLAS kernel warning:** OpenBLAS runs its Haswell" not in run(forced, out):
+            failures.append("no BLAS kernel warning for a kernel note in the context")
+        text = run(fixture, out, "--readme", readme, "--notes", notes)
         for heading in HEADINGS:
             if f"\n{heading}" not in "\n" + text:
                 failures.append(f"report.md lacks the heading {heading!r}")
-        for needle in ("BLAS kernel warning", "Why: the notes text.", "medium, batch 1024",
+        for needle in ("Why: the notes text.", "medium, batch 1024",
                        "forward gemm", "shardprop 2t / pandas", "PyTorch / shardprop"):
             if needle not in text:
                 failures.append(f"report.md lacks {needle!r}")
