@@ -723,15 +723,17 @@ Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progres
                 st.batch_targets.data() + static_cast<std::ptrdiff_t>(in_batch) * target_width);
     if (++in_batch == batch) flush();
   };
-  Dataset chunk;
-  stream.rewind();
-  while (stream.next(chunk)) {
-    st.check_data(chunk, "train");
-    for (std::int64_t r = 0; r < chunk.rows; ++r) {
-      st.stream_shuffler.push(chunk.features.data() + r * inputs,
-                              chunk.targets.data() + r * target_width, emit);
-    }
-  }
+  // The next chunk is parsed while this one's rows go through the shuffle buffer and the
+  // steps: in the trainer's arena, so reading and training share its threads.
+  st.run([&] {
+    for_each_chunk(stream, [&](const Dataset& chunk) {
+      st.check_data(chunk, "train");
+      for (std::int64_t r = 0; r < chunk.rows; ++r) {
+        st.stream_shuffler.push(chunk.features.data() + r * inputs,
+                                chunk.targets.data() + r * target_width, emit);
+      }
+    });
+  });
   if (st.stream_shuffler.rows_seen() == 0) throw Error("train: the stream has no rows");
   st.stream_shuffler.drain(emit);
   // As in the in-memory epoch, batch norm skips a last minibatch of one row.
