@@ -12,9 +12,13 @@
 #   consumer_test.sh main-job SOURCE_DIR WORK_DIR         the release preset without Catch2 and
 #                                     Google Benchmark builds the executable (the README's first command)
 # Exits 77 (ctest: skipped) when the program needs a compiler this machine lacks.
+#
+# SHARDPROP_CONSUMER_FLAGS (set by ctest when the library is built with sanitizers): flags every
+# consumer compiles and links with too, as a sanitized library needs its runtime first.
 set -euo pipefail
 mode=$1
 shift
+extra=${SHARDPROP_CONSUMER_FLAGS:-}
 
 case "$mode" in
   install)
@@ -39,7 +43,8 @@ case "$mode" in
     fi
     rm -rf "$work"
     cmake -S "$source" -B "$work" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror"
+      -DCMAKE_C_FLAGS="-Wall -Wextra -Werror $extra" -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror $extra" \
+      ${extra:+-DCMAKE_Fortran_FLAGS="$extra"}
     cmake --build "$work"
     cd "$work" && "$@" "./$program"
     ;;
@@ -49,14 +54,16 @@ case "$mode" in
     export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
     test "$(pkg-config --modversion shardprop)" = "$("$prefix/bin/shardprop" --version)"
     # shellcheck disable=SC2046  # word splitting of pkg-config's flags is the point
-    cc -std=c11 -Wall -Wextra -Werror -pedantic -o program "$source" \
+    # shellcheck disable=SC2086  # $extra is a list of flags
+    cc -std=c11 -Wall -Wextra -Werror -pedantic $extra -o program "$source" \
       $(pkg-config --cflags --libs shardprop) -lm
     LD_LIBRARY_PATH="$prefix/lib" ./program
     ;;
   headers)
     source=$1 work=$2 prefix=$3
     rm -rf "$work"
-    cmake -S "$source" -B "$work" -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
+    cmake -S "$source" -B "$work" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+      ${extra:+-DCMAKE_CXX_FLAGS="$extra" -DCMAKE_C_FLAGS="$extra"}
     cmake --build "$work"
     ;;
   subproject)
