@@ -383,3 +383,61 @@ TEST_CASE("The losses and their deltas are finite and exact at saturated outputs
     CHECK(delta == std::vector<float>{1.0f, -2.0f, 0.0f});
   }
 }
+
+TEST_CASE("The softmax loss agrees with exp and log in double on wide rows, many rows and gaps",
+          "[gradient]") {
+  // The loss computes its exponentials blockwise with its own exp: check it against std::exp
+  // on rows narrower and wider than the kept 64 exponentials, more rows than one block holds,
+  // and logit gaps past exp's underflow (−708).
+  using shardprop::detail::loss_forward_backward;
+  using shardprop::detail::Matrix;
+  const int outputs = GENERATE(2, 10, 100);
+  const int rows = 300;
+  CAPTURE(outputs);
+  std::mt19937_64 engine(7);
+  std::uniform_real_distribution<float> logit(-30.0f, 30.0f);
+  std::vector<float> z(static_cast<std::size_t>(rows) * outputs);
+  std::vector<float> labels(rows);
+  for (float& v : z) v = logit(engine);
+  for (int r = 0; r < rows; ++r) labels[r] = static_cast<float>(r % outputs);
+  z[1] = 800.0f;  // row 0: every other output lies > 708 below the maximum
+  const float scale = 1.0f / rows;
+  std::vector<float> delta(z.size());
+  shardprop::detail::MetricSums metrics;
+  const double loss = loss_forward_backward(
+      Loss::xent, ConstMatrix{z.data(), rows, outputs, outputs}, labels.data(), scale,
+      Matrix{delta.data(), rows, outputs, outputs}, &metrics);
+  double expected = 0.0;
+  int wrong_deltas = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* row = &z[static_cast<std::size_t>(r) * outputs];
+    const float max = *std::max_element(row, row + outputs);
+    double sum = 0.0;
+    for (int j = 0; j < outputs; ++j) sum += std::exp(static_cast<double>(row[j] - max));
+    const int label = static_cast<int>(labels[r]);
+    expected += std::log(sum) - static_cast<double>(row[label] - max);
+    for (int j = 0; j < outputs; ++j) {
+      const double p = std::exp(static_cast<double>(row[j] - max)) / sum;
+      const double d = scale * (p - (j == label ? 1.0 : 0.0));
+      if (std::fabs(delta[static_cast<std::size_t>(r) * outputs + j] - d) > 1e-7 * scale) {
+        ++wrong_deltas;
+      }
+    }
+  }
+  CHECK_THAT(loss, Catch::Matchers::WithinRel(expected, 1e-13));
+  CHECK(wrong_deltas == 0);
+  // The training pass's metrics are metric_sums' bits.
+  const shardprop::detail::MetricSums direct = shardprop::detail::metric_sums(
+      Loss::xent, ConstMatrix{z.data(), rows, outputs, outputs}, labels.data());
+  CHECK(metrics.loss == direct.loss);
+  CHECK(metrics.squared_error == direct.squared_error);
+  CHECK(metrics.correct == direct.correct);
+
+  SECTION("a NaN logit makes the loss NaN") {
+    z[static_cast<std::size_t>(5) * outputs + 1] = std::numeric_limits<float>::quiet_NaN();
+    const double nan_loss =
+        loss_forward_backward(Loss::xent, ConstMatrix{z.data(), rows, outputs, outputs},
+                              labels.data(), scale, Matrix{delta.data(), rows, outputs, outputs});
+    CHECK(std::isnan(nan_loss));
+  }
+}

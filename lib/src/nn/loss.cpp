@@ -3,8 +3,12 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 
+#include "base/simd.hpp"
 #include "nn/activation.hpp"
 
 namespace shardprop::detail {
@@ -14,26 +18,114 @@ namespace {
 // gives the same values (exp is a pure function), so the width never changes the bits.
 constexpr int kKeptExps = 64;
 
-// One row's softmax from one exponential per output.
+// exp(x) in double for x ≤ 0 (a logit less its row's maximum) from basic operations only, so
+// a loop of it vectorises (libm's exp is a call per element) and gives the same bits in every
+// clone: x = n·ln2 + r with |r| ≤ ln2/2 (Cody–Waite: n·ln2_hi is exact), eʳ by its Taylor
+// polynomial of degree 13 (remainder < 5e-18 relative), 2ⁿ built in the exponent bits.
+// Within a few ulp of the correctly rounded value; below −708 (eˣ < 4e-308, nothing next to
+// the row's term e⁰ = 1) it returns 0; a NaN stays NaN. The range test compares bit patterns:
+// a floating-point comparison could trap, which keeps the compiler from vectorising the loop.
+inline double exp_of_nonpositive(double x) {
+  constexpr double kLog2e = 1.4426950408889634;
+  constexpr double kLn2Hi = 6.93147180369123816490e-01;  // low 32 bits zero
+  constexpr double kLn2Lo = 1.90821492927058770002e-10;
+  constexpr double kRound = 6755399441055744.0;  // 1.5·2⁵²: adding it rounds to an integer
+  constexpr double kUnderflow = -708.0;
+  constexpr std::uint64_t kMagnitude = 0x7fff'ffff'ffff'ffffULL;
+  const std::uint64_t bits = std::bit_cast<std::uint64_t>(x);
+  const std::uint64_t magnitude = bits & kMagnitude;
+  // x < −708, −∞ included, NaN not: |x| > 708 and |x| ≤ ∞ (x ≤ 0 by contract).
+  const bool underflow = (magnitude > std::bit_cast<std::uint64_t>(-kUnderflow)) &
+                         (magnitude <= std::bit_cast<std::uint64_t>(HUGE_VAL));
+  // Below −708 what follows is garbage (2ⁿ would leave the exponent range), discarded at the
+  // end: computing it anyway keeps the loop free of branches.
+  const double shifted = x * kLog2e + kRound;
+  const double n = shifted - kRound;
+  const double r = (x - n * kLn2Hi) - n * kLn2Lo;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // shifted's low mantissa bits hold n (its ulp is 1); x ≥ −708 keeps 2ⁿ normal.
+  const std::int64_t exponent =
+      std::bit_cast<std::int64_t>(shifted) - std::bit_cast<std::int64_t>(kRound) + 1023;
+  const double power = std::bit_cast<double>(static_cast<std::uint64_t>(exponent) << 52);
+  // All ones to keep the value, zero for 0.0: a mask rather than a select, which the compiler
+  // would turn into a branch around the multiplication.
+  const std::uint64_t keep = std::uint64_t{0} - static_cast<std::uint64_t>(!underflow);
+  return std::bit_cast<double>(std::bit_cast<std::uint64_t>(p * power) & keep);
+}
+
+// Exponentials a block of softmax rows computes in one loop: a loop over one row's few outputs
+// is bound by the polynomial's latency, one over many rows by throughput.
+constexpr int kBlockExps = 1024;
+
+// For rows [0, rows) of y (rows · min(cols, kKeptExps) ≤ kBlockExps): max[r] = the row's
+// maximum and exps[r · kept + j] = exp(y[r][j] − max[r]) for j < kept = min(cols, kKeptExps).
+SHARDPROP_MULTIVERSION void block_exps(ConstMatrix y, int rows, float* max, double* exps) {
+  const int n = y.cols;
+  const int kept = std::min(n, kKeptExps);
+  for (int r = 0; r < rows; ++r) {
+    const float* z = y.row(r);
+    const float m = *std::max_element(z, z + n);
+    max[r] = m;
+    double* x = exps + static_cast<std::ptrdiff_t>(r) * kept;
+    for (int j = 0; j < kept; ++j) x[j] = static_cast<double>(z[j] - m);
+  }
+  const int count = rows * kept;
+  for (int i = 0; i < count; ++i) exps[i] = exp_of_nonpositive(exps[i]);
+}
+
+// One row's softmax from one exponential per output, the first kKeptExps of them computed
+// beforehand (block_exps).
 struct SoftmaxRow {
   float max;
-  double sum;      // Σ exp(z − max)
-  double log_sum;  // log sum
-  std::array<double, kKeptExps> kept;
+  double sum;          // Σ exp(z − max)
+  double log_sum;      // log sum
+  const double* kept;  // exp(z[j] − max) for j < kKeptExps
 
-  SoftmaxRow(const float* z, int n) : max(*std::max_element(z, z + n)), sum(0.0) {
-    for (int j = 0; j < n; ++j) {
-      const double e = std::exp(static_cast<double>(z[j] - max));
-      if (j < kKeptExps) kept[j] = e;
-      sum += e;
-    }
+  SoftmaxRow(const float* z, int n, float row_max, const double* exps)
+      : max(row_max), sum(0.0), kept(exps) {
+    const int kept_count = std::min(n, kKeptExps);
+    for (int j = 0; j < kept_count; ++j) sum += kept[j];
+    for (int j = kKeptExps; j < n; ++j) sum += exp_of_nonpositive(static_cast<double>(z[j] - max));
     log_sum = std::log(sum);
   }
   double probability(const float* z, int j) const {
-    const double e = j < kKeptExps ? kept[j] : std::exp(static_cast<double>(z[j] - max));
+    const double e = j < kKeptExps ? kept[j] : exp_of_nonpositive(static_cast<double>(z[j] - max));
     return e / sum;
   }
 };
+
+// Calls f(r, softmax of row r) for every row of y in order, the exponentials computed a block
+// of rows at a time.
+template <class F>
+void for_each_softmax_row(ConstMatrix y, F&& f) {
+  const int n = y.cols;
+  const int kept = std::min(n, kKeptExps);
+  const int block_rows = std::max(1, kBlockExps / kept);
+  std::array<float, kBlockExps> max;
+  std::array<double, kBlockExps> exps;
+  for (int begin = 0; begin < y.rows; begin += block_rows) {
+    const int rows = std::min(block_rows, y.rows - begin);
+    const ConstMatrix block{y.row(begin), rows, n, y.stride};
+    block_exps(block, rows, max.data(), exps.data());
+    for (int r = 0; r < rows; ++r) {
+      f(begin + r,
+        SoftmaxRow(block.row(r), n, max[r], exps.data() + static_cast<std::ptrdiff_t>(r) * kept));
+    }
+  }
+}
 
 // −[t log σ(z) + (1−t) log(1−σ(z))] = max(z,0) − z·t + log(1 + exp(−|z|)).
 inline double bce_term(float z, float t) {
@@ -52,6 +144,29 @@ double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, flo
   // The metrics come from the values the loss computes anyway, in metric_sums' formulas, so
   // they are the same bits as metric_sums(y) without a second pass of exponentials.
   MetricSums m;
+  if (loss == Loss::xent) {
+    for_each_softmax_row(y, [&](int r, const SoftmaxRow& s) {
+      const float* z = y.row(r);
+      const float* t = targets + static_cast<long>(r) * tw;
+      float* d = delta.row(r);
+      const int label = static_cast<int>(t[0]);
+      const double row_loss = s.log_sum - static_cast<double>(z[label] - s.max);
+      total += row_loss;
+      m.loss += row_loss;
+      for (int j = 0; j < n; ++j) {
+        const double p = s.probability(z, j);
+        const double e = p - (j == label ? 1.0 : 0.0);
+        d[j] = scale * static_cast<float>(e);
+        m.squared_error += e * e;
+      }
+      const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
+      m.correct += predicted == label ? 1.0 : 0.0;
+      m.predictions += 1.0;
+      m.outputs += n;
+    });
+    if (metrics != nullptr) *metrics = m;
+    return total;
+  }
   for (int r = 0; r < y.rows; ++r) {
     const float* z = y.row(r);
     const float* t = targets + static_cast<long>(r) * tw;
@@ -72,24 +187,8 @@ double loss_forward_backward(Loss loss, ConstMatrix y, const float* targets, flo
           m.outputs += n;
         }
         break;
-      case Loss::xent: {
-        const SoftmaxRow s(z, n);
-        const int label = static_cast<int>(t[0]);
-        const double row_loss = s.log_sum - static_cast<double>(z[label] - s.max);
-        total += row_loss;
-        m.loss += row_loss;
-        for (int j = 0; j < n; ++j) {
-          const double p = s.probability(z, j);
-          const double e = p - (j == label ? 1.0 : 0.0);
-          d[j] = scale * static_cast<float>(e);
-          m.squared_error += e * e;
-        }
-        const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
-        m.correct += predicted == label ? 1.0 : 0.0;
-        m.predictions += 1.0;
-        m.outputs += n;
+      case Loss::xent:  // above
         break;
-      }
       case Loss::bce:
         for (int j = 0; j < n; ++j) {
           const double term = bce_term(z[j], t[j]);
@@ -122,6 +221,23 @@ MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
   MetricSums m;
   const int n = y.cols;
   const int tw = target_width(loss, n);
+  if (loss == Loss::xent) {
+    for_each_softmax_row(y, [&](int r, const SoftmaxRow& s) {
+      const float* z = y.row(r);
+      const int label = static_cast<int>(targets[static_cast<long>(r) * tw]);
+      m.loss += s.log_sum - static_cast<double>(z[label] - s.max);
+      const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
+      m.correct += predicted == label ? 1.0 : 0.0;
+      m.predictions += 1.0;
+      for (int j = 0; j < n; ++j) {
+        const double p = s.probability(z, j);
+        const double e = p - (j == label ? 1.0 : 0.0);
+        m.squared_error += e * e;
+      }
+      m.outputs += n;
+    });
+    return m;
+  }
   for (int r = 0; r < y.rows; ++r) {
     const float* z = y.row(r);
     const float* t = targets + static_cast<long>(r) * tw;
@@ -134,21 +250,8 @@ MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
         }
         m.outputs += n;
         break;
-      case Loss::xent: {
-        const SoftmaxRow s(z, n);
-        const int label = static_cast<int>(t[0]);
-        m.loss += s.log_sum - static_cast<double>(z[label] - s.max);
-        const int predicted = static_cast<int>(std::max_element(z, z + n) - z);
-        m.correct += predicted == label ? 1.0 : 0.0;
-        m.predictions += 1.0;
-        for (int j = 0; j < n; ++j) {
-          const double p = s.probability(z, j);
-          const double e = p - (j == label ? 1.0 : 0.0);
-          m.squared_error += e * e;
-        }
-        m.outputs += n;
+      case Loss::xent:  // above
         break;
-      }
       case Loss::bce:
         for (int j = 0; j < n; ++j) {
           m.loss += bce_term(z[j], t[j]);
