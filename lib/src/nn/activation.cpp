@@ -60,27 +60,46 @@ void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
   }
 }
 
+namespace {
+
+// One row of backward(): d = dL/dy on entry, dL/dx on return. Inlined into both callers (and
+// so into their clones).
+inline void backward_row(const ActivationLayer& layer, const float* a, float* d) {
+  const int width = layer.width;
+  const float slope = layer.negative_slope;
+  switch (layer.kind) {
+    case Activation::identity:
+      break;
+    case Activation::sigmoid:
+      for (int j = 0; j < width; ++j) d[j] *= a[j] * (1.0f - a[j]);
+      break;
+    case Activation::tanh:
+      for (int j = 0; j < width; ++j) d[j] *= 1.0f - a[j] * a[j];
+      break;
+    case Activation::relu:
+      for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : 0.0f;
+      break;
+    case Activation::leaky_relu:
+      for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : slope * d[j];
+      break;
+  }
+}
+
+}  // namespace
+
 SHARDPROP_MULTIVERSION
 void ActivationLayer::backward(ConstMatrix y, Matrix delta) const {
+  for (int r = 0; r < y.rows; ++r) backward_row(*this, y.row(r), delta.row(r));
+}
+
+SHARDPROP_MULTIVERSION
+void ActivationLayer::backward_with_column_sums(ConstMatrix y, Matrix delta,
+                                                float* column_sums) const {
+  std::fill_n(column_sums, width, 0.0f);
   for (int r = 0; r < y.rows; ++r) {
-    const float* a = y.row(r);
     float* d = delta.row(r);
-    switch (kind) {
-      case Activation::identity:
-        break;
-      case Activation::sigmoid:
-        for (int j = 0; j < width; ++j) d[j] *= a[j] * (1.0f - a[j]);
-        break;
-      case Activation::tanh:
-        for (int j = 0; j < width; ++j) d[j] *= 1.0f - a[j] * a[j];
-        break;
-      case Activation::relu:
-        for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : 0.0f;
-        break;
-      case Activation::leaky_relu:
-        for (int j = 0; j < width; ++j) d[j] = a[j] > 0.0f ? d[j] : negative_slope * d[j];
-        break;
-    }
+    backward_row(*this, y.row(r), d);
+    for (int j = 0; j < width; ++j) column_sums[j] += d[j];
   }
 }
 

@@ -33,6 +33,9 @@ struct ActivationLayer {
   void forward(ConstMatrix x, Matrix y) const;
   // y: this layer's forward output; delta: dL/dy on entry, dL/dx on return (in place).
   void backward(ConstMatrix y, Matrix delta) const;
+  // backward(), and in the same pass column_sums[j] = Σ_rows dL/dx[r][j] (rows in order): the
+  // bias gradient of a dense layer below, the same bits as Dense::bias_gradient gives.
+  void backward_with_column_sums(ConstMatrix y, Matrix delta, float* column_sums) const;
 };
 
 }  // namespace shardprop::detail

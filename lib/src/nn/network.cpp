@@ -266,6 +266,8 @@ void Network::begin_pass(ShardWorkspace& ws, ConstMatrix x, const float* targets
 
 namespace {
 
+constexpr std::size_t kNoLayer = static_cast<std::size_t>(-1);
+
 // The pieces of a phase, shared by run_phase's three cases.
 struct PhaseRunner {
   const Network& net;
@@ -344,14 +346,18 @@ struct PhaseRunner {
   // Layers from `top` down to `bottom` (inclusive, no batch norm among them); ws.delta holds
   // dL/d(output of top) on entry and dL/d(input of bottom) on return.
   void backward(std::size_t top, std::size_t bottom) {
+    // The dense layer whose bias gradient an activation above it summed in its own pass.
+    std::size_t bias_summed = kNoLayer;
     for (std::size_t l = top + 1; l-- > bottom;) {
       std::visit(Overloaded{
                      [&](const Dense& d) {
                        // d.backward's three pieces, timed apart.
                        d.weight_gradient(input_of(l), ws.delta, grads);
                        clock.lap(&PhaseSeconds::backward_gemm);
-                       d.bias_gradient(ws.delta, grads);
-                       clock.lap(&PhaseSeconds::backward_elementwise);
+                       if (bias_summed != l) {
+                         d.bias_gradient(ws.delta, grads);
+                         clock.lap(&PhaseSeconds::backward_elementwise);
+                       }
                        if (l > net.first_trainable) {
                          d.input_gradient(params, ws.delta, {ws.spare.data, rows(), d.in, d.in});
                          clock.lap(&PhaseSeconds::backward_gemm);
@@ -361,7 +367,16 @@ struct PhaseRunner {
                        ws.delta.cols = ws.delta.stride = d.in;
                      },
                      [&](const ActivationLayer& a) {
-                       a.backward(output_of(l), ws.delta);
+                       // Followed (going down) by a dense layer: its bias gradient Σ_rows δ
+                       // comes from the same pass over δ.
+                       const Dense* below =
+                           l > bottom ? std::get_if<Dense>(&net.layers[l - 1]) : nullptr;
+                       if (below != nullptr) {
+                         a.backward_with_column_sums(output_of(l), ws.delta, grads + below->bias);
+                         bias_summed = l - 1;
+                       } else {
+                         a.backward(output_of(l), ws.delta);
+                       }
                        clock.lap(&PhaseSeconds::backward_elementwise);
                      },
                      [&](const Dropout& d) {
