@@ -32,7 +32,8 @@ constexpr int kEpochs = 4;
 // 128 → 256 → relu → 128 → relu → 10: 67,210 parameters, above the trainer's 64K threshold
 // (kParallelUpdateFloats in trainer.cpp) for running the SGD update as parallel tasks, and with
 // batch 128 over 4 shards each shard's products go through BLAS. So both parallel paths — the
-// shard tasks and the segmented update — run whenever threads > 1.
+// shard tasks and the segmented update, whose tasks join the shards' region as soon as a layer's
+// gradients are complete — run whenever threads > 1 (one thread: the update after the pass).
 ModelSpec spec() {
   const int hidden[] = {256, 128};
   return ModelSpec::mlp(kInputs, hidden, kClasses, Activation::relu, Loss::xent);

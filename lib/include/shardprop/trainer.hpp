@@ -117,7 +117,11 @@ struct StepProfile {
   double batch_norm_sync = 0.0;  // merging the shards' (and ranks') batch-norm moments and
                                  // backward sums between regions
   // The reduction of the shards' gradients and the optimizer update: one fused pass over the
-  // parameters (each element summed over shards in order, then stepped), so one number.
+  // parameters (each element summed over shards in order, then stepped), so one number. When
+  // the shards run in parallel in a single region (no batch norm, one rank, no clipping) it
+  // runs as tasks of that region, each layer's as soon as its gradients are complete; then
+  // it is their thread-seconds / slots, and counts with the pass fields and idle towards the
+  // region's wall time.
   double reduction_update = 0.0;
   double exchange = 0.0;  // several ranks: waiting for the gradient exchange to finish (0 in
                           // one process); exchange overlapped with the pass is not counted

@@ -38,6 +38,27 @@ UpdateRule ParameterUpdate::rule_for(double learning_rate, std::int64_t step) co
   return rule;
 }
 
+void ParameterUpdate::begin_step(double learning_rate, std::int64_t step) {
+  step_rule_ = rule_for(learning_rate, step);
+}
+
+void ParameterUpdate::update_segment(float* params, const GradientBuffers& gradients, int active,
+                                     std::size_t i) {
+  float* state0 = state_.empty() ? nullptr : state_[0].data();
+  float* state1 = state_.size() < 2 ? nullptr : state_[1].data();
+  segment_squares_[i] =
+      apply_update(params, state0, state1, gradients, active, segments_[i], step_rule_);
+}
+
+std::pair<std::size_t, std::size_t> ParameterUpdate::segments_within(std::size_t begin,
+                                                                     std::size_t end) const {
+  std::size_t first = 0;
+  while (first < segments_.size() && segments_[first].begin < begin) ++first;
+  std::size_t last = first;
+  while (last < segments_.size() && segments_[last].end <= end) ++last;
+  return {first, last};
+}
+
 float ParameterUpdate::clip_scale(double norm) const {
   const double limit = settings_.clip_grad_norm;
   return norm > limit ? static_cast<float>(limit / (norm + 1e-6)) : 1.0f;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "base/aligned.hpp"
@@ -52,6 +53,18 @@ class ParameterUpdate {
     return total_norm();
   }
 
+  // The same update one segment at a time, for a caller that starts each segment as soon as
+  // every shard's gradient of it is complete: begin_step, then update_segment(i) once for every
+  // i < segment_count() (in any order, in parallel), then finish_step() for the norm. The same
+  // bits as apply(). Without gradient clipping only: clipping needs the norm before any update.
+  void begin_step(double learning_rate, std::int64_t step);
+  void update_segment(float* params, const GradientBuffers& gradients, int active, std::size_t i);
+  double finish_step() const { return total_norm(); }
+
+  // The segments [first, last) that lie within the parameters [begin, end): a tensor's or a
+  // layer's (segments never straddle a tensor's end).
+  std::pair<std::size_t, std::size_t> segments_within(std::size_t begin, std::size_t end) const;
+
   // The optimizer's slots, each laid out like the parameters (see optimizer_slots).
   std::vector<AlignedFloats>& state() { return state_; }
   const std::vector<AlignedFloats>& state() const { return state_; }
@@ -66,6 +79,7 @@ class ParameterUpdate {
   TrainerSettings settings_;
   std::vector<ParameterSegment> segments_;
   std::vector<double> segment_squares_;  // per segment, written in parallel
+  UpdateRule step_rule_;                 // begin_step's rule, for update_segment
   std::vector<AlignedFloats> state_;
 };
 

@@ -10,11 +10,16 @@ void StepProfiler::begin_step(std::span<ShardWorkspace> shards, int slots) {
   for (ShardWorkspace& ws : shards_) ws.seconds = {};
   busy_before_region_ = 0.0;
   idle_thread_seconds_ = 0.0;
+  update_thread_seconds_ = 0.0;
   step_start_ = Clock::now();
 }
 
 void StepProfiler::begin_region() {
   if (on_) region_start_ = Clock::now();
+}
+
+void StepProfiler::add_update_in_region(double thread_seconds) {
+  if (on_) update_thread_seconds_ += thread_seconds;
 }
 
 void StepProfiler::end_region() {
@@ -45,13 +50,14 @@ void StepProfiler::end_step(std::int64_t rows) {
   profile_.backward_gemm += sum.backward_gemm * per_slot;
   profile_.backward_elementwise += sum.backward_elementwise * per_slot;
   profile_.idle += idle_thread_seconds_ * per_slot;
+  profile_.reduction_update += update_thread_seconds_ * per_slot;
   profile_.total += seconds_since(step_start_);
 }
 
 double StepProfiler::busy() const {
   double sum = 0.0;
   for (const ShardWorkspace& ws : shards_) sum += ws.seconds.busy();
-  return sum;
+  return sum + update_thread_seconds_;
 }
 
 }  // namespace shardprop::detail

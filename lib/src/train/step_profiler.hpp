@@ -28,6 +28,9 @@ class StepProfiler {
   // Around each parallel region of the step.
   void begin_region();
   void end_region();
+  // Thread-seconds of the optimizer update that ran as tasks within the region now ending
+  // (before end_region): busy time of the region, reported as reduction_update.
+  void add_update_in_region(double thread_seconds);
   // Runs f() on the driving thread and adds its wall time to `part`.
   template <class F>
   void time(double StepProfile::*part, F&& f) {
@@ -57,6 +60,7 @@ class StepProfiler {
   Clock::time_point step_start_{}, region_start_{};
   double busy_before_region_ = 0.0;
   double idle_thread_seconds_ = 0.0;
+  double update_thread_seconds_ = 0.0;
 };
 
 }  // namespace shardprop::detail

@@ -5,10 +5,14 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -150,6 +154,18 @@ int shard_count_for(const Model& model, const TrainerSettings& s, int ranks) {
   return std::max(default_shard_count(model.spec(), s.batch_size), ranks);
 }
 
+// Per layer, the update segments of its trained tensors (none for layers without any).
+std::vector<std::pair<std::size_t, std::size_t>> segments_by_layer(
+    const detail::Network& net, const detail::ParameterUpdate& update) {
+  std::vector<std::pair<std::size_t, std::size_t>> segments(net.layers.size(), {0, 0});
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    if (const auto* d = std::get_if<detail::Dense>(&net.layers[l])) {
+      segments[l] = update.segments_within(d->weight, d->bias + static_cast<std::size_t>(d->out));
+    }
+  }
+  return segments;
+}
+
 // Values a step gathers per shard: its loss and its five metric sums.
 constexpr std::size_t kShardValues = 6;
 
@@ -170,6 +186,12 @@ struct Trainer::State {
   std::vector<detail::ShardWorkspace> workspaces;  // this rank's shards, in order
   detail::GradientBuffers gradients;
   detail::ParameterUpdate update;
+  // Per layer: its update segments, and how many shards have yet to finish its gradient in the
+  // step under way (see step: the update of a layer starts as soon as the count reaches 0).
+  std::vector<std::pair<std::size_t, std::size_t>> layer_segments = segments_by_layer(net, update);
+  std::unique_ptr<std::atomic<int>[]> shards_left =
+      std::make_unique<std::atomic<int>[]>(net.layers.size());
+  std::atomic<double> update_seconds{0.0};  // thread-seconds of the in-pass update (profiling)
   detail::BatchNormCombine batch_norm_combine;
   detail::ShardValues shard_values;
   std::optional<detail::GradientExchange> gradient_exchange;  // several ranks only
@@ -381,10 +403,49 @@ struct Trainer::State {
     // One parallel region per phase; without batch norm that is the whole pass.
     const int phases = net.phase_count();
     const int loss_phase = static_cast<int>(net.batch_norms.size());
+    // With the shards in parallel in one region, a layer's reduction and update run as tasks of
+    // that region as soon as every shard has finished the layer's gradient (the last shard to
+    // finish it starts them): no barrier and no second region, and the update of the top
+    // layers overlaps the backward pass of the lower ones. No shard reads a layer's weights
+    // after its gradient is done. Each segment's update is the same call as in the separate
+    // pass, so the bits are the same. Not with batch norm (several regions), several ranks (the
+    // exchange comes first) or clipping (the norm must be known before any update).
+    const bool update_in_pass =
+        parallel_shards && phases == 1 && !gradient_exchange && settings.clip_grad_norm == 0.0f;
+    tbb::task_group* update_tasks = nullptr;  // the region's task group, while it runs
+    const std::function<void(int)> layer_done_update = [&](int layer) {
+      if (shards_left[layer].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      // Every shard is past its loss: a non-finite loss moves no parameter (the step throws
+      // below). The sum in shard order, as the step's loss.
+      double loss = 0.0;
+      for (int i = 0; i < local; ++i) loss += workspaces[i].loss;
+      if (!std::isfinite(loss)) return;
+      const auto [first, last] = layer_segments[static_cast<std::size_t>(layer)];
+      for (std::size_t segment = first; segment < last; ++segment) {
+        update_tasks->run([this, segment, local] {
+          using Clock = std::chrono::steady_clock;
+          const Clock::time_point start = profiler.on() ? Clock::now() : Clock::time_point{};
+          update.update_segment(model.parameters().data(), gradients, local, segment);
+          if (profiler.on()) {
+            update_seconds.fetch_add(std::chrono::duration<double>(Clock::now() - start).count(),
+                                     std::memory_order_relaxed);
+          }
+        });
+      }
+    };
+    if (update_in_pass) {
+      update.begin_step(learning_rate(), steps);
+      for (std::size_t l = 0; l < net.layers.size(); ++l) {
+        shards_left[l].store(local, std::memory_order_relaxed);
+      }
+      update_seconds.store(0.0, std::memory_order_relaxed);
+    }
+    const std::function<void(int)>* on_layer_done =
+        gradient_exchange ? &layer_done : (update_in_pass ? &layer_done_update : nullptr);
     for (int phase = 0; phase < phases; ++phase) {
       auto run_shard = [&](int i) {
         net.run_phase(phase, params, batch_norm_combine.syncs(), workspaces[i], gradients.shard(i),
-                      gradient_exchange ? &layer_done : nullptr);
+                      on_layer_done);
         if (phase == loss_phase) {
           detail::ShardWorkspace& ws = workspaces[i];
           detail::PhaseClock clock(ws.profile ? &ws.seconds : nullptr);
@@ -393,7 +454,16 @@ struct Trainer::State {
         }
       };
       profiler.begin_region();
-      if (parallel_shards) {
+      if (update_in_pass) {
+        run([&] {
+          tbb::task_group tasks;
+          update_tasks = &tasks;
+          for (int i = 0; i < local; ++i) tasks.run([&run_shard, i] { run_shard(i); });
+          tasks.wait();
+          update_tasks = nullptr;
+        });
+        profiler.add_update_in_region(update_seconds.load(std::memory_order_relaxed));
+      } else if (parallel_shards) {
         run([&] {
           tbb::parallel_for(
               tbb::blocked_range<int>(0, local, 1),
@@ -433,7 +503,9 @@ struct Trainer::State {
 
     auto segments = [&](auto&& f) { for_each_segment(f); };
     profiler.time(&StepProfile::reduction_update, [&] {
-      if (total != nullptr) {
+      if (update_in_pass) {
+        gradient_norm = update.finish_step();  // the pass updated every segment
+      } else if (total != nullptr) {
         gradient_norm =
             update.apply(model.parameters().data(), *total, 1, learning_rate(), steps, segments);
       } else {
