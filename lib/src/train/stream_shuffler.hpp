@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "base/aligned.hpp"
 #include "base/rng.hpp"
@@ -51,17 +52,20 @@ class StreamShuffler {
     std::copy_n(t, targets_, slot + features_);
   }
 
-  // The rows still buffered leave, in an order drawn by (seed, epoch).
+  // The rows still buffered leave, in an order drawn by (seed, epoch): a Fisher-Yates shuffle
+  // of the slots. It permutes slot numbers rather than rows, so each row is read once, where it
+  // lies, instead of being swapped through the buffer.
   template <class Emit>
   void drain(Emit&& emit) {
-    const std::size_t floats = row_floats();
+    order_.resize(static_cast<std::size_t>(buffered_));
+    for (std::int64_t i = 0; i < buffered_; ++i) order_[static_cast<std::size_t>(i)] = i;
     for (std::int64_t i = buffered_ - 1; i > 0; --i) {
       const std::uint64_t j =
           random_bits(seed_, RngPurpose::stream_drain, epoch_, static_cast<std::uint64_t>(i)) %
           static_cast<std::uint64_t>(i + 1);
-      std::swap_ranges(row(i), row(i) + floats, row(static_cast<std::int64_t>(j)));
+      std::swap(order_[static_cast<std::size_t>(i)], order_[static_cast<std::size_t>(j)]);
     }
-    for (std::int64_t i = 0; i < buffered_; ++i) emit(row(i), row(i) + features_);
+    for (const std::int64_t slot : order_) emit(row(slot), row(slot) + features_);
     buffered_ = 0;
   }
 
@@ -78,6 +82,7 @@ class StreamShuffler {
   std::int64_t buffered_ = 0;
   std::uint64_t incoming_ = 0;
   AlignedFloats buffer_;
+  std::vector<std::int64_t> order_;  // drain's slot order
 };
 
 }  // namespace shardprop::detail
