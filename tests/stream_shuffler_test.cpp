@@ -126,3 +126,38 @@ TEST_CASE("the shared stream shuffle on one rank lets rows out in the stream shu
   shared.drain(emit);
   CHECK(left == order_of(n, capacity, 5, 2));
 }
+
+TEST_CASE("rows kept from a stream that fitted leave as a new pass over them would", "[stream]") {
+  const std::int64_t n = 300;
+  const std::int64_t capacity = GENERATE(300, 1000);
+  CAPTURE(capacity);
+  shardprop::detail::StreamShuffler shuffler(1, 1);
+  std::vector<float> left;
+  auto emit = [&](const float* x, const float* t) {
+    CHECK(*t == -*x);
+    left.push_back(*x);
+  };
+  shuffler.begin(capacity, 3, 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float x = static_cast<float>(i), t = -x;
+    shuffler.push(&x, &t, emit);
+  }
+  shuffler.drain(emit);
+  REQUIRE(shuffler.kept_rows() == n);
+  for (std::uint64_t epoch = 1; epoch <= 2; ++epoch) {
+    left.clear();
+    shuffler.begin_kept(3, epoch);
+    shuffler.drain(emit);
+    CHECK(left == order_of(n, capacity, 3, epoch));
+    CHECK(shuffler.kept_rows() == n);
+  }
+  SECTION("a stream larger than the buffer keeps nothing") {
+    shuffler.begin(capacity, 3, 0);
+    for (std::int64_t i = 0; i < capacity + 1; ++i) {
+      const float x = static_cast<float>(i), t = -x;
+      shuffler.push(&x, &t, emit);
+    }
+    shuffler.drain(emit);
+    CHECK(shuffler.kept_rows() == 0);
+  }
+}

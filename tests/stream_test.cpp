@@ -162,6 +162,40 @@ TEST_CASE("a stream part of one process trains as the stream itself", "[stream]"
   CHECK(bitwise_equal(train_part(7), streamed));
 }
 
+TEST_CASE("a stream part that fits in the shuffle buffer is read in its first epoch only",
+          "[stream]") {
+  // Counts the chunks read.
+  class CountingStream final : public DataStream {
+   public:
+    CountingStream(const Dataset& data, std::int64_t chunk_rows) : inner_(data, chunk_rows) {}
+    void rewind() override { inner_.rewind(); }
+    bool next(Dataset& chunk) override {
+      ++chunks;
+      return inner_.next(chunk);
+    }
+    int chunks = 0;
+
+   private:
+    ChunkedDataset inner_;
+  };
+  const Dataset data = random_classes(100, 6, 3, 10);
+  Model model = small_model();
+  model.initialize(7);
+  TrainerSettings settings;
+  settings.batch_size = 16;
+  // 100 rows of 7 floats fit in 4000 bytes, not in 2000.
+  settings.shuffle_buffer_bytes = GENERATE(std::size_t{2000}, std::size_t{4000});
+  CAPTURE(settings.shuffle_buffer_bytes);
+  Trainer trainer(model, settings);
+  CountingStream stream(data, 30);
+  trainer.train_epoch(StreamPart{&stream, 0, 100, 100});
+  const int first = stream.chunks;
+  CHECK(first == 5);  // 4 chunks and the end
+  const Metrics second = trainer.train_epoch(StreamPart{&stream, 0, 100, 100});
+  CHECK(second.rows == 100);
+  CHECK(stream.chunks == (settings.shuffle_buffer_bytes == 4000 ? first : 2 * first));
+}
+
 TEST_CASE("a stream part that ends before its rows is a collective error", "[stream]") {
   const Dataset data = random_classes(40, 6, 3, 9);
   Model model = small_model();

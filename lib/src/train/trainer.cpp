@@ -262,9 +262,17 @@ struct Trainer::State {
     std::int64_t first_row = 0;  // the stream's first row in the whole, for messages
     std::int64_t rows = -1;      // the rows the stream must hand out (-1: as many as it has)
     bool collective = false;     // bad data throws CollectiveError (a StreamPart's reads)
+    // The stream hands out the same rows every epoch (a StreamPart's file): when they all fit
+    // in the shuffle buffer, later epochs take them from there instead of reading them again.
+    bool same_every_epoch = false;
   };
+  // The stream whose rows the shuffle buffer holds, all of them (see stream_epoch).
+  const DataStream* kept_stream = nullptr;
+  std::int64_t kept_first_row = 0;
   Metrics stream_epoch(DataStream& stream, const StreamRows& rows,
                        const ProgressCallback& progress);
+  template <class Emit, class Reading>
+  void read_into_buffer(DataStream& stream, const StreamRows& rows, Emit& emit, Reading& reading);
 
   // The rows a streamed epoch's shuffle buffer holds: shuffle_buffer_bytes of rows, at least a
   // minibatch; 0 (rows pass in order) without shuffling.
@@ -719,14 +727,12 @@ Metrics Trainer::evaluate(const StreamPart& part) const {
   return combine_ranks(st.comm, sums, rows);
 }
 
-// The next chunk is parsed while this one's rows go through the shuffle buffer and the steps
-// (for_each_chunk, in the trainer's arena, so reading and training share its threads), and a
-// row is copied twice: from its chunk into the shuffle buffer, and from there into the minibatch.
+// Rows are read into the shuffle buffer (read_into_buffer) and copied from there into the
+// minibatch; the rows left in the buffer at the end leave in the drain's order.
 Metrics Trainer::State::stream_epoch(DataStream& stream, const StreamRows& rows,
                                      const ProgressCallback& progress) {
   const int inputs = net.spec.inputs;
   const std::int64_t batch = settings.batch_size;
-  stream_shuffler.begin(shuffle_buffer_rows(), settings.seed, static_cast<std::uint64_t>(epochs));
 
   epoch_metrics = {};
   double loss_sum = 0.0;
@@ -756,6 +762,37 @@ Metrics Trainer::State::stream_epoch(DataStream& stream, const StreamRows& rows,
       throw CollectiveError(e.what());
     }
   };
+  // The buffer holding every row of this stream in stream order is the state a new pass
+  // would leave before the drain: a stream that fitted is read only once.
+  const bool kept = rows.same_every_epoch && rows.rows > 0 && kept_stream == &stream &&
+                    kept_first_row == rows.first_row && stream_shuffler.kept_rows() == rows.rows;
+  kept_stream = nullptr;
+  if (kept) {
+    stream_shuffler.begin_kept(settings.seed, static_cast<std::uint64_t>(epochs));
+  } else {
+    read_into_buffer(stream, rows, emit, reading);
+  }
+  stream_shuffler.drain(emit);
+  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
+  if (in_batch > 1 || (in_batch == 1 && net.batch_norms.empty())) flush();
+  if (rows.same_every_epoch && rows.rows > 0 && stream_shuffler.kept_rows() == rows.rows) {
+    kept_stream = &stream;
+    kept_first_row = rows.first_row;
+  }
+  ++epochs;
+  Metrics m = metrics_from(epoch_metrics, used);
+  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
+  return m;
+}
+
+// The stream's rows into the shuffle buffer (those leaving it go to emit). The next chunk is
+// parsed while this one's rows go through the buffer and the steps (for_each_chunk, in the
+// trainer's arena, so reading and training share its threads).
+template <class Emit, class Reading>
+void Trainer::State::read_into_buffer(DataStream& stream, const StreamRows& rows, Emit& emit,
+                                      Reading& reading) {
+  const int inputs = net.spec.inputs;
+  stream_shuffler.begin(shuffle_buffer_rows(), settings.seed, static_cast<std::uint64_t>(epochs));
   CheckedReads source(stream, reading);
   std::int64_t read = 0;
   run([&] {
@@ -781,13 +818,6 @@ Metrics Trainer::State::stream_epoch(DataStream& stream, const StreamRows& rows,
     }
     if (read == 0) throw Error("train: the stream has no rows");
   });
-  stream_shuffler.drain(emit);
-  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
-  if (in_batch > 1 || (in_batch == 1 && net.batch_norms.empty())) flush();
-  ++epochs;
-  Metrics m = metrics_from(epoch_metrics, used);
-  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
-  return m;
 }
 
 Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progress) {
@@ -807,7 +837,7 @@ Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& pro
   if (st.ranks == 1) {
     // SharedStreamShuffle gives one rank StreamShuffler's order: the same rows in the same
     // steps, read ahead of them.
-    return st.stream_epoch(*part.stream, {part.first_row, part.rows, true}, progress);
+    return st.stream_epoch(*part.stream, {part.first_row, part.rows, true, true}, progress);
   }
   const auto inputs = static_cast<std::size_t>(st.net.spec.inputs);
   const auto width = static_cast<std::size_t>(st.target_width);
