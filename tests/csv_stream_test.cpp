@@ -8,10 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 
+#include "shardprop/communicator.hpp"
 #include "shardprop/data_stream.hpp"
+#include "shardprop/dataset_part.hpp"
 #include "shardprop/error.hpp"
 
 using namespace shardprop;
@@ -176,4 +179,43 @@ TEST_CASE("a stream standardizes its chunks when asked", "[csv][stream]") {
   const Dataset all = read_all(stream);
   CHECK(all.features[0] == Approx(-1.2247449));
   CHECK(all.features[1] == 0.0f);
+}
+
+TEST_CASE("the row scan collects the class labels a pass of their own collects", "[csv][stream]") {
+  const TempFile file(kTricky);
+  CsvOptions options;
+  options.target_kind = TargetKind::classes;
+  const std::size_t block = GENERATE(std::size_t{1}, std::size_t{7}, std::size_t{4096});
+  CAPTURE(block);
+  const std::vector<std::string> expected = collect_class_names(file.path, options);
+  REQUIRE(expected.size() == 4);
+  const Communicator one;
+  std::unique_ptr<CsvStream> stream = open_csv_stream_part(file.path, options, one, {}, block);
+  CsvStream given(file.path, options, expected, block);
+
+  SECTION("reading the stream itself") {
+    ClassLabelScan labels{stream.get(), {}};
+    Standardization fitted;
+    const StreamPart part = scan_stream_part(*stream, one, &fitted, &labels);
+    CHECK(labels.names == expected);
+    CHECK(part.total_rows == 5);
+    const Standardization whole = Standardization::fit(given);
+    CHECK(fitted.mean == whole.mean);
+    CHECK(fitted.scale == whole.scale);
+    // From then on the stream reads its targets as those classes.
+    require_same(read_all(*stream), read_all(given));
+  }
+  SECTION("through a split of it: the labels of every row, held out or not") {
+    SplitStream training(*stream, 0.5, 11, SplitStream::Part::training);
+    ClassLabelScan labels{stream.get(), {}};
+    const StreamPart part = scan_stream_part(training, one, nullptr, &labels);
+    CHECK(part.total_rows < 5);
+    CHECK(labels.names == expected);
+    require_same(read_all(*stream), read_all(given));
+  }
+  SECTION("a stream that already has class names is refused") {
+    ClassLabelScan labels{&given, {}};
+    CHECK_THAT(error_of([&] { scan_stream_part(given, one, nullptr, &labels); }),
+               Contains("without class names"));
+  }
 }

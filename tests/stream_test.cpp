@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "chunked_dataset.hpp"
+#include "shardprop/communicator.hpp"
 #include "shardprop/data_stream.hpp"
+#include "shardprop/dataset_part.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/trainer.hpp"
 
@@ -135,6 +137,79 @@ TEST_CASE("a stream with the wrong columns or no rows is rejected", "[stream]") 
   Dataset empty = random_classes(0, 6, 3, 6);
   ChunkedDataset none(empty, 4);
   CHECK_THROWS_WITH(trainer.train_epoch(none), Catch::Matchers::Contains("no rows"));
+}
+
+TEST_CASE("a stream part of one process trains as the stream itself", "[stream]") {
+  const Dataset data = random_classes(203, 6, 3, 8);
+  const std::size_t buffer = GENERATE(std::size_t{0}, std::size_t{2000}, std::size_t{1} << 20);
+  CAPTURE(buffer);
+  auto train_part = [&](std::int64_t chunk_rows) {
+    Model model = small_model();
+    model.initialize(7);
+    TrainerSettings settings;
+    settings.batch_size = 16;
+    settings.shards = 2;
+    settings.learning_rate = 0.05f;
+    settings.shuffle_buffer_bytes = buffer;
+    settings.seed = 3;
+    Trainer trainer(model, settings);
+    ChunkedDataset stream(data, chunk_rows);
+    for (int e = 0; e < 2; ++e) trainer.train_epoch(StreamPart{&stream, 0, 203, 203});
+    return std::vector<float>(model.parameters().begin(), model.parameters().end());
+  };
+  const std::vector<float> streamed = train(data, 50, true, buffer, 2, true);
+  CHECK(bitwise_equal(train_part(50), streamed));
+  CHECK(bitwise_equal(train_part(7), streamed));
+}
+
+TEST_CASE("a stream part that fits in the shuffle buffer is read in its first epoch only",
+          "[stream]") {
+  // Counts the chunks read.
+  class CountingStream final : public DataStream {
+   public:
+    CountingStream(const Dataset& data, std::int64_t chunk_rows) : inner_(data, chunk_rows) {}
+    void rewind() override { inner_.rewind(); }
+    bool next(Dataset& chunk) override {
+      ++chunks;
+      return inner_.next(chunk);
+    }
+    int chunks = 0;
+
+   private:
+    ChunkedDataset inner_;
+  };
+  const Dataset data = random_classes(100, 6, 3, 10);
+  Model model = small_model();
+  model.initialize(7);
+  TrainerSettings settings;
+  settings.batch_size = 16;
+  // 100 rows of 7 floats fit in 4000 bytes, not in 2000.
+  settings.shuffle_buffer_bytes = GENERATE(std::size_t{2000}, std::size_t{4000});
+  CAPTURE(settings.shuffle_buffer_bytes);
+  Trainer trainer(model, settings);
+  CountingStream stream(data, 30);
+  trainer.train_epoch(StreamPart{&stream, 0, 100, 100});
+  const int first = stream.chunks;
+  CHECK(first == 5);  // 4 chunks and the end
+  const Metrics second = trainer.train_epoch(StreamPart{&stream, 0, 100, 100});
+  CHECK(second.rows == 100);
+  CHECK(stream.chunks == (settings.shuffle_buffer_bytes == 4000 ? first : 2 * first));
+}
+
+TEST_CASE("a stream part that ends before its rows is a collective error", "[stream]") {
+  const Dataset data = random_classes(40, 6, 3, 9);
+  Model model = small_model();
+  model.initialize(2);
+  TrainerSettings settings;
+  settings.batch_size = 16;
+  Trainer trainer(model, settings);
+  ChunkedDataset stream(data, 7);
+  CHECK_THROWS_AS(trainer.train_epoch(StreamPart{&stream, 0, 45, 45}), CollectiveError);
+  CHECK_THROWS_WITH(trainer.train_epoch(StreamPart{&stream, 0, 45, 45}),
+                    Catch::Matchers::Contains("ended after 40 of its 45 rows"));
+  const Dataset wrong = random_classes(10, 5, 3, 5);
+  ChunkedDataset wrong_stream(wrong, 4);
+  CHECK_THROWS_AS(trainer.train_epoch(StreamPart{&wrong_stream, 0, 10, 10}), CollectiveError);
 }
 
 TEST_CASE("A split stream's two parts partition the rows, whatever the chunking", "[stream]") {

@@ -146,11 +146,16 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
                      "leave it out");
   }
   TrainingData d;
-  // Labels are sorted over the whole file, so a first pass collects them.
+  // Labels are sorted over the whole file, so they must all be seen before any target is read:
+  // the pass that counts the training rows collects them. On several ranks with --val-split,
+  // placing the split needs a pass before that one, so a first pass collects them there.
   std::vector<std::string> classes;
+  ClassLabelScan labels;
+  const bool learn_classes = loss == Loss::xent && stored.class_names.empty();
+  const bool scan_learns_classes = learn_classes && !(comm.size() > 1 && o.validation_split > 0.0);
   if (loss == Loss::xent) {
-    classes =
-        stored.class_names.empty() ? collect_class_names(o.data, csv, comm) : stored.class_names;
+    if (!learn_classes) classes = stored.class_names;
+    if (learn_classes && !scan_learns_classes) classes = collect_class_names(o.data, csv, comm);
   }
   auto open = [&](const std::string& file) {
     d.streams.push_back(open_csv_stream_part(file, csv, comm, classes));
@@ -166,24 +171,32 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
   };
   std::vector<CsvStream*> standardized{open(o.data)};
   DataStream* train = standardized.front();
+  std::int64_t split_first = 0;
+  if (o.validation_split > 0.0) {
+    // Two readers of the same part, each keeping its side of a row-by-row seeded split; the
+    // held-out side's reader opens once the labels are known.
+    split_first = first_row(*standardized.front());
+    train = keep(std::make_unique<SplitStream>(*standardized.front(), o.validation_split, o.seed,
+                                               SplitStream::Part::training, split_first));
+  }
+  // One pass counts the training rows and, without a stored standardization, fits one on them,
+  // and collects the labels; then every stream's rows are standardized.
+  const bool fit = !o.no_standardize && !stored.standardization;
+  labels.source = standardized.front();
+  d.train_stream = scan_stream_part(*train, comm, fit ? &d.standardization : nullptr,
+                                    scan_learns_classes ? &labels : nullptr);
+  if (scan_learns_classes) classes = labels.names;
+  if (d.train_stream.total_rows == 0) throw CollectiveError(o.data + ": no training rows");
   if (!o.validation.empty()) {
     standardized.push_back(open(o.validation));
     d.validation_stream = StreamPart{standardized.back(), first_row(*standardized.back()), -1, -1};
   } else if (o.validation_split > 0.0) {
-    // Two readers of the same part, each keeping its side of a row-by-row seeded split.
-    const std::int64_t first = first_row(*standardized.front());
     standardized.push_back(open(o.data));
-    train = keep(std::make_unique<SplitStream>(*standardized.front(), o.validation_split, o.seed,
-                                               SplitStream::Part::training, first));
-    DataStream* held_out = keep(std::make_unique<SplitStream>(
-        *standardized.back(), o.validation_split, o.seed, SplitStream::Part::validation, first));
-    d.validation_stream = StreamPart{held_out, first, -1, -1};
+    DataStream* held_out =
+        keep(std::make_unique<SplitStream>(*standardized.back(), o.validation_split, o.seed,
+                                           SplitStream::Part::validation, split_first));
+    d.validation_stream = StreamPart{held_out, split_first, -1, -1};
   }
-  // One pass counts the training rows and, without a stored standardization, fits one on them;
-  // then every stream's rows are standardized.
-  const bool fit = !o.no_standardize && !stored.standardization;
-  d.train_stream = scan_stream_part(*train, comm, fit ? &d.standardization : nullptr);
-  if (d.train_stream.total_rows == 0) throw CollectiveError(o.data + ": no training rows");
   if (!o.no_standardize) {
     if (stored.standardization) d.standardization = *stored.standardization;
     for (CsvStream* stream : standardized) stream->set_standardization(d.standardization);

@@ -60,11 +60,23 @@ std::unique_ptr<CsvStream> open_csv_stream_part(
 std::vector<std::string> collect_class_names(const std::filesystem::path& path,
                                              const CsvOptions& options, const Communicator& comm);
 
+// The class labels of a streamed CSV file learnt by scan_stream_part's pass rather than by a
+// pass of their own (collect_class_names). `source`: this rank's part of the file
+// (open_csv_stream_part with TargetKind::classes and no class names), which the scanned stream
+// reads whole, itself or through a SplitStream over it.
+struct ClassLabelScan {
+  CsvStream* source = nullptr;
+  std::vector<std::string> names;  // out: the whole file's labels, as collect_class_names gives
+};
+
 // Collective: one pass over this rank's part stream (rewound before and after) that counts its
 // rows and places them in the whole; with `standardization` not null, the same pass fits the
-// whole's standardization into it, bitwise Standardization::fit(DataStream&) of the whole.
+// whole's standardization into it, bitwise Standardization::fit(DataStream&) of the whole. With
+// `labels` not null the same pass also collects the labels of labels->source (its targets are
+// not read meanwhile), and from then on the source reads its targets as those classes.
 StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
-                            Standardization* standardization = nullptr);
+                            Standardization* standardization = nullptr,
+                            ClassLabelScan* labels = nullptr);
 
 // Collective: the standardization of the whole dataset, bitwise the same for any number of
 // ranks (and equal to Standardization::fit of the whole).

@@ -176,7 +176,9 @@ class Trainer {
   // shuffle buffer exactly as train_epoch(DataStream&) of the whole would pass them (every rank
   // follows the buffer's row indices; each holds the data of the rows it read), so the weights
   // are bitwise those of one process streaming the whole. A bad chunk on any rank fails the
-  // epoch on every rank at the next step (CollectiveError).
+  // epoch on every rank at the next step (CollectiveError). The part's stream must hand out the
+  // same rows every epoch, as a file does: in one process, when all of them fit in the buffer,
+  // later epochs over the same part shuffle the rows the buffer holds instead of reading again.
   Metrics train_epoch(const StreamPart& part, const ProgressCallback& progress = {});
   // evaluate() over a stream.
   Metrics evaluate(DataStream& stream) const;

@@ -5,6 +5,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
 #include <tbb/partitioner.h>
 
 #include <algorithm>
@@ -110,6 +111,28 @@ std::size_t count_byte(std::string_view text, char byte) {
 QuoteAndNewlineCounts count_quotes_and_newlines(std::string_view text) {
   const ByteCounts counts = count_two(text.data(), text.size(), '"', '\n');
   return {counts.first, counts.second};
+}
+
+QuoteAndNewlineCounts count_quotes_and_newlines_in_parallel(std::string_view text) {
+  constexpr std::size_t kPieceBytes = std::size_t{1} << 20;
+  const std::size_t pieces = (text.size() + kPieceBytes - 1) / kPieceBytes;
+  // Sums of counts: the same whatever the order they are added in.
+  return tbb::parallel_reduce(
+      tbb::blocked_range<std::size_t>(0, pieces, 1), QuoteAndNewlineCounts{},
+      [&](const tbb::blocked_range<std::size_t>& range, QuoteAndNewlineCounts sum) {
+        for (std::size_t k = range.begin(); k != range.end(); ++k) {
+          const QuoteAndNewlineCounts piece =
+              count_quotes_and_newlines(text.substr(k * kPieceBytes, kPieceBytes));
+          sum.quotes += piece.quotes;
+          sum.newlines += piece.newlines;
+        }
+        return sum;
+      },
+      [](QuoteAndNewlineCounts a, const QuoteAndNewlineCounts& b) {
+        a.quotes += b.quotes;
+        a.newlines += b.newlines;
+        return a;
+      });
 }
 
 std::size_t next_record_start(std::string_view text, std::size_t from, std::size_t to,

@@ -43,6 +43,9 @@ struct QuoteAndNewlineCounts {
 // The '"' and '\n' in text, in one pass (SSE2 where available).
 QuoteAndNewlineCounts count_quotes_and_newlines(std::string_view text);
 
+// The same counts, over pieces of text in parallel in the caller's task_arena.
+QuoteAndNewlineCounts count_quotes_and_newlines_in_parallel(std::string_view text);
+
 inline constexpr std::size_t kNoRecordStart = static_cast<std::size_t>(-1);
 
 // The offset just past the first '\n' outside quotes in text[from, to), or kNoRecordStart;

@@ -3,9 +3,6 @@
 // The parse itself is read_csv's (read_csv_rows) and CsvStream's, over those bounds.
 #include "data/csv_part.hpp"
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_reduce.h>
-
 #include <algorithm>
 #include <optional>
 #include <string_view>
@@ -19,9 +16,6 @@
 
 namespace shardprop::detail {
 namespace {
-
-// The scan counts in pieces of this size, in parallel.
-constexpr std::size_t kScanPieceBytes = std::size_t{1} << 20;
 
 // n·k/P rounded down, without the overflow of n·k: with n = q·P + r it is q·k + r·k/P, and
 // r·k < P² fits.
@@ -63,27 +57,14 @@ struct MappedPart {
 CsvPartScan scan_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,
                           int parts) {
   const MappedPart in(path, options, part, parts);
-  const std::string_view bytes =
-      in.mapped->view().substr(in.range.begin, in.range.end - in.range.begin);
-  const std::size_t pieces = (bytes.size() + kScanPieceBytes - 1) / kScanPieceBytes;
-  // Sums of counts: the same whatever the order they are added in.
-  const QuoteAndNewlineCounts counts = tbb::parallel_reduce(
-      tbb::blocked_range<std::size_t>(0, pieces, 1), QuoteAndNewlineCounts{},
-      [&](const tbb::blocked_range<std::size_t>& pieces_range, QuoteAndNewlineCounts sum) {
-        for (std::size_t k = pieces_range.begin(); k != pieces_range.end(); ++k) {
-          const QuoteAndNewlineCounts piece =
-              count_quotes_and_newlines(bytes.substr(k * kScanPieceBytes, kScanPieceBytes));
-          sum.quotes += piece.quotes;
-          sum.newlines += piece.newlines;
-        }
-        return sum;
-      },
-      [](QuoteAndNewlineCounts a, const QuoteAndNewlineCounts& b) {
-        a.quotes += b.quotes;
-        a.newlines += b.newlines;
-        return a;
-      });
+  const QuoteAndNewlineCounts counts = count_quotes_and_newlines_in_parallel(
+      in.mapped->view().substr(in.range.begin, in.range.end - in.range.begin));
   return {counts.quotes, counts.newlines};
+}
+
+void check_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,
+                    int parts) {
+  const MappedPart in(path, options, part, parts);
 }
 
 CsvPart read_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,

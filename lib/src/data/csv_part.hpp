@@ -33,6 +33,11 @@ struct CsvPartScan {
 CsvPartScan scan_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,
                           int parts);
 
+// scan_csv_part's checks without its count, for the last part: its count is in no part's
+// `before`, so counting its bytes (the whole file in one process) would be a pass for nothing.
+void check_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,
+                    int parts);
+
 struct CsvPart {
   // The part's rows in file order; names, feature count and target width as read_csv gives them
   // (also with no rows). Class labels: the part's own labels in class order (merge the parts'
@@ -81,6 +86,13 @@ struct CsvStreamAccess {
   // Runs a new stream, made with target_kind classes and no class names, to its end and
   // returns its labels in class order.
   static std::vector<std::string> collect_class_names(CsvStream& stream);
+  // The same collection during another pass (scan_stream_part's): from the next rewind() the
+  // stream, made with target_kind classes and no class names, reads labels instead of targets.
+  // end_label_collection returns them sorted; use_class_names then makes the stream read its
+  // targets as `names` (all its labels among them) from its next rewind() on.
+  static void begin_label_collection(CsvStream& stream);
+  static std::vector<std::string> end_label_collection(CsvStream& stream);
+  static void use_class_names(CsvStream& stream, std::vector<std::string> names);
 };
 
 }  // namespace shardprop::detail

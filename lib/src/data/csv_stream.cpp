@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -31,11 +33,11 @@ using detail::ColumnRole;
 
 constexpr std::size_t kPadding = detail::MappedFile::kPadding;
 
-// The offset just past the last '\n' outside quotes in text, or 0. Text starts outside quotes,
-// so a position is outside quotes when the quotes before it are even.
-std::size_t last_record_end(std::string_view text) {
+// The offset just past the last '\n' outside quotes in text, or 0; `total` is the quotes in
+// text. Text starts outside quotes, so a position is outside quotes when the quotes before it
+// are even.
+std::size_t last_record_end(std::string_view text, std::size_t total) {
   std::size_t quotes_after = 0;
-  const std::size_t total = detail::count_byte(text, '"');
   for (std::size_t i = text.size(); i-- > 0;) {
     if (text[i] == '"') {
       ++quotes_after;
@@ -64,16 +66,27 @@ struct CsvStream::State {
   CsvOptions options;
   std::size_t block_bytes;
   std::vector<std::string> class_names;
-  std::unordered_map<std::string, float> class_index;
+  // Looked up by the label's bytes in the block, without a string per row.
+  struct LabelHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const {
+      return std::hash<std::string_view>{}(text);
+    }
+  };
+  std::unordered_map<std::string, float, LabelHash, std::equal_to<>> class_index;
   bool collect_labels = false;  // collect_class_names' pass: record label texts only
-  std::set<std::string> seen_labels;
+  std::set<std::string, std::less<>> seen_labels;
 
   int fd = -1;
   std::vector<char> buffer;  // [begin, end) unparsed, then kPadding bytes
   std::size_t begin = 0;
   std::size_t end = 0;
   bool eof = false;
-  std::int64_t lines_before = 0;    // lines of the file before buffer[0]
+  std::int64_t lines_before = 0;  // lines of the file before buffer[0]
+  // The '\n' in buffer[0, counted_begin), when next() counted them with the block's quotes.
+  static constexpr std::size_t kNotCounted = static_cast<std::size_t>(-1);
+  std::size_t counted_begin = kNotCounted;
+  std::size_t counted_newlines = 0;
   std::uint64_t buffer_offset = 0;  // of buffer[0] in the file
   bool started = false;             // header read
 
@@ -105,6 +118,7 @@ struct CsvStream::State {
     begin = end = 0;
     eof = false;
     lines_before = 0;
+    counted_begin = kNotCounted;
     buffer_offset = 0;
     started = false;
     part_done = false;
@@ -115,7 +129,10 @@ struct CsvStream::State {
   void fill(std::size_t want) {
     if (begin > 0) {
       lines_before += static_cast<std::int64_t>(
-          detail::count_byte(std::string_view(buffer.data(), begin), '\n'));
+          begin == counted_begin
+              ? counted_newlines
+              : detail::count_byte(std::string_view(buffer.data(), begin), '\n'));
+      counted_begin = kNotCounted;
       std::memmove(buffer.data(), buffer.data() + begin, end - begin);
       end -= begin;
       buffer_offset += begin;
@@ -157,7 +174,7 @@ struct CsvStream::State {
       fill(want);
       const std::string_view bytes(buffer.data(), end);
       // The first record must be complete (or the file ends) before it is read.
-      if (!eof && last_record_end(bytes) == 0) {
+      if (!eof && last_record_end(bytes, detail::count_byte(bytes, '"')) == 0) {
         want *= 2;
         continue;
       }
@@ -248,7 +265,12 @@ struct CsvStream::State {
     for (;;) {
       fill(want);
       std::string_view text(buffer.data(), end);
-      std::size_t cut = eof ? detail::records_end(text, options.delimiter) : last_record_end(text);
+      // One count of the block's quotes and line ends, in parallel: the quotes place the cut,
+      // the line ends number the next block's lines.
+      const detail::QuoteAndNewlineCounts counts =
+          detail::count_quotes_and_newlines_in_parallel(text);
+      std::size_t cut =
+          eof ? detail::records_end(text, options.delimiter) : last_record_end(text, counts.quotes);
       // Blank lines at the end of a block may be the file's trailing blank lines: keep them for
       // the next block, which knows whether records follow.
       if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);
@@ -260,6 +282,8 @@ struct CsvStream::State {
       }
       parse(std::string_view(buffer.data(), cut), chunk);
       begin = cut;
+      counted_begin = cut;
+      counted_newlines = counts.newlines - detail::count_byte(text.substr(cut), '\n');
       return true;
     }
   }
@@ -306,19 +330,22 @@ struct CsvStream::State {
   }
 
   void map_labels(Dataset& chunk, const detail::FaultReport& report) {
-    std::string scratch;
+    std::string unescaped;
     for (std::size_t r = 0; r < labels.size(); ++r) {
       const detail::LabelText& label = labels[r];
       const char* at = buffer.data() + label.offset;
-      std::string text = label.escaped() ? detail::unescape_quotes(at, at + label.size())
-                                         : std::string(at, label.size());
+      std::string_view text(at, label.size());
+      if (label.escaped()) {
+        unescaped = detail::unescape_quotes(at, at + label.size());
+        text = unescaped;
+      }
       if (collect_labels) {
-        seen_labels.insert(std::move(text));
+        if (seen_labels.find(text) == seen_labels.end()) seen_labels.emplace(text);
         continue;
       }
       const auto found = class_index.find(text);
       if (found == class_index.end()) {
-        throw Error(report.location(at, label_column) + "class label '" + text +
+        throw Error(report.location(at, label_column) + "class label '" + std::string(text) +
                     "' is not one of the " + std::to_string(class_names.size()) + " known classes");
       }
       chunk.targets[r * static_cast<std::size_t>(chunk.target_width)] = found->second;
@@ -375,14 +402,42 @@ void CsvStreamAccess::restrict_to_part(CsvStream& stream, CsvPartRange range, Cs
 }
 
 std::vector<std::string> CsvStreamAccess::collect_class_names(CsvStream& stream) {
-  stream.state_->collect_labels = true;
+  begin_label_collection(stream);
   Dataset chunk;
   while (stream.next(chunk)) {
   }
-  const std::set<std::string>& seen = stream.state_->seen_labels;
-  std::vector<std::string> names(seen.begin(), seen.end());
+  return end_label_collection(stream);
+}
+
+void CsvStreamAccess::begin_label_collection(CsvStream& stream) {
+  CsvStream::State& s = *stream.state_;
+  if (s.options.target_kind != TargetKind::classes || !s.class_names.empty()) {
+    throw Error(s.file +
+                ": collecting class labels needs a stream of class labels made "
+                "without class names");
+  }
+  s.collect_labels = true;
+  s.seen_labels.clear();
+}
+
+std::vector<std::string> CsvStreamAccess::end_label_collection(CsvStream& stream) {
+  CsvStream::State& s = *stream.state_;
+  std::vector<std::string> names(s.seen_labels.begin(), s.seen_labels.end());
   sort_class_labels(names);
+  s.seen_labels.clear();
   return names;
+}
+
+void CsvStreamAccess::use_class_names(CsvStream& stream, std::vector<std::string> names) {
+  CsvStream::State& s = *stream.state_;
+  s.collect_labels = false;
+  s.class_names = std::move(names);
+  s.class_index.clear();
+  for (std::size_t i = 0; i < s.class_names.size(); ++i) {
+    s.class_index.emplace(s.class_names[i], static_cast<float>(i));
+  }
+  s.open();  // the column plan is made again, for targets
+  s.rows_bytes = 0;
 }
 
 }  // namespace detail

@@ -57,7 +57,13 @@ void decode_names(std::string_view text, std::vector<std::string>& into) {
 detail::CsvPartScan scan_before(const std::filesystem::path& path, const CsvOptions& options,
                                 detail::Communicator& c) {
   detail::CsvPartScan scan;
-  detail::agree(c, [&] { scan = detail::scan_csv_part(path, options, c.rank(), c.size()); });
+  detail::agree(c, [&] {
+    if (c.rank() == c.size() - 1) {
+      detail::check_csv_part(path, options, c.rank(), c.size());  // the sums below leave it out
+    } else {
+      scan = detail::scan_csv_part(path, options, c.rank(), c.size());
+    }
+  });
   const std::vector<detail::CsvPartScan> scans = c.allgather(scan);
   detail::CsvPartScan before;
   for (int r = 0; r < c.rank(); ++r) {
@@ -159,11 +165,15 @@ std::vector<std::string> collect_class_names(const std::filesystem::path& path,
 }
 
 StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
-                            Standardization* standardization) {
+                            Standardization* standardization, ClassLabelScan* labels) {
   detail::Communicator& c = detail::CommunicatorAccess::of(comm);
   Dataset chunk;
   bool any = false;
   detail::agree(c, [&] {
+    if (labels != nullptr) {
+      if (labels->source == nullptr) throw Error("scan_stream_part: the label scan has no stream");
+      detail::CsvStreamAccess::begin_label_collection(*labels->source);
+    }
     stream.rewind();
     any = stream.next(chunk);
   });
@@ -193,6 +203,12 @@ StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
   part.rows = rows;
   part.total_rows = starts.back();
   if (moments) *standardization = merged_result(c, *moments, shift);
+  if (labels != nullptr) {
+    labels->names =
+        union_of_labels(c, detail::CsvStreamAccess::end_label_collection(*labels->source));
+    detail::agree(
+        c, [&] { detail::CsvStreamAccess::use_class_names(*labels->source, labels->names); });
+  }
   return part;
 }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "base/aligned.hpp"
 #include "base/rng.hpp"
@@ -26,6 +27,7 @@ class StreamShuffler {
     epoch_ = epoch;
     buffered_ = 0;
     incoming_ = 0;
+    kept_ = 0;
     const std::size_t floats = static_cast<std::size_t>(capacity) * row_floats();
     if (buffer_.size() < floats) buffer_.assign(floats, 0.0f);
   }
@@ -51,17 +53,35 @@ class StreamShuffler {
     std::copy_n(t, targets_, slot + features_);
   }
 
-  // The rows still buffered leave, in an order drawn by (seed, epoch).
+  // Rows that the last drain left in the buffer in stream order: all the rows of its epoch, when
+  // none left before the drain (the stream fitted in the buffer); 0 otherwise.
+  std::int64_t kept_rows() const { return kept_; }
+
+  // Starts an epoch over the kept rows, as if the same rows were pushed again: filling the
+  // buffer puts row i in slot i, so the rows leave in the order a new pass would give.
+  void begin_kept(std::uint64_t seed, std::uint64_t epoch) {
+    seed_ = seed;
+    epoch_ = epoch;
+    buffered_ = kept_;
+    incoming_ = static_cast<std::uint64_t>(kept_);
+  }
+
+  // The rows still buffered leave, in an order drawn by (seed, epoch): a Fisher-Yates shuffle
+  // of the slots. It permutes slot numbers rather than rows, so each row is read once, where it
+  // lies, instead of being swapped through the buffer.
   template <class Emit>
   void drain(Emit&& emit) {
-    const std::size_t floats = row_floats();
+    order_.resize(static_cast<std::size_t>(buffered_));
+    for (std::int64_t i = 0; i < buffered_; ++i) order_[static_cast<std::size_t>(i)] = i;
     for (std::int64_t i = buffered_ - 1; i > 0; --i) {
       const std::uint64_t j =
           random_bits(seed_, RngPurpose::stream_drain, epoch_, static_cast<std::uint64_t>(i)) %
           static_cast<std::uint64_t>(i + 1);
-      std::swap_ranges(row(i), row(i) + floats, row(static_cast<std::int64_t>(j)));
+      std::swap(order_[static_cast<std::size_t>(i)], order_[static_cast<std::size_t>(j)]);
     }
-    for (std::int64_t i = 0; i < buffered_; ++i) emit(row(i), row(i) + features_);
+    // Slot i still holds the i-th row pushed: without a replacement, the whole stream.
+    kept_ = static_cast<std::uint64_t>(buffered_) == incoming_ ? buffered_ : 0;
+    for (const std::int64_t slot : order_) emit(row(slot), row(slot) + features_);
     buffered_ = 0;
   }
 
@@ -77,7 +97,9 @@ class StreamShuffler {
   std::uint64_t seed_ = 0, epoch_ = 0;
   std::int64_t buffered_ = 0;
   std::uint64_t incoming_ = 0;
+  std::int64_t kept_ = 0;
   AlignedFloats buffer_;
+  std::vector<std::int64_t> order_;  // drain's slot order
 };
 
 }  // namespace shardprop::detail

@@ -169,6 +169,23 @@ std::vector<std::pair<std::size_t, std::size_t>> segments_by_layer(
 // Values a step gathers per shard: its loss and its five metric sums.
 constexpr std::size_t kShardValues = 6;
 
+// A stream whose rewind() and next() run through `guard` (which may translate their errors).
+template <class Guard>
+class CheckedReads final : public DataStream {
+ public:
+  CheckedReads(DataStream& source, Guard& guard) : source_(source), guard_(guard) {}
+  void rewind() override {
+    guard_([&] { source_.rewind(); });
+  }
+  bool next(Dataset& chunk) override {
+    return guard_([&] { return source_.next(chunk); });
+  }
+
+ private:
+  DataStream& source_;
+  Guard& guard_;
+};
+
 }  // namespace
 
 struct Trainer::State {
@@ -261,6 +278,23 @@ struct Trainer::State {
 
   template <class Gather>
   Metrics epoch(std::int64_t total, Gather&& gather, const ProgressCallback& progress);
+
+  // A streamed epoch in one process; see stream_epoch below.
+  struct StreamRows {
+    std::int64_t first_row = 0;  // the stream's first row in the whole, for messages
+    std::int64_t rows = -1;      // the rows the stream must hand out (-1: as many as it has)
+    bool collective = false;     // bad data throws CollectiveError (a StreamPart's reads)
+    // The stream hands out the same rows every epoch (a StreamPart's file): when they all fit
+    // in the shuffle buffer, later epochs take them from there instead of reading them again.
+    bool same_every_epoch = false;
+  };
+  // The stream whose rows the shuffle buffer holds, all of them (see stream_epoch).
+  const DataStream* kept_stream = nullptr;
+  std::int64_t kept_first_row = 0;
+  Metrics stream_epoch(DataStream& stream, const StreamRows& rows,
+                       const ProgressCallback& progress);
+  template <class Emit, class Reading>
+  void read_into_buffer(DataStream& stream, const StreamRows& rows, Emit& emit, Reading& reading);
 
   // The rows a streamed epoch's shuffle buffer holds: shuffle_buffer_bytes of rows, at least a
   // minibatch; 0 (rows pass in order) without shuffling.
@@ -765,55 +799,106 @@ Metrics Trainer::evaluate(const StreamPart& part) const {
   return combine_ranks(st.comm, sums, rows);
 }
 
+// Rows are read into the shuffle buffer (read_into_buffer) and copied from there into the
+// minibatch; the rows left in the buffer at the end leave in the drain's order.
+Metrics Trainer::State::stream_epoch(DataStream& stream, const StreamRows& rows,
+                                     const ProgressCallback& progress) {
+  const int inputs = net.spec.inputs;
+  const std::int64_t batch = settings.batch_size;
+
+  epoch_metrics = {};
+  double loss_sum = 0.0;
+  std::int64_t used = 0;
+  int in_batch = 0;
+  auto flush = [&] {
+    loss_sum += step(batch_features.data(), batch_targets.data(), in_batch) * in_batch;
+    used += in_batch;
+    in_batch = 0;
+    if (progress) progress(used, rows.rows);
+  };
+  // A row joins the minibatch being assembled; a full minibatch is a step.
+  auto emit = [&](const float* x, const float* t) {
+    std::copy_n(x, inputs, batch_features.data() + static_cast<std::ptrdiff_t>(in_batch) * inputs);
+    std::copy_n(t, target_width,
+                batch_targets.data() + static_cast<std::ptrdiff_t>(in_batch) * target_width);
+    if (++in_batch == batch) flush();
+  };
+  // Failures of the data (not of the steps) are a StreamPart's collective errors.
+  auto reading = [&rows](auto&& f) {
+    if (!rows.collective) return f();
+    try {
+      return f();
+    } catch (const CollectiveError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw CollectiveError(e.what());
+    }
+  };
+  // The buffer holding every row of this stream in stream order is the state a new pass
+  // would leave before the drain: a stream that fitted is read only once.
+  const bool kept = rows.same_every_epoch && rows.rows > 0 && kept_stream == &stream &&
+                    kept_first_row == rows.first_row && stream_shuffler.kept_rows() == rows.rows;
+  kept_stream = nullptr;
+  if (kept) {
+    stream_shuffler.begin_kept(settings.seed, static_cast<std::uint64_t>(epochs));
+  } else {
+    read_into_buffer(stream, rows, emit, reading);
+  }
+  stream_shuffler.drain(emit);
+  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
+  if (in_batch > 1 || (in_batch == 1 && net.batch_norms.empty())) flush();
+  if (rows.same_every_epoch && rows.rows > 0 && stream_shuffler.kept_rows() == rows.rows) {
+    kept_stream = &stream;
+    kept_first_row = rows.first_row;
+  }
+  ++epochs;
+  Metrics m = metrics_from(epoch_metrics, used);
+  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
+  return m;
+}
+
+// The stream's rows into the shuffle buffer (those leaving it go to emit). The next chunk is
+// parsed while this one's rows go through the buffer and the steps (for_each_chunk, in the
+// trainer's arena, so reading and training share its threads).
+template <class Emit, class Reading>
+void Trainer::State::read_into_buffer(DataStream& stream, const StreamRows& rows, Emit& emit,
+                                      Reading& reading) {
+  const int inputs = net.spec.inputs;
+  stream_shuffler.begin(shuffle_buffer_rows(), settings.seed, static_cast<std::uint64_t>(epochs));
+  CheckedReads source(stream, reading);
+  std::int64_t read = 0;
+  run([&] {
+    for_each_chunk(source, [&](const Dataset& chunk) {
+      reading([&] {
+        detail::check_data(net, chunk, rows.first_row + read, detail::TargetWording::trainer,
+                           "train");
+      });
+      // Rows past those expected are not trained on, as a stream spread over ranks reads
+      // exactly its part's rows.
+      const std::int64_t take = rows.rows < 0 ? chunk.rows : std::min(chunk.rows, rows.rows - read);
+      for (std::int64_t r = 0; r < take; ++r) {
+        stream_shuffler.push(chunk.features.data() + r * inputs,
+                             chunk.targets.data() + r * target_width, emit);
+      }
+      read += take;
+    });
+  });
+  reading([&] {
+    if (rows.rows >= 0 && read < rows.rows) {
+      throw Error("train: the stream ended after " + std::to_string(read) + " of its " +
+                  std::to_string(rows.rows) + " rows");
+    }
+    if (read == 0) throw Error("train: the stream has no rows");
+  });
+}
+
 Metrics Trainer::train_epoch(DataStream& stream, const ProgressCallback& progress) {
   State& st = *state_;
   if (st.ranks > 1) {
     throw Error("train: across " + std::to_string(st.ranks) +
                 " ranks a stream is one rank's part: pass a StreamPart");
   }
-  const int inputs = st.net.spec.inputs;
-  const int target_width = st.target_width;
-  const std::int64_t batch = st.settings.batch_size;
-  st.stream_shuffler.begin(st.shuffle_buffer_rows(), st.settings.seed,
-                           static_cast<std::uint64_t>(st.epochs));
-
-  st.epoch_metrics = {};
-  double loss_sum = 0.0;
-  std::int64_t used = 0;
-  int in_batch = 0;
-  auto flush = [&] {
-    loss_sum += st.step(st.batch_features.data(), st.batch_targets.data(), in_batch) * in_batch;
-    used += in_batch;
-    in_batch = 0;
-    if (progress) progress(used, -1);
-  };
-  // A row joins the minibatch being assembled; a full minibatch is a step.
-  auto emit = [&](const float* x, const float* t) {
-    std::copy_n(x, inputs,
-                st.batch_features.data() + static_cast<std::ptrdiff_t>(in_batch) * inputs);
-    std::copy_n(t, target_width,
-                st.batch_targets.data() + static_cast<std::ptrdiff_t>(in_batch) * target_width);
-    if (++in_batch == batch) flush();
-  };
-  // The next chunk is parsed while this one's rows go through the shuffle buffer and the
-  // steps: in the trainer's arena, so reading and training share its threads.
-  st.run([&] {
-    for_each_chunk(stream, [&](const Dataset& chunk) {
-      st.check_data(chunk, "train");
-      for (std::int64_t r = 0; r < chunk.rows; ++r) {
-        st.stream_shuffler.push(chunk.features.data() + r * inputs,
-                                chunk.targets.data() + r * target_width, emit);
-      }
-    });
-  });
-  if (st.stream_shuffler.rows_seen() == 0) throw Error("train: the stream has no rows");
-  st.stream_shuffler.drain(emit);
-  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
-  if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush();
-  ++st.epochs;
-  Metrics m = metrics_from(st.epoch_metrics, used);
-  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
-  return m;
+  return st.stream_epoch(stream, {}, progress);
 }
 
 Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& progress) {
@@ -821,6 +906,11 @@ Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& pro
   if (part.stream == nullptr) throw Error("train: the stream part has no stream");
   st.row_exchange.begin_epoch(part.first_row, part.rows, part.total_rows);
   if (part.total_rows == 0) throw CollectiveError("train: the stream has no rows");
+  if (st.ranks == 1) {
+    // SharedStreamShuffle gives one rank StreamShuffler's order: the same rows in the same
+    // steps, read ahead of them.
+    return st.stream_epoch(*part.stream, {part.first_row, part.rows, true, true}, progress);
+  }
   const auto inputs = static_cast<std::size_t>(st.net.spec.inputs);
   const auto width = static_cast<std::size_t>(st.target_width);
   const std::size_t row_floats = inputs + width;
