@@ -226,11 +226,11 @@ class Trainer {
   void reset_step_profile();
 
   // --- Stopping inside an epoch ------------------------------------------------------------
-  // After every step, the trainer reads *flag (nullptr: no flag). With several ranks the
-  // ranks agree on the largest value read at that step (it travels with the step's metric
+  // Every step reads *flag (nullptr: no flag) before it updates the weights; with several
+  // ranks they agree on the largest value read in that step (it travels with the step's metric
   // sums, at no extra message), so all stop at the same step even if one alone was asked.
-  // A non-zero value ends train_epoch at that step boundary, unless the step was the epoch's
-  // last: the epoch stays unfinished (epoch_position().step > 0, epochs_completed() unchanged),
+  // A non-zero value ends train_epoch after that step, unless it was the epoch's last (then
+  // the epoch ends as usual and stop_request() says it was asked): the epoch stays unfinished (epoch_position().step > 0, epochs_completed() unchanged),
   // the returned Metrics cover the rows trained so far, and the next train_epoch call continues
   // it where it stopped (in memory by skipping the minibatches done; a stream by reading it
   // again from its start and passing the rows done through the shuffle buffer without training
