@@ -230,12 +230,12 @@ class Trainer {
   // ranks they agree on the largest value read in that step (it travels with the step's metric
   // sums, at no extra message), so all stop at the same step even if one alone was asked.
   // A non-zero value ends train_epoch after that step, unless it was the epoch's last (then
-  // the epoch ends as usual and stop_request() says it was asked): the epoch stays unfinished (epoch_position().step > 0, epochs_completed() unchanged),
-  // the returned Metrics cover the rows trained so far, and the next train_epoch call continues
-  // it where it stopped (in memory by skipping the minibatches done; a stream by reading it
-  // again from its start and passing the rows done through the shuffle buffer without training
-  // on them: it costs re-parsing that part, not re-training it). The flag is the caller's: the
-  // trainer never clears it.
+  // the epoch ends as usual and stop_request() says it was asked): the epoch stays unfinished
+  // (epoch_position().step > 0, epochs_completed() unchanged), the returned Metrics cover the rows
+  // trained so far, and the next train_epoch call continues it where it stopped (in memory by
+  // skipping the minibatches done; a stream by reading it again from its start and passing the rows
+  // done through the shuffle buffer without training on them: it costs re-parsing that part, not
+  // re-training it). The flag is the caller's: the trainer never clears it.
   void set_stop_flag(const StopFlag* flag);
   // The value the ranks agreed on after the last step (0: no stop requested).
   int stop_request() const;
