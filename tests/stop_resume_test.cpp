@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -176,6 +177,7 @@ TEST_CASE("a run stopped at any step resumes to the uninterrupted weights and me
     RunCheckpoint checkpoint(stopping.out);
     CHECK(checkpoint.metadata().epochs == told.epochs);
     CHECK(checkpoint.metadata().position.step == told.step);
+    const std::int64_t rows_done = checkpoint.metadata().position.rows;
     RunSettings resumed = g.settings;
     resumed.out = g.dir / "resumed.st";
     g.run(resumed, g.data(), &checkpoint);
@@ -186,6 +188,8 @@ TEST_CASE("a run stopped at any step resumes to the uninterrupted weights and me
       const EpochResult& e = g.epochs[i];
       CAPTURE(e.epoch);
       CHECK(same_bits(e.train, whole[before.size() + i].train));
+      // Its speed counts only the rows trained after the resume.
+      CHECK(e.rows_trained == e.train.rows - (i == 0 ? rows_done : 0));
     }
   }
 }

@@ -321,7 +321,7 @@ class RunPrinter {
     summary.accuracy = e.evaluation.accuracy;
     summary.rmse = e.evaluation.rmse;
     summary.epoch_seconds = e.train_seconds;
-    summary.samples_per_second = static_cast<double>(e.train.rows) / e.train_seconds;
+    summary.samples_per_second = static_cast<double>(e.rows_trained) / e.train_seconds;
     summary.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     summary.learning_rate = e.learning_rate;
     summary.gradient_norm = e.gradient_norm;

@@ -105,6 +105,9 @@ struct EpochResult {
   Metrics evaluation;
   bool improved = false;  // a lower evaluation loss than every earlier epoch of this restart
   double train_seconds = 0.0;
+  // The rows trained in train_seconds: train.rows, less the rows done before the run was
+  // resumed from a checkpoint taken inside this epoch.
+  std::int64_t rows_trained = 0;
   double gradient_norm = 0.0;
 };
 

@@ -342,8 +342,10 @@ class Run {
     result.restart = r;
     result.epoch = epoch;
     result.learning_rate = trainer.learning_rate();
+    const std::int64_t rows_before = trainer.epoch_position().rows;
     const auto start = std::chrono::steady_clock::now();
     result.train = data_.train_epoch(trainer);
+    result.rows_trained = result.train.rows - rows_before;
     if (trainer.epoch_position().step > 0) return result.train.loss;  // stopped inside
     result.train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
