@@ -236,7 +236,7 @@ TEST_CASE("a second SIGINT aborts at once and leaves only whole files", "[cli][s
   }
 }
 
-TEST_CASE("--checkpoint-every takes epochs, steps or a time, and nothing else",
+TEST_CASE("a checkpoint interval is epochs, steps or a time, and nothing else",
           "[cli][signals][checkpoint]") {
   TempDir dir;
   shardprop::test::write_text(dir / "train.csv", shardprop::test::separable_csv(8, 100));
