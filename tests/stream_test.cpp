@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -194,6 +195,36 @@ TEST_CASE("a stream part that fits in the shuffle buffer is read in its first ep
   const Metrics second = trainer.train_epoch(StreamPart{&stream, 0, 100, 100});
   CHECK(second.rows == 100);
   CHECK(stream.chunks == (settings.shuffle_buffer_bytes == 4000 ? first : 2 * first));
+}
+
+TEST_CASE("an epoch of a stream part kept in the shuffle buffer, stopped inside, continues bitwise",
+          "[stream][stop]") {
+  const Dataset data = random_classes(100, 6, 3, 10);
+  Model whole_model = small_model();
+  whole_model.initialize(7);
+  Model stopped_model = whole_model;
+  TrainerSettings settings;
+  settings.batch_size = 16;
+  settings.shuffle_buffer_bytes = 4000;  // all 100 rows of 7 floats: kept after epoch 1
+  Trainer whole(whole_model, settings), stopped(stopped_model, settings);
+  ChunkedDataset a(data, 30), b(data, 30);
+  StopFlag flag{0};
+  int steps = 0;
+  stopped.set_stop_flag(&flag);
+  stopped.set_step_callback([&] {
+    if (++steps == 9) flag.store(1);  // inside epoch 2, whose rows come from the buffer
+  });
+  for (int epoch = 0; epoch < 3; ++epoch) whole.train_epoch(StreamPart{&a, 0, 100, 100});
+  stopped.train_epoch(StreamPart{&b, 0, 100, 100});
+  stopped.train_epoch(StreamPart{&b, 0, 100, 100});
+  REQUIRE(stopped.epochs_completed() == 1);
+  REQUIRE(stopped.epoch_position().step > 0);
+  flag.store(0);
+  stopped.train_epoch(StreamPart{&b, 0, 100, 100});  // the rest of epoch 2, read again
+  stopped.train_epoch(StreamPart{&b, 0, 100, 100});
+  CHECK(stopped.epochs_completed() == 3);
+  CHECK(std::memcmp(stopped_model.parameters().data(), whole_model.parameters().data(),
+                    whole_model.parameters().size_bytes()) == 0);
 }
 
 TEST_CASE("a stream part that ends before its rows is a collective error", "[stream]") {

@@ -1,5 +1,6 @@
 // The shardprop executable: parses the command line and hands each subcommand to its file.
-// Exit status: 0 success, 1 bad input or I/O failure, 2 usage error, 3 internal error. Every
+// Exit status: 0 success, 1 bad input or I/O failure, 2 usage error, 3 internal error, 75 `train`
+// stopped by a signal after writing a checkpoint (stop_signals.hpp). Every
 // error is one line on stderr, "shardprop: error: WHAT", usage errors followed by a hint line.
 //
 // Started by an MPI launcher (mpirun, srun), `train` runs on every rank. A failure every rank

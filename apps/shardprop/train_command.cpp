@@ -27,6 +27,7 @@
 #include "shardprop/trainer.hpp"
 #include "shardprop/training_run.hpp"
 #include "shardprop/version.hpp"
+#include "stop_signals.hpp"
 #include "train_data.hpp"
 #include "usage_error.hpp"
 
@@ -154,7 +155,8 @@ void check_combinations(const TrainOptions& o) {
   if (o.restarts > 1 && !o.init.empty()) {
     throw UsageError("--restarts draws new initial weights; it cannot start from --init");
   }
-  if (o.checkpoint_every > 0 && o.out.empty() && o.checkpoint_dir.empty()) {
+  if (!o.checkpoint_every.empty() && parse_checkpoint_interval(o.checkpoint_every).any() &&
+      o.out.empty() && o.checkpoint_dir.empty()) {
     throw UsageError("--checkpoint-every needs --out or --checkpoint-dir to know where to write");
   }
   if (o.nesterov && o.momentum <= 0.0f) throw UsageError("--nesterov needs --momentum > 0");
@@ -170,7 +172,12 @@ RunSettings run_settings(const TrainOptions& o, ModelSpec spec, const Communicat
   s.early_stopping = o.early_stopping;
   s.init = o.init;
   s.out = o.out;
-  s.checkpoint_every = o.checkpoint_every;
+  if (!o.checkpoint_every.empty()) {
+    const CheckpointInterval every = parse_checkpoint_interval(o.checkpoint_every);
+    s.checkpoint_every = every.epochs;
+    s.checkpoint_every_steps = every.steps;
+    s.checkpoint_every_seconds = every.seconds;
+  }
   s.checkpoint_dir = o.checkpoint_dir;
   s.keep = o.keep;
   return s;
@@ -289,8 +296,11 @@ class RunPrinter {
       line += " | restart " + std::to_string(r + 1) + "/" + std::to_string(o_.restarts);
     }
     if (resumed) {
-      line += " | resumed at epoch " + std::to_string(trainer.epochs_completed()) + " from " +
-              o_.resume;
+      line += " | resumed at epoch " + std::to_string(trainer.epochs_completed());
+      if (const std::int64_t step = trainer.epoch_position().step; step > 0) {
+        line += " step " + std::to_string(step);
+      }
+      line += " from " + o_.resume;
     }
     report_.message(line);
     if (const std::string note = blas_kernel_note(); r == 0 && !note.empty()) {
@@ -311,7 +321,7 @@ class RunPrinter {
     summary.accuracy = e.evaluation.accuracy;
     summary.rmse = e.evaluation.rmse;
     summary.epoch_seconds = e.train_seconds;
-    summary.samples_per_second = static_cast<double>(e.train.rows) / e.train_seconds;
+    summary.samples_per_second = static_cast<double>(e.rows_trained) / e.train_seconds;
     summary.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     summary.learning_rate = e.learning_rate;
     summary.gradient_norm = e.gradient_norm;
@@ -344,6 +354,33 @@ class RunPrinter {
   std::unique_ptr<MetricsLog> metrics_;
   Clock::time_point start_ = Clock::now();
 };
+
+// A word for a shell command line, quoted only when it needs to be.
+std::string shell_word(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789-_./=:,+@%") == std::string::npos) {
+    return word;
+  }
+  std::string quoted = "'";
+  for (const char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// The command that continues a stopped run: the checkpoint records the settings and data, so
+// only the output options given on this command line are repeated.
+std::string resume_command(const TrainOptions& o, const CLI::App& command, const RunStop& stop) {
+  std::string line = "shardprop train --resume " + shell_word(stop.checkpoint.string());
+  if (!o.out.empty() && fs::path(o.out) != stop.checkpoint) line += " --out " + shell_word(o.out);
+  auto repeat = [&](const char* option, const std::string& value) {
+    if (command.count(option) > 0) line += std::string(" ") + option + " " + shell_word(value);
+  };
+  repeat("--checkpoint-every", o.checkpoint_every);
+  repeat("--checkpoint-dir", o.checkpoint_dir);
+  repeat("--keep", std::to_string(o.keep));
+  repeat("--metrics", o.metrics);
+  repeat("--threads", std::to_string(o.threads));
+  return line;
+}
 
 // The data as the run sees it: one epoch of training with the progress bar, and the loss
 // compared between epochs (validation data, or the training data without it).
@@ -385,7 +422,7 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   o.stream = should_stream(o, comm);
   TrainingData data = load_training_data(o, loss, stored_data_state(resumed), comm);
   const int outputs = output_count(o, data.shape, loss);
-  const RunSettings settings =
+  RunSettings settings =
       run_settings(o, build_spec(o, data.shape.feature_count, outputs, loss), comm);
 
   std::string header = "shardprop " + version() + " | " + o.data + ": ";
@@ -398,9 +435,24 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   RunPrinter printer(o, std::move(header), data, loss, resumed, comm.rank() == 0);
   warn_if_bound_too_tightly(o, comm, printer.report());
 
-  train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
-            run_data(o, data, printer.report()), printer.observer(), resumed ? &*resumed : nullptr);
-  return 0;
+  // From here on SIGINT, SIGTERM and SIGUSR1 stop at a step boundary with a checkpoint; before,
+  // there is nothing to save and they end the process as usual.
+  settings.stop = install_stop_signals();
+  RunObserver observer = printer.observer();
+  observer.stopped = [&](const RunStop& stop) {
+    if (comm.rank() != 0) return;
+    if (is_terminal(stdout)) std::fputc('\n', stderr);  // off a progress bar's line
+    std::fprintf(stderr,
+                 "shardprop: stopped by %s after epoch %d step %lld; checkpoint written to %s; "
+                 "resume with: %s\n",
+                 signal_name(stop.request).c_str(), stop.epochs, static_cast<long long>(stop.step),
+                 stop.checkpoint.string().c_str(), resume_command(o, command, stop).c_str());
+    std::fflush(stderr);
+  };
+  const RunState state =
+      train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
+                run_data(o, data, printer.report()), observer, resumed ? &*resumed : nullptr);
+  return state.stop_request != 0 ? kStoppedStatus : 0;
 }
 
 }  // namespace

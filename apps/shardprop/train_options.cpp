@@ -3,10 +3,12 @@
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -57,6 +59,13 @@ std::string trim_copy(const std::string& text) {
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   CLI::App* cmd = app.add_subcommand("train", "Train a network on a CSV file");
+  cmd->footer(
+      "Signals: SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 finish the current step, write a checkpoint "
+      "(to --out; with --restarts or without --out, NAME.epoch-E[.step-S].safetensors next to "
+      "--out, in --checkpoint-dir or in the current directory), print the command that resumes "
+      "it and exit with status 75. A second Ctrl-C aborts at once.\n"
+      "Exit status: 0 success, 1 bad input or I/O failure, 2 usage error, 3 internal error, 75 "
+      "stopped by a signal with a checkpoint to resume.");
   cmd->add_option("--data", o.data,
                   "Training CSV (RFC 4180; numeric features; see docs/csv.md); required unless "
                   "--resume names the checkpoint of a run, which records it")
@@ -195,8 +204,17 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
                   "Write the trained model here: a complete checkpoint (safetensors, atomic); "
                   "with --resume the default is the resumed file");
   cmd->add_option("--checkpoint-every", o.checkpoint_every,
-                  "Also write a checkpoint every N epochs (next to --out, or in --checkpoint-dir)")
-      ->check(at_least(0));
+                  "Also write a checkpoint every N epochs (next to --out, or in "
+                  "--checkpoint-dir); Nsteps: every N minibatch steps, Ns / Nm / Nh: every N "
+                  "seconds / minutes / hours, inside epochs too")
+      ->check([](const std::string& text) {
+        try {
+          parse_checkpoint_interval(text);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      });
   cmd->add_option("--checkpoint-dir", o.checkpoint_dir, "Directory for periodic checkpoints");
   cmd->add_option("--keep", o.keep, "Periodic checkpoints to keep (the newest)")
       ->check(at_least(1))
@@ -403,6 +421,31 @@ std::vector<std::string> config_arguments(const CLI::App& command, const std::st
     args.push_back(joined);
   }
   return args;
+}
+
+CheckpointInterval parse_checkpoint_interval(const std::string& text) {
+  std::int64_t count = 0;
+  const char* end = text.data() + text.size();
+  const auto [unit, error] = std::from_chars(text.data(), end, count);
+  const std::string suffix(unit, end);
+  const bool known = suffix.empty() || suffix == "epochs" || suffix == "steps" || suffix == "s" ||
+                     suffix == "m" || suffix == "h";
+  if (error != std::errc() || count < 0 || !known ||
+      ((suffix.empty() || suffix == "epochs") && count > std::numeric_limits<int>::max())) {
+    throw UsageError("--checkpoint-every '" + text +
+                     "': expected N or Nepochs (epochs), Nsteps (minibatch steps), or Ns, Nm, Nh "
+                     "(seconds, minutes, hours), N a whole number");
+  }
+  CheckpointInterval interval;
+  if (suffix.empty() || suffix == "epochs") {
+    interval.epochs = static_cast<int>(count);
+  } else if (suffix == "steps") {
+    interval.steps = count;
+  } else {
+    const double unit_seconds = suffix == "s" ? 1.0 : suffix == "m" ? 60.0 : 3600.0;
+    interval.seconds = static_cast<double>(count) * unit_seconds;
+  }
+  return interval;
 }
 
 }  // namespace shardprop::cli

@@ -57,7 +57,7 @@ struct TrainOptions {
   std::string init;
   std::string resume;
   std::string out;
-  int checkpoint_every = 0;
+  std::string checkpoint_every;  // "" or "0": none; see CheckpointInterval
   std::string checkpoint_dir;
   int keep = 3;
   std::string metrics;
@@ -67,6 +67,17 @@ struct TrainOptions {
 };
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& options);
+
+// --checkpoint-every: N or Nepochs (epochs), Nsteps (minibatch steps), Ns, Nm or Nh (seconds,
+// minutes, hours of wall time); N a whole number, 0 for none. At most one is set.
+struct CheckpointInterval {
+  int epochs = 0;
+  std::int64_t steps = 0;
+  double seconds = 0.0;
+  bool any() const { return epochs > 0 || steps > 0 || seconds > 0.0; }
+};
+// Throws UsageError naming the option and the accepted forms.
+CheckpointInterval parse_checkpoint_interval(const std::string& text);
 
 // The settings that decide what a run computes (not where files go, how it prints or how many
 // threads run it), as stored in checkpoints under "shardprop.train_options".

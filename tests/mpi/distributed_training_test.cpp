@@ -239,3 +239,53 @@ TEST_CASE("evaluating a part gives the whole's metrics, bitwise", "[mpi]") {
   CHECK(a.accuracy == b.accuracy);
   CHECK(a.rows == b.rows);
 }
+
+TEST_CASE("a stop asked on one rank stops every rank at the same step, and the epoch continues",
+          "[mpi][stop]") {
+  const Communicator world = Communicator::mpi_world();
+  const Dataset whole = make_dataset(203);
+  const auto [begin, end] = range_of(whole.rows, world);
+  const bool streamed = GENERATE(false, true);
+  CAPTURE(streamed);
+  TrainerSettings settings = cases().back().settings;  // batch norm: statistics across ranks
+  settings.shuffle_buffer_bytes = std::size_t{50} * (kInputs + 1) * sizeof(float);
+  const ModelSpec spec = spec_of(cases().back().layers);
+  Model alone(spec), together(spec);
+  alone.initialize(5);
+  together.initialize(5);
+  Trainer single(alone, settings);
+  Trainer distributed(together, settings, world);
+  const DatasetPart part = part_of(whole, world);
+  shardprop::test::ChunkedDataset part_stream(whole, 13, begin, end);
+  const shardprop::StreamPart stream_part{&part_stream, begin, end - begin, whole.rows};
+  auto train = [&] {
+    return streamed ? distributed.train_epoch(stream_part) : distributed.train_epoch(part);
+  };
+
+  // Only the last rank is asked, after its 3rd step of the second epoch; every rank reads
+  // the agreed request in the 4th and stops after it.
+  shardprop::StopFlag flag{0};
+  distributed.set_stop_flag(&flag);
+  int steps = 0;
+  distributed.set_step_callback([&] {
+    if (++steps == 4 + 3 && world.rank() == world.size() - 1) flag.store(10);
+  });
+  shardprop::test::ChunkedDataset whole_stream(whole, 17);
+  auto train_alone = [&] {
+    return streamed ? single.train_epoch(whole_stream) : single.train_epoch(whole);
+  };
+  const shardprop::Metrics first_alone = train_alone();
+  const shardprop::Metrics first = train();
+  CHECK(first.loss == first_alone.loss);
+  const shardprop::Metrics second_alone = train_alone();
+  train();
+  CHECK(distributed.stop_request() == 10);
+  CHECK(distributed.epochs_completed() == 1);
+  CHECK(distributed.epoch_position().step == 4);
+  flag.store(0);
+  const shardprop::Metrics second = train();
+  CHECK(distributed.epochs_completed() == 2);
+  CHECK(second.loss == second_alone.loss);
+  CHECK(second.accuracy == second_alone.accuracy);
+  require_same_state(alone, single, together, distributed);
+}

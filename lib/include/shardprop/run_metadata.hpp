@@ -12,10 +12,11 @@
 
 #include "shardprop/dataset.hpp"
 #include "shardprop/trained_model.hpp"
+#include "shardprop/trainer.hpp"
 
 namespace shardprop {
 
-// Where a run of R restarts stands between two epochs, beyond the trainer's own counters.
+// Where a run of R restarts stands, beyond the trainer's own counters.
 struct RunState {
   int restart = 0;             // the restart being trained (or to train next), 0-based
   int weights_restart = 0;     // the restart the file's weights belong to
@@ -27,6 +28,9 @@ struct RunState {
   double best_loss = std::numeric_limits<double>::infinity();
   int best_epoch = 0;
   int bad_epochs = 0;
+  // What train_run returns only (never stored): the stop request (RunSettings::stop) that ended
+  // the run early, 0 when it ran to its end.
+  int stop_request = 0;
 };
 
 // Everything a run records beyond its tensors; each field names the metadata key it is stored
@@ -56,6 +60,9 @@ struct RunMetadata {
   int epochs = 0;
   // "shardprop.run".
   RunState run;
+  // "shardprop.epoch_position", only in checkpoints taken inside an epoch (step > 0): where the
+  // unfinished epoch after `epochs` stands. A file without it was taken between epochs.
+  EpochPosition position;
 };
 
 // The metadata entries (key → string value) that record `m`, for save_checkpoint. Throws

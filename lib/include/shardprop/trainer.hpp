@@ -3,6 +3,8 @@
 // in a fixed order and applies one update.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -128,6 +130,24 @@ struct StepProfile {
   double total = 0.0;     // wall time of the steps
 };
 
+// Where an unfinished epoch stands after a step: what a checkpoint taken inside an epoch records so
+// that the rest of the epoch, resumed, gives the weights and the running metrics of an
+// uninterrupted one bitwise. step == 0: at an epoch boundary (nothing else is meaningful).
+struct EpochPosition {
+  std::int64_t step = 0;  // minibatch steps of the epoch done
+  std::int64_t rows = 0;  // rows they trained
+  // The epoch's running sums so far, in the order they are added (opaque to callers: store
+  // and restore them as they are): Σ step loss × rows, then the metric sums of loss, correct
+  // predictions, predictions, squared error and outputs.
+  std::array<double, 6> sums{};
+};
+
+// A request to stop training at the next step boundary. Any thread, or a signal handler, may
+// store a non-zero value (a signal number, say): the type is lock-free, so storing is
+// async-signal-safe. The trainer only reads it.
+using StopFlag = std::atomic<int>;
+static_assert(StopFlag::is_always_lock_free, "a stop flag must be settable from a signal handler");
+
 // Thread safety: one thread drives a Trainer; it parallelises internally.
 class Trainer {
  public:
@@ -211,9 +231,32 @@ class Trainer {
   StepProfile step_profile() const;
   void reset_step_profile();
 
+  // --- Stopping inside an epoch ------------------------------------------------------------
+  // Every step reads *flag (nullptr: no flag) before it updates the weights; with several
+  // ranks they agree on the largest value read in that step (it travels with the step's metric
+  // sums, at no extra message), so all stop at the same step even if one alone was asked.
+  // A non-zero value ends train_epoch after that step, unless it was the epoch's last (then
+  // the epoch ends as usual and stop_request() says it was asked): the epoch stays unfinished
+  // (epoch_position().step > 0, epochs_completed() unchanged), the returned Metrics cover the rows
+  // trained so far, and the next train_epoch call continues it where it stopped (in memory by
+  // skipping the minibatches done; a stream by reading it again from its start and passing the rows
+  // done through the shuffle buffer without training on them: it costs re-parsing that part, not
+  // re-training it). The flag is the caller's: the trainer never clears it.
+  void set_stop_flag(const StopFlag* flag);
+  // The value the ranks agreed on after the last step (0: no stop requested).
+  int stop_request() const;
+  // Called on every rank after every step of an epoch that does not end it, before the stop
+  // check, with the epoch's position updated: a place to write a checkpoint inside an epoch
+  // (save_run_checkpoint records the position). Collective calls made here must be made on
+  // every rank alike. Empty: none.
+  void set_step_callback(std::function<void()> after_step);
+  // Where the current epoch stands (step 0 between epochs).
+  EpochPosition epoch_position() const;
+
   // --- Resuming ------------------------------------------------------------------------
   // save_checkpoint and load_training_state (checkpoint.hpp) save and restore the optimizer's
-  // buffers and the epoch and step counters through an internal accessor.
+  // buffers and the epoch and step counters through an internal accessor; train_run
+  // (training_run.hpp) also records and restores the epoch position.
 
  private:
   friend class detail::TrainerAccess;

@@ -23,8 +23,9 @@ namespace shardprop {
 // run), a counter-based hash of (seed, r) otherwise.
 std::uint64_t restart_seed(std::uint64_t seed, int restart);
 
-// Periodic checkpoints: DIRECTORY/STEM[.rRRR].epoch-EEEEEE.safetensors (the restart part only
-// when a run has several), so names sort by age within a run. Not thread-safe.
+// Periodic checkpoints: DIRECTORY/STEM[.rRRR].epoch-EEEEEE[.step-SSSSSSSSSS].safetensors (the
+// restart part only when a run has several; the step part only for a checkpoint taken S steps
+// into the epoch after E), so names sort by age within a run. Not thread-safe.
 class PeriodicCheckpoints {
  public:
   // keep >= 1: how many of the newest prune() leaves.
@@ -36,7 +37,7 @@ class PeriodicCheckpoints {
                                      const std::filesystem::path& directory, bool several_restarts,
                                      int keep);
 
-  std::filesystem::path path(int restart, int epoch) const;
+  std::filesystem::path path(int restart, int epoch, std::int64_t step = 0) const;
   // Creates the directory if needed (errors surface when a checkpoint is written).
   void prepare() const;
   // Removes all but the newest `keep` files whose names this scheme makes for this stem. Other
@@ -62,7 +63,13 @@ struct RunSettings {
   // The result: a complete checkpoint, written when the run ends (with several restarts, also
   // whenever a restart beats the best so far). "" writes none.
   std::filesystem::path out;
-  int checkpoint_every = 0;              // also a periodic checkpoint every N epochs (0: none)
+  int checkpoint_every = 0;  // also a periodic checkpoint every N epochs (0: none)
+  // Also a periodic checkpoint once this many steps (counted over the restart), or seconds,
+  // have passed since the last one (0: none), at the next step boundary, inside an epoch or
+  // at its end. The time is rank 0's clock: with several ranks, deciding it costs a small
+  // collective per step.
+  std::int64_t checkpoint_every_steps = 0;
+  double checkpoint_every_seconds = 0.0;
   std::filesystem::path checkpoint_dir;  // "" : next to out
   int keep = 3;                          // periodic checkpoints kept, the newest
   // The ranks the run trains on (default: this process alone). Every rank calls train_run with
@@ -70,6 +77,22 @@ struct RunSettings {
   // rank (CollectiveError). The RunData functions are called on every rank and must be
   // collective themselves (Trainer::train_epoch and evaluate of a DatasetPart are).
   Communicator communicator;
+  // A request to stop (see StopFlag; nullptr: none), read after every step and before every
+  // epoch. When any rank reads a non-zero value the ranks stop together at a step boundary: the
+  // run writes a complete checkpoint there (to `out` for a run of one restart, else to the
+  // periodic checkpoint path, which without out is ./checkpoint.epoch-...), tells
+  // RunObserver::stopped and returns a RunState whose stop_request is the value. Resuming that
+  // checkpoint gives the weights of an uninterrupted run, bitwise.
+  const StopFlag* stop = nullptr;
+};
+
+// Where a run stopped on request (RunSettings::stop).
+struct RunStop {
+  int request = 0;                   // the value the ranks agreed on (a signal number, say)
+  int restart = 0;                   // 0-based
+  int epochs = 0;                    // epochs of the restart completed
+  std::int64_t step = 0;             // steps done of the next epoch (0: stopped between epochs)
+  std::filesystem::path checkpoint;  // the checkpoint written, to resume from
 };
 
 // One finished epoch. `evaluation` is what RunData::evaluate returned (without it, `train`):
@@ -82,6 +105,9 @@ struct EpochResult {
   Metrics evaluation;
   bool improved = false;  // a lower evaluation loss than every earlier epoch of this restart
   double train_seconds = 0.0;
+  // The rows trained in train_seconds: train.rows, less the rows done before the run was
+  // resumed from a checkpoint taken inside this epoch.
+  std::int64_t rows_trained = 0;
   double gradient_norm = 0.0;
 };
 
@@ -99,6 +125,8 @@ struct RunObserver {
   // The result was written to RunSettings::out; `chosen_restart` >= 0 when the run chose the
   // best of several restarts (-1 otherwise).
   std::function<void(const std::filesystem::path&, int chosen_restart)> result_written;
+  // The run stopped on request and wrote a checkpoint (the last call).
+  std::function<void(const RunStop&)> stopped;
 };
 
 // The data, as the caller reads it (in memory, streamed, one rank's part...).
@@ -148,8 +176,9 @@ class RunCheckpoint {
 RunState train_run(const RunSettings& settings, RunMetadata metadata, const RunData& data,
                    const RunObserver& observer = {}, RunCheckpoint* resume = nullptr);
 
-// save_checkpoint with run_metadata_entries(metadata) for a run's trainer: metadata.epochs is
-// taken from the trainer.
+// save_checkpoint with run_metadata_entries(metadata) for a run's trainer: metadata.epochs and
+// metadata.position are taken from the trainer (so it may be called inside an epoch, from
+// Trainer::set_step_callback).
 void save_run_checkpoint(const Model& model, const Trainer& trainer,
                          const std::filesystem::path& path, RunMetadata metadata);
 

@@ -22,6 +22,7 @@ constexpr const char* kSettingsKey = "shardprop.train_options";
 constexpr const char* kSeedKey = "shardprop.seed";
 constexpr const char* kEpochsKey = "shardprop.epochs";
 constexpr const char* kRunKey = "shardprop.run";
+constexpr const char* kPositionKey = "shardprop.epoch_position";
 
 // A float as the double nearest to its shortest decimal, so the JSON shows "0.1" rather than
 // the float's exact value 0.10000000149011612, and reads back as the same float.
@@ -62,6 +63,11 @@ json to_json(const RunState& s) {
           {"best_loss", number_or_null(s.best_loss)},
           {"best_epoch", s.best_epoch},
           {"bad_epochs", s.bad_epochs}};
+}
+
+// JSON numbers keep a double's bits: written with 17 significant digits, read back exactly.
+json to_json(const EpochPosition& p) {
+  return {{"step", p.step}, {"rows", p.rows}, {"sums", p.sums}};
 }
 
 // Errors about one metadata entry: "FILE: metadata 'KEY': what".
@@ -136,6 +142,29 @@ RunState run_state_from(const Entry& e) {
   return s;
 }
 
+EpochPosition position_from(const Entry& e) {
+  const json j = e.parse();
+  auto count = [&](const char* member) {
+    if (!j.is_object() || !j.contains(member) || !j[member].is_number_integer() ||
+        j[member].get<std::int64_t>() < 0) {
+      e.fail(std::string("'") + member + "' is missing or not a count");
+    }
+    return j[member].get<std::int64_t>();
+  };
+  EpochPosition p;
+  p.step = count("step");
+  p.rows = count("rows");
+  const json sums = j.value("sums", json());
+  if (!sums.is_array() || sums.size() != p.sums.size()) {
+    e.fail("'sums' is missing or not " + std::to_string(p.sums.size()) + " numbers");
+  }
+  for (std::size_t i = 0; i < p.sums.size(); ++i) {
+    if (!sums[i].is_number()) e.fail("'sums' holds something that is not a number");
+    p.sums[i] = sums[i].get<double>();
+  }
+  return p;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
@@ -166,6 +195,12 @@ std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
   entries[kEpochsKey] = std::to_string(m.epochs);
   entries[kSeedKey] = std::to_string(m.seed);
   entries[kRunKey] = to_json(m.run).dump();
+  if (m.position.step > 0) {
+    for (const double sum : m.position.sums) {
+      if (!std::isfinite(sum)) throw Error("an epoch's running metrics are not finite");
+    }
+    entries[kPositionKey] = to_json(m.position).dump();
+  }
   return entries;
 }
 
@@ -183,6 +218,9 @@ RunMetadata read_run_metadata(const TrainedModel& trained, const std::string& fi
   m.epochs = entry(kEpochsKey).count<int>();
   if (const Entry seed = entry(kSeedKey); seed.text != nullptr) {
     m.seed = seed.count<std::uint64_t>();
+  }
+  if (const Entry position = entry(kPositionKey); position.text != nullptr) {
+    m.position = position_from(position);
   }
   if (const Entry data = entry(kDataKey); data.text != nullptr) m.data_name = *data.text;
   if (const Entry files = entry(kDataFilesKey); files.text != nullptr) {

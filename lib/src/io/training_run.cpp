@@ -18,6 +18,7 @@
 #include "io/safetensors_file.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
+#include "train/trainer_access.hpp"
 
 namespace shardprop {
 
@@ -48,14 +49,16 @@ PeriodicCheckpoints PeriodicCheckpoints::next_to(const fs::path& out, const fs::
           several_restarts, keep};
 }
 
-fs::path PeriodicCheckpoints::path(int restart, int epoch) const {
-  char suffix[64];
-  if (several_restarts_) {
-    std::snprintf(suffix, sizeof suffix, ".r%03d.epoch-%06d.safetensors", restart, epoch);
-  } else {
-    std::snprintf(suffix, sizeof suffix, ".epoch-%06d.safetensors", epoch);
+fs::path PeriodicCheckpoints::path(int restart, int epoch, std::int64_t step) const {
+  char name[96];
+  int at = 0;
+  if (several_restarts_) at = std::snprintf(name, sizeof name, ".r%03d", restart);
+  at += std::snprintf(name + at, sizeof name - at, ".epoch-%06d", epoch);
+  if (step > 0) {
+    at += std::snprintf(name + at, sizeof name - at, ".step-%010lld", static_cast<long long>(step));
   }
-  return directory_ / (stem_ + suffix);
+  std::snprintf(name + at, sizeof name - at, ".safetensors");
+  return directory_ / (stem_ + name);
 }
 
 void PeriodicCheckpoints::prepare() const {
@@ -65,7 +68,7 @@ void PeriodicCheckpoints::prepare() const {
 
 void PeriodicCheckpoints::prune() const {
   // Names sort by age. A hidden temporary file (".STEM....tmp.XXXXXX") never starts with STEM.
-  const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}\.safetensors)");
+  const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}(\.step-\d{10})?\.safetensors)");
   std::vector<fs::path> ours;
   std::error_code error;
   for (fs::directory_iterator it(directory_, error); !error && it != fs::directory_iterator();
@@ -105,6 +108,7 @@ RunCheckpoint& RunCheckpoint::operator=(RunCheckpoint&&) noexcept = default;
 void save_run_checkpoint(const Model& model, const Trainer& trainer, const fs::path& path,
                          RunMetadata metadata) {
   metadata.epochs = trainer.epochs_completed();
+  metadata.position = trainer.epoch_position();
   save_checkpoint(model, trainer, path, run_metadata_entries(metadata));
 }
 
@@ -167,11 +171,27 @@ class Run {
     }
     if (resume_ != nullptr) detail::RunCheckpointAccess::release_file(*resume_);
     tell(observer_.restart_started, r, trainer, resumed);
+    trainer.set_stop_flag(settings_.stop);
+    last_periodic_steps_ = trainer.steps_completed();
+    last_periodic_time_ = Clock::now();
+    trainer.set_step_callback([&] {
+      if (periodic_due(trainer)) write_periodic(r, model, trainer);
+    });
 
     double final_loss = std::numeric_limits<double>::infinity();
     for (int epoch = trainer.epochs_completed() + 1; epoch <= settings_.epochs; ++epoch) {
       if (stopped_early()) break;
+      // Asked between epochs (or during the last one's evaluation): stop at this boundary.
+      if (const int request = agreed_stop_request(); request != 0) {
+        stop(r, request, model, trainer);
+        return false;
+      }
       final_loss = train_epoch(r, epoch, model, trainer);
+      // Asked inside the epoch: it stopped at a step boundary.
+      if (trainer.epoch_position().step > 0) {
+        stop(r, trainer.stop_request(), model, trainer);
+        return false;
+      }
     }
     if (stopped_early()) tell(observer_.stopped_early, trainer.epochs_completed(), state_);
     // Nothing trained this time (resumed at the end, or epochs 0): score the model as it is.
@@ -210,8 +230,67 @@ class Run {
   }
 
   const RunState& state() const { return state_; }
+  bool stopped() const { return state_.stop_request != 0; }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
+  // The largest stop request any rank holds now. Collective.
+  int agreed_stop_request() const {
+    const int mine = settings_.stop != nullptr ? settings_.stop->load() : 0;
+    detail::Communicator& comm = detail::CommunicatorAccess::of(settings_.communicator);
+    if (comm.size() == 1) return mine;
+    const std::vector<int> all = comm.allgather(mine);
+    return *std::max_element(all.begin(), all.end());
+  }
+
+  // Writes the checkpoint a stop on request leaves and tells the observer. Collective.
+  void stop(int r, int request, const Model& model, const Trainer& trainer) {
+    RunStop stop;
+    stop.request = request != 0 ? request : 1;
+    stop.restart = r;
+    stop.epochs = trainer.epochs_completed();
+    stop.step = trainer.epoch_position().step;
+    // --out holds the result of a run of one restart, so it may hold the stopped one; with
+    // several it holds the best finished restart, which must stay.
+    stop.checkpoint = several_ || settings_.out.empty() ? periodic_.path(r, stop.epochs, stop.step)
+                                                        : settings_.out;
+    on_rank_zero([&] {
+      periodic_.prepare();
+      write(model, trainer, stop.checkpoint, state_, r);
+    });
+    state_.stop_request = stop.request;
+    tell(observer_.stopped, stop);
+  }
+
+  // Whether a checkpoint every N steps or seconds is due. Collective when it asks rank 0's clock.
+  bool periodic_due(const Trainer& trainer) {
+    if (settings_.checkpoint_every_steps > 0 &&
+        trainer.steps_completed() - last_periodic_steps_ >= settings_.checkpoint_every_steps) {
+      return true;
+    }
+    if (settings_.checkpoint_every_seconds <= 0.0) return false;
+    const double elapsed =
+        std::chrono::duration<double>(Clock::now() - last_periodic_time_).count();
+    const int due = elapsed >= settings_.checkpoint_every_seconds ? 1 : 0;
+    detail::Communicator& comm = detail::CommunicatorAccess::of(settings_.communicator);
+    return comm.size() == 1 ? due != 0 : comm.allgather(due).front() != 0;
+  }
+
+  // A periodic checkpoint of where the restart stands (inside an epoch or at its end). Collective.
+  void write_periodic(int r, const Model& model, const Trainer& trainer) {
+    const fs::path file =
+        periodic_.path(r, trainer.epochs_completed(), trainer.epoch_position().step);
+    on_rank_zero([&] {
+      periodic_.prepare();
+      write(model, trainer, file, state_, r);
+      periodic_.prune();
+    });
+    last_periodic_steps_ = trainer.steps_completed();
+    last_periodic_time_ = Clock::now();
+    tell(observer_.checkpoint_written, file);
+  }
+
   Model resumed_model() {
     Model& model = detail::RunCheckpointAccess::model(*resume_);
     const std::string held = format_layers(model.spec().layers);
@@ -242,6 +321,7 @@ class Run {
                   std::to_string(resume_->metadata().epochs) + " epochs, 'shardprop.state' " +
                   std::to_string(progress.epochs));
     }
+    detail::TrainerAccess::set_epoch_position(trainer, resume_->metadata().position);
   }
 
   void start_restart(int r) {
@@ -262,8 +342,11 @@ class Run {
     result.restart = r;
     result.epoch = epoch;
     result.learning_rate = trainer.learning_rate();
+    const std::int64_t rows_before = trainer.epoch_position().rows;
     const auto start = std::chrono::steady_clock::now();
     result.train = data_.train_epoch(trainer);
+    result.rows_trained = result.train.rows - rows_before;
+    if (trainer.epoch_position().step > 0) return result.train.loss;  // stopped inside
     result.train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.evaluation = data_.evaluate ? data_.evaluate(trainer) : result.train;
@@ -278,14 +361,8 @@ class Run {
     }
     tell(observer_.epoch_finished, result);
     const int every = settings_.checkpoint_every;
-    if (every > 0 && epoch % every == 0 && epoch < settings_.epochs) {
-      const fs::path file = periodic_.path(r, epoch);
-      on_rank_zero([&] {
-        periodic_.prepare();
-        write(model, trainer, file, state_, r);
-        periodic_.prune();
-      });
-      tell(observer_.checkpoint_written, file);
+    if (epoch < settings_.epochs && ((every > 0 && epoch % every == 0) || periodic_due(trainer))) {
+      write_periodic(r, model, trainer);
     }
     return result.evaluation.loss;
   }
@@ -333,6 +410,9 @@ class Run {
   bool several_;
   PeriodicCheckpoints periodic_;
   RunState state_;
+  // When the last periodic checkpoint was written (or the restart began).
+  std::int64_t last_periodic_steps_ = 0;
+  Clock::time_point last_periodic_time_;
 };
 
 }  // namespace
@@ -342,7 +422,7 @@ RunState train_run(const RunSettings& settings, RunMetadata metadata, const RunD
   check_settings(settings, data);
   Run run(settings, std::move(metadata), data, observer, resume);
   for (int r = run.first_restart(); r <= run.last_restart(); ++r) {
-    if (!run.train_restart(r)) return run.state();
+    if (!run.train_restart(r) || run.stopped()) return run.state();
   }
   run.keep_best_restart();
   return run.state();

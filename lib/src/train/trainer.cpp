@@ -186,6 +186,18 @@ class CheckedReads final : public DataStream {
   Guard& guard_;
 };
 
+// Thrown inside a streamed epoch to leave it at a step boundary when asked to stop.
+struct EpochStopped {};
+
+Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
+  Metrics m;
+  m.rows = rows;
+  m.loss = rows > 0 ? total.loss / static_cast<double>(rows) : 0.0;
+  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
+  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
+  return m;
+}
+
 }  // namespace
 
 struct Trainer::State {
@@ -229,8 +241,17 @@ struct Trainer::State {
   std::int64_t steps = 0;
   double gradient_norm = 0.0;
   // The running total over the epoch of the shards' accuracy and error sums (added in step
-  // order, shards in global shard order).
+  // order, shards in global shard order), and the rest of where the epoch stands: its steps
+  // done, their rows and Σ step loss × rows. epoch_step > 0 at the start of train_epoch: an
+  // epoch stopped there (or restored from a checkpoint) continues.
   detail::MetricSums epoch_metrics;
+  std::int64_t epoch_step = 0;
+  std::int64_t epoch_rows = 0;
+  double epoch_loss_sum = 0.0;
+  // Stopping at a step boundary (see Trainer::set_stop_flag).
+  const StopFlag* stop_flag = nullptr;
+  int stop_request = 0;
+  std::function<void()> after_step;
   // Batch-norm running statistics and counters as they were before the step: the forward pass
   // updates them before the loss is known, and a step with a non-finite loss must not.
   detail::AlignedFloats running_backup;
@@ -295,6 +316,63 @@ struct Trainer::State {
                        const ProgressCallback& progress);
   template <class Emit, class Reading>
   void read_into_buffer(DataStream& stream, const StreamRows& rows, Emit& emit, Reading& reading);
+
+  // Starts an epoch, or continues one that stopped inside: returns the steps already done.
+  std::int64_t begin_epoch() {
+    if (epoch_step == 0) {
+      epoch_metrics = {};
+      epoch_rows = 0;
+      epoch_loss_sum = 0.0;
+    }
+    return epoch_step;
+  }
+
+  // A step of the epoch is done: its loss (the step's mean) over `rows` rows joins the sums.
+  void count_step(double loss, int rows) {
+    epoch_loss_sum += loss * rows;
+    epoch_rows += rows;
+    ++epoch_step;
+  }
+
+  // After a step that does not end the epoch: the caller's callback, then whether to stop here.
+  bool stop_after_step() const {
+    if (after_step) after_step();
+    return stop_request != 0;
+  }
+
+  // The running metrics of the epoch so far; `finished` closes the epoch.
+  Metrics epoch_metrics_so_far(bool finished) {
+    Metrics m = metrics_from(epoch_metrics, epoch_rows);
+    m.loss = epoch_rows > 0 ? epoch_loss_sum / static_cast<double>(epoch_rows) : 0.0;
+    if (finished) {
+      ++epochs;
+      epoch_step = 0;
+    }
+    return m;
+  }
+
+  // An epoch that fails leaves no position behind: called again, it starts over, as it did
+  // before stopping inside epochs existed.
+  template <class F>
+  Metrics run_epoch(F&& f) {
+    try {
+      return f();
+    } catch (const EpochStopped&) {
+      return epoch_metrics_so_far(/*finished=*/false);
+    } catch (...) {
+      epoch_step = 0;
+      throw;
+    }
+  }
+
+  // A streamed epoch continued after step `skip` must have had that many steps to skip.
+  void check_skipped(std::int64_t skip, std::int64_t left_to_skip) const {
+    if (left_to_skip > 0) {
+      throw Error("train: the epoch was stopped after step " + std::to_string(skip) +
+                  ", but the data has only " + std::to_string(skip - left_to_skip) +
+                  " steps (did the data change?)");
+    }
+  }
 
   // The rows a streamed epoch's shuffle buffer holds: shuffle_buffer_bytes of rows, at least a
   // minibatch; 0 (rows pass in order) without shuffling.
@@ -519,7 +597,8 @@ struct Trainer::State {
       }
     }
     // Every shard's loss and metrics, added in global shard order on every rank.
-    shard_values.gather(local);
+    shard_values.gather(local, stop_flag != nullptr ? stop_flag->load() : 0);
+    stop_request = shard_values.stop_request();
     double loss = 0.0;
     shard_values.for_each([&](const double* v) { loss += v[0]; });
     // The exchange completes on every rank before anything can fail, so no rank is left in it.
@@ -610,19 +689,6 @@ double Trainer::step(std::span<const float> features, std::span<const float> tar
                  static_cast<int>(rows));
 }
 
-namespace {
-
-Metrics metrics_from(const detail::MetricSums& total, std::int64_t rows) {
-  Metrics m;
-  m.rows = rows;
-  m.loss = rows > 0 ? total.loss / static_cast<double>(rows) : 0.0;
-  m.accuracy = total.predictions > 0 ? total.correct / total.predictions : 0.0;
-  m.rmse = total.outputs > 0 ? std::sqrt(total.squared_error / total.outputs) : 0.0;
-  return m;
-}
-
-}  // namespace
-
 // One epoch over `total` rows in minibatches of the permutation: gather(begin, rows, mine)
 // fills the batch buffers with this rank's rows of the minibatch order[begin, begin + rows).
 template <class Gather>
@@ -638,23 +704,30 @@ Metrics Trainer::State::epoch(std::int64_t total, Gather&& gather,
       std::swap(order[i], order[bits % static_cast<std::uint64_t>(i + 1)]);
     }
   }
-  epoch_metrics = {};
-  double loss_sum = 0.0;
   const std::int64_t batch = settings.batch_size;
   // Batch norm cannot train on one row: a last minibatch of one row is skipped this epoch
   // (with shuffling, a different row each epoch).
   const std::int64_t usable =
       !net.batch_norms.empty() && total % batch == 1 && total > 1 ? total - 1 : total;
-  for (std::int64_t begin = 0; begin < usable; begin += batch) {
-    const int rows = static_cast<int>(std::min(batch, usable - begin));
-    gather(begin, rows, rank_shards(rows));
-    loss_sum += step(batch_features.data(), batch_targets.data(), rows) * rows;
-    if (progress) progress(begin + rows, usable);
+  // An epoch that stopped inside continues after its steps done: the permutation is a function
+  // of (seed, epoch), so the minibatches left are those an uninterrupted epoch trains.
+  const std::int64_t skip = begin_epoch();
+  if (skip > (usable + batch - 1) / batch) {
+    epoch_step = 0;
+    throw Error("train: the epoch was stopped after step " + std::to_string(skip) +
+                ", but the data has only " + std::to_string((usable + batch - 1) / batch) +
+                " steps (did the data change?)");
   }
-  ++epochs;
-  Metrics m = metrics_from(epoch_metrics, usable);
-  m.loss = loss_sum / static_cast<double>(usable);  // the steps' own losses
-  return m;
+  return run_epoch([&] {
+    for (std::int64_t begin = skip * batch; begin < usable; begin += batch) {
+      const int rows = static_cast<int>(std::min(batch, usable - begin));
+      gather(begin, rows, rank_shards(rows));
+      count_step(step(batch_features.data(), batch_targets.data(), rows), rows);
+      if (progress) progress(begin + rows, usable);
+      if (begin + rows < usable && stop_after_step()) throw EpochStopped{};
+    }
+    return epoch_metrics_so_far(/*finished=*/true);  // loss: the steps' own losses
+  });
 }
 
 Metrics Trainer::train_epoch(const Dataset& data, const ProgressCallback& progress) {
@@ -806,22 +879,28 @@ Metrics Trainer::State::stream_epoch(DataStream& stream, const StreamRows& rows,
   const int inputs = net.spec.inputs;
   const std::int64_t batch = settings.batch_size;
 
-  epoch_metrics = {};
-  double loss_sum = 0.0;
-  std::int64_t used = 0;
+  // An epoch that stopped inside is read again from the start, its first `skip` minibatches
+  // assembled through the shuffle buffer as before but not trained on.
+  const std::int64_t skip = begin_epoch();
+  std::int64_t to_skip = skip;
   int in_batch = 0;
-  auto flush = [&] {
-    loss_sum += step(batch_features.data(), batch_targets.data(), in_batch) * in_batch;
-    used += in_batch;
+  auto flush = [&](bool last) {
+    const int count = in_batch;
     in_batch = 0;
-    if (progress) progress(used, rows.rows);
+    if (to_skip > 0) {
+      --to_skip;
+      return;
+    }
+    count_step(step(batch_features.data(), batch_targets.data(), count), count);
+    if (progress) progress(epoch_rows, rows.rows);
+    if (!last && stop_after_step()) throw EpochStopped{};
   };
   // A row joins the minibatch being assembled; a full minibatch is a step.
   auto emit = [&](const float* x, const float* t) {
     std::copy_n(x, inputs, batch_features.data() + static_cast<std::ptrdiff_t>(in_batch) * inputs);
     std::copy_n(t, target_width,
                 batch_targets.data() + static_cast<std::ptrdiff_t>(in_batch) * target_width);
-    if (++in_batch == batch) flush();
+    if (++in_batch == batch) flush(/*last=*/false);
   };
   // Failures of the data (not of the steps) are a StreamPart's collective errors.
   auto reading = [&rows](auto&& f) {
@@ -834,27 +913,28 @@ Metrics Trainer::State::stream_epoch(DataStream& stream, const StreamRows& rows,
       throw CollectiveError(e.what());
     }
   };
-  // The buffer holding every row of this stream in stream order is the state a new pass
-  // would leave before the drain: a stream that fitted is read only once.
-  const bool kept = rows.same_every_epoch && rows.rows > 0 && kept_stream == &stream &&
-                    kept_first_row == rows.first_row && stream_shuffler.kept_rows() == rows.rows;
-  kept_stream = nullptr;
-  if (kept) {
-    stream_shuffler.begin_kept(settings.seed, static_cast<std::uint64_t>(epochs));
-  } else {
-    read_into_buffer(stream, rows, emit, reading);
-  }
-  stream_shuffler.drain(emit);
-  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
-  if (in_batch > 1 || (in_batch == 1 && net.batch_norms.empty())) flush();
-  if (rows.same_every_epoch && rows.rows > 0 && stream_shuffler.kept_rows() == rows.rows) {
-    kept_stream = &stream;
-    kept_first_row = rows.first_row;
-  }
-  ++epochs;
-  Metrics m = metrics_from(epoch_metrics, used);
-  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
-  return m;
+  return run_epoch([&] {
+    // The buffer holding every row of this stream in stream order is the state a new pass
+    // would leave before the drain: a stream that fitted is read only once. An epoch stopped
+    // inside forgets it, so the epoch that continues reads the stream again.
+    const bool kept = rows.same_every_epoch && rows.rows > 0 && kept_stream == &stream &&
+                      kept_first_row == rows.first_row && stream_shuffler.kept_rows() == rows.rows;
+    kept_stream = nullptr;
+    if (kept) {
+      stream_shuffler.begin_kept(settings.seed, static_cast<std::uint64_t>(epochs));
+    } else {
+      read_into_buffer(stream, rows, emit, reading);
+    }
+    stream_shuffler.drain(emit);
+    // As in the in-memory epoch, batch norm skips a last minibatch of one row.
+    if (in_batch > 1 || (in_batch == 1 && net.batch_norms.empty())) flush(/*last=*/true);
+    check_skipped(skip, to_skip);
+    if (rows.same_every_epoch && rows.rows > 0 && stream_shuffler.kept_rows() == rows.rows) {
+      kept_stream = &stream;
+      kept_first_row = rows.first_row;
+    }
+    return epoch_metrics_so_far(/*finished=*/true);
+  });
 }
 
 // The stream's rows into the shuffle buffer (those leaving it go to emit). The next chunk is
@@ -954,11 +1034,17 @@ Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& pro
     failure = e.what();
   }
 
-  st.epoch_metrics = {};
-  double loss_sum = 0.0;
-  std::int64_t used = 0;
+  // As in train_epoch(DataStream&): the steps done of a stopped epoch are assembled, not
+  // trained (every rank skips the same ones).
+  const std::int64_t skip = st.begin_epoch();
+  std::int64_t to_skip = skip;
   int in_batch = 0;
-  auto flush = [&] {
+  auto flush = [&](bool last) {
+    if (to_skip > 0) {
+      --to_skip;
+      in_batch = 0;
+      return;
+    }
     detail::agree_on_failure(st.comm, failure);
     const std::span<const std::int64_t> rows(st.batch_rows.data(),
                                              static_cast<std::size_t>(in_batch));
@@ -970,10 +1056,11 @@ Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& pro
           std::copy_n(row + inputs, width, t);
         },
         st.batch_features.data(), st.batch_targets.data());
-    loss_sum += st.step(st.batch_features.data(), st.batch_targets.data(), in_batch) * in_batch;
-    used += in_batch;
+    const int count = in_batch;
     in_batch = 0;
-    if (progress) progress(used, part.total_rows);
+    st.count_step(st.step(st.batch_features.data(), st.batch_targets.data(), count), count);
+    if (progress) progress(st.epoch_rows, part.total_rows);
+    if (!last && st.stop_after_step()) throw EpochStopped{};
   };
   auto emit = [&](std::int64_t row, const float* data) {
     st.batch_rows[static_cast<std::size_t>(in_batch)] = row;
@@ -981,18 +1068,18 @@ Metrics Trainer::train_epoch(const StreamPart& part, const ProgressCallback& pro
       std::copy_n(data, row_floats,
                   st.staged.data() + static_cast<std::size_t>(in_batch) * row_floats);
     }
-    if (++in_batch == batch) flush();
+    if (++in_batch == batch) flush(/*last=*/false);
   };
-  for (std::int64_t row = 0; row < part.total_rows; ++row)
-    st.shared_shuffle.push(row, read_row, emit);
-  st.shared_shuffle.drain(emit);
-  // As in the in-memory epoch, batch norm skips a last minibatch of one row.
-  if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush();
-  detail::agree_on_failure(st.comm, failure);
-  ++st.epochs;
-  Metrics m = metrics_from(st.epoch_metrics, used);
-  m.loss = used > 0 ? loss_sum / static_cast<double>(used) : 0.0;
-  return m;
+  return st.run_epoch([&] {
+    for (std::int64_t row = 0; row < part.total_rows; ++row)
+      st.shared_shuffle.push(row, read_row, emit);
+    st.shared_shuffle.drain(emit);
+    // As in the in-memory epoch, batch norm skips a last minibatch of one row.
+    if (in_batch > 1 || (in_batch == 1 && st.net.batch_norms.empty())) flush(/*last=*/true);
+    detail::agree_on_failure(st.comm, failure);
+    st.check_skipped(skip, to_skip);
+    return st.epoch_metrics_so_far(/*finished=*/true);
+  });
 }
 
 int Trainer::shard_count() const { return state_->shards; }
@@ -1004,6 +1091,21 @@ std::uint64_t Trainer::communication_bytes() const {
   return state_->gradient_exchange ? state_->gradient_exchange->bytes_sent() : 0;
 }
 int Trainer::epochs_completed() const { return state_->epochs; }
+void Trainer::set_stop_flag(const StopFlag* flag) { state_->stop_flag = flag; }
+int Trainer::stop_request() const { return state_->stop_request; }
+void Trainer::set_step_callback(std::function<void()> after_step) {
+  state_->after_step = std::move(after_step);
+}
+EpochPosition Trainer::epoch_position() const {
+  const State& st = *state_;
+  EpochPosition p;
+  p.step = st.epoch_step;
+  if (p.step == 0) return p;
+  p.rows = st.epoch_rows;
+  const detail::MetricSums& m = st.epoch_metrics;
+  p.sums = {st.epoch_loss_sum, m.loss, m.correct, m.predictions, m.squared_error, m.outputs};
+  return p;
+}
 std::int64_t Trainer::steps_completed() const { return state_->steps; }
 double Trainer::learning_rate() const { return state_->learning_rate(); }
 double Trainer::last_gradient_norm() const { return state_->gradient_norm; }
@@ -1038,6 +1140,20 @@ void detail::TrainerAccess::set_progress(Trainer& trainer, int epochs, std::int6
   trainer.state_->epochs = epochs;
   trainer.state_->steps = steps;
 }
+
+void detail::TrainerAccess::set_epoch_position(Trainer& trainer, const EpochPosition& position) {
+  if (position.step < 0 || position.rows < 0) {
+    throw Error("epoch position must be >= 0, got step " + std::to_string(position.step) +
+                ", rows " + std::to_string(position.rows));
+  }
+  Trainer::State& st = *trainer.state_;
+  st.epoch_step = position.step;
+  st.epoch_rows = position.rows;
+  st.epoch_loss_sum = position.sums[0];
+  st.epoch_metrics = {position.sums[1], position.sums[2], position.sums[3], position.sums[4],
+                      position.sums[5]};
+}
+
 const TrainerSettings& Trainer::settings() const { return state_->settings; }
 
 }  // namespace shardprop

@@ -24,6 +24,9 @@ class TrainerAccess {
   // Continue counting from a checkpoint: the next epoch is `epochs` (so its shuffle, learning
   // rate and dropout masks are those an uninterrupted run would use). Throws Error if negative.
   static void set_progress(Trainer& trainer, int epochs, std::int64_t steps);
+  // Continue an unfinished epoch from a checkpoint taken inside it: the next train_epoch skips
+  // position.step minibatches and adds to position's sums. Throws Error if a count is negative.
+  static void set_epoch_position(Trainer& trainer, const EpochPosition& position);
 };
 
 }  // namespace shardprop::detail
