@@ -60,6 +60,7 @@ struct TrainOptions {
   int checkpoint_every = 0;
   std::string checkpoint_dir;
   int keep = 3;
+  std::string max_memory;  // "" : no cap beyond the available memory
   std::string metrics;
   bool quiet = false;
   bool verbose = false;
