@@ -144,7 +144,8 @@ TEST_CASE("a run that would not fit in memory is refused up front, with the numb
     CHECK(run.exit_code == 1);
     CHECK_THAT(run.err, Contains("shardprop: error: training needs about") &&
                             Contains(" TB (parameters ") && Contains("available memory") &&
-                            Contains("batch size"));
+                            Contains("batch size") &&
+                            Contains("(--batch-size, --stream, --layers)"));
     CHECK_FALSE(std::filesystem::exists(dir / "m.st"));
   }
   SECTION("a run over --max-memory") {

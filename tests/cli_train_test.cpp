@@ -463,6 +463,11 @@ TEST_CASE("early stopping stops once the validation loss has not improved for PA
     REQUIRE(resumed.exit_code == 0);
     CHECK(same_tensors(dir / "stopped.st", dir / "resumed.st"));
   }
+  SECTION("--help says which weights --out holds") {
+    const Run help = run_cli(dir, {"train", "--help"});
+    CHECK_THAT(help.out, Contains("--out then holds the weights of the epoch with the lowest "
+                                  "validation loss"));
+  }
   SECTION("and it needs a validation set") {
     const Run bad = run_cli(dir, {"train", "--data", "noise.csv", "--early-stopping", "2"});
     CHECK(bad.exit_code == 2);

@@ -224,6 +224,21 @@ std::uint64_t data_bytes(const TrainingData& data, const TrainerSettings& traine
   return bytes;
 }
 
+// train_run refuses a run that does not fit in memory too; checking first lets the message name
+// the options that make it smaller. Collective: every rank stops if one would run out.
+void refuse_if_too_large(const MemoryEstimate& memory, std::uint64_t cap, bool streaming,
+                         const Communicator& comm) {
+  std::string refusal;
+  try {
+    check_memory(memory, cap, available_memory());
+  } catch (const Error& e) {
+    refusal = e.what();
+  }
+  if (comm.sum(refusal.empty() ? 0 : 1) == 0) return;
+  if (refusal.empty()) throw Error("another rank does not have the memory this run needs");
+  throw Error(refusal + " (--batch-size" + (streaming ? "" : ", --stream") + ", --layers)");
+}
+
 // Launchers bind ranks to cores (Open MPI: each of up to 2 ranks to one core, by default);
 // threads beyond a rank's cores only take turns on them. Collective.
 void warn_if_bound_too_tightly(const TrainOptions& o, const Communicator& comm,
@@ -420,6 +435,7 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
       estimate_training_memory(settings.spec, settings.trainer, comm.size(), o.early_stopping > 0);
   memory.data = settings.data_bytes;
   printer.set_memory(memory);
+  refuse_if_too_large(memory, settings.max_memory, data.streaming(), comm);
 
   train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
             run_data(o, data, printer.report()), printer.observer(), resumed ? &*resumed : nullptr);
