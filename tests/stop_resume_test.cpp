@@ -338,3 +338,51 @@ TEST_CASE("the epoch position is recorded only inside an epoch and validated whe
                       Contains("metadata 'shardprop.epoch_position'") && Contains(problem));
   }
 }
+
+TEST_CASE("a run keeping its best epoch, stopped inside a later one, resumes to the same --out",
+          "[stop][resume][early-stopping]") {
+  const Case c = kCases[0];
+  const bool streamed = GENERATE(false, true);
+  CAPTURE(streamed);
+  const Dataset validation = blobs(60, 9);
+  // A large step makes the validation loss go up and down, so the best epoch is not the last.
+  const auto configure = [&](StopFixture& g) {
+    g.settings.epochs = 6;
+    g.settings.early_stopping = 100;  // never ends the run early; keeps the best epoch
+    g.settings.trainer.learning_rate = 0.6f;
+  };
+  const auto with_validation = [&](RunData d) {
+    d.evaluate = [&](const Trainer& t) { return t.evaluate(validation); };
+    return d;
+  };
+
+  StopFixture f(c, streamed);
+  configure(f);
+  f.settings.out = f.dir / "whole.st";
+  const RunState whole = f.run(f.settings, with_validation(f.data()));
+  REQUIRE(whole.best_epoch < f.settings.epochs);  // else the test would not tell copies apart
+  const std::vector<char> expected = tensor_bytes(f.settings.out);
+
+  // Inside the epoch after the best one, and inside the last epoch.
+  for (const int stop_step :
+       {whole.best_epoch * kStepsPerEpoch + 3, (f.settings.epochs - 1) * kStepsPerEpoch + 5}) {
+    CAPTURE(stop_step);
+    StopFixture g(c, streamed);
+    configure(g);
+    StopFlag flag{0};
+    RunSettings stopping = g.settings;
+    stopping.out = g.dir / "stopped.st";
+    stopping.stop = &flag;
+    const RunState state = g.run(stopping, with_validation(g.data([&](int step) {
+                                   if (step == stop_step) flag.store(15);
+                                 })));
+    REQUIRE(state.stop_request == 15);
+    RunCheckpoint checkpoint(stopping.out);
+    REQUIRE(checkpoint.metadata().position.step > 0);
+    RunSettings resumed = g.settings;
+    resumed.out = g.dir / "resumed.st";
+    const RunState end = g.run(resumed, with_validation(g.data()), &checkpoint);
+    CHECK(end.best_epoch == whole.best_epoch);
+    CHECK(tensor_bytes(resumed.out) == expected);
+  }
+}

@@ -21,6 +21,7 @@
 #include "progress.hpp"
 #include "shardprop/communicator.hpp"
 #include "shardprop/error.hpp"
+#include "shardprop/memory_estimate.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/run_metadata.hpp"
 #include "shardprop/trained_model.hpp"
@@ -180,6 +181,7 @@ RunSettings run_settings(const TrainOptions& o, ModelSpec spec, const Communicat
   }
   s.checkpoint_dir = o.checkpoint_dir;
   s.keep = o.keep;
+  if (!o.max_memory.empty()) s.max_memory = parse_memory_size(o.max_memory);
   return s;
 }
 
@@ -215,6 +217,33 @@ std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int out
   if (o.batch_norm) text += " + batch norm";
   if (o.dropout > 0.0) text += " + dropout " + std::to_string(o.dropout).substr(0, 4);
   return text;
+}
+
+// What this rank's data holds in memory (rows in memory, or a streamed epoch's shuffle buffer),
+// for the run's memory check.
+std::uint64_t data_bytes(const TrainingData& data, const TrainerSettings& trainer) {
+  if (data.streaming()) return trainer.shuffle ? trainer.shuffle_buffer_bytes : 0;
+  std::uint64_t bytes = 0;
+  for (const std::optional<DatasetPart>* part : {&data.train, &data.validation}) {
+    if (!*part) continue;
+    bytes += ((*part)->rows.features.size() + (*part)->rows.targets.size()) * sizeof(float);
+  }
+  return bytes;
+}
+
+// train_run refuses a run that does not fit in memory too; checking first lets the message name
+// the options that make it smaller. Collective: every rank stops if one would run out.
+void refuse_if_too_large(const MemoryEstimate& memory, std::uint64_t cap, bool streaming,
+                         const Communicator& comm) {
+  std::string refusal;
+  try {
+    check_memory(memory, cap, available_memory());
+  } catch (const Error& e) {
+    refusal = e.what();
+  }
+  if (comm.sum(refusal.empty() ? 0 : 1) == 0) return;
+  if (refusal.empty()) throw Error("another rank does not have the memory this run needs");
+  throw Error(refusal + " (--batch-size" + (streaming ? "" : ", --stream") + ", --layers)");
 }
 
 // Launchers bind ranks to cores (Open MPI: each of up to 2 ranks to one core, by default);
@@ -253,6 +282,8 @@ class RunPrinter {
                 !o.quiet && speaks && is_terminal(stdout)) {}
 
   ProgressReporter& report() { return report_; }
+  // The run's memory estimate, shown with --verbose.
+  void set_memory(const MemoryEstimate& estimate) { memory_ = estimate.describe(); }
 
   RunObserver observer() {
     RunObserver observer;
@@ -267,7 +298,7 @@ class RunPrinter {
       report_.message("early stopping after epoch " + std::to_string(epoch) +
                       ": no lower validation loss for " + std::to_string(o_.early_stopping) +
                       " epochs (best " + std::to_string(run.best_loss) + " at epoch " +
-                      std::to_string(run.best_epoch) + ")");
+                      std::to_string(run.best_epoch) + ", whose weights are kept)");
     };
     observer.restart_finished = [this](int r, double loss, bool best) {
       report_.message("restart " + std::to_string(r + 1) + "/" + std::to_string(o_.restarts) +
@@ -306,6 +337,7 @@ class RunPrinter {
     if (const std::string note = blas_kernel_note(); r == 0 && !note.empty()) {
       report_.detail("note: " + note);
     }
+    if (r == 0 && !memory_.empty()) report_.detail("memory: about " + memory_);
   }
 
   void epoch_finished(const EpochResult& e) {
@@ -352,6 +384,7 @@ class RunPrinter {
   bool speaks_;
   ProgressReporter report_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::string memory_;
   Clock::time_point start_ = Clock::now();
 };
 
@@ -424,6 +457,7 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   const int outputs = output_count(o, data.shape, loss);
   RunSettings settings =
       run_settings(o, build_spec(o, data.shape.feature_count, outputs, loss), comm);
+  settings.data_bytes = data_bytes(data, settings.trainer);
 
   std::string header = "shardprop " + version() + " | " + o.data + ": ";
   header += data.streaming() ? "streamed" : std::to_string(data.shape.rows) + " rows";
@@ -434,6 +468,11 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   if (comm.size() > 1) header += ", " + std::to_string(comm.size()) + " ranks";
   RunPrinter printer(o, std::move(header), data, loss, resumed, comm.rank() == 0);
   warn_if_bound_too_tightly(o, comm, printer.report());
+  MemoryEstimate memory =
+      estimate_training_memory(settings.spec, settings.trainer, comm.size(), o.early_stopping > 0);
+  memory.data = settings.data_bytes;
+  printer.set_memory(memory);
+  refuse_if_too_large(memory, settings.max_memory, data.streaming(), comm);
 
   // From here on SIGINT, SIGTERM and SIGUSR1 stop at a step boundary with a checkpoint; before,
   // there is nothing to save and they end the process as usual.
@@ -452,6 +491,9 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   const RunState state =
       train_run(settings, run_metadata(o, data, resumed, command.count("--data") > 0),
                 run_data(o, data, printer.report()), observer, resumed ? &*resumed : nullptr);
+  if (const std::uint64_t peak = peak_resident_memory(); peak > 0) {
+    printer.report().detail("memory: peak resident " + format_bytes(peak));
+  }
   return state.stop_request != 0 ? kStoppedStatus : 0;
 }
 

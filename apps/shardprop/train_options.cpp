@@ -15,6 +15,7 @@
 
 #include "json_number.hpp"
 #include "shardprop/error.hpp"
+#include "shardprop/memory_estimate.hpp"
 #include "usage_error.hpp"
 
 namespace shardprop::cli {
@@ -171,11 +172,13 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
                   "Scale each minibatch gradient to at most this L2 norm (0: off)")
       ->check(at_least(0));
   cmd->add_option("--early-stopping", o.early_stopping,
-                  "Stop after this many epochs without a lower validation loss (0: off)")
+                  "Stop after this many epochs without a lower validation loss (0: off); --out "
+                  "then holds the weights of the epoch with the lowest validation loss (and the "
+                  "latest ones, which --resume continues from)")
       ->check(at_least(0));
   cmd->add_option("--restarts", o.restarts,
                   "Train from this many random initialisations and keep the one with the lowest "
-                  "final validation loss")
+                  "final validation loss (with --early-stopping: the lowest of its best epoch)")
       ->check(at_least(1))
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
@@ -219,6 +222,20 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--keep", o.keep, "Periodic checkpoints to keep (the newest)")
       ->check(at_least(1))
       ->capture_default_str();
+  cmd->add_option("--max-memory", o.max_memory,
+                  "Refuse to start a run whose estimated memory (model, optimizer, gradient "
+                  "buffers, workspaces, data in memory) exceeds this, e.g. 8G or 512M; runs "
+                  "that exceed the available memory are always refused")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            try {
+              parse_memory_size(value);
+            } catch (const Error& e) {
+              return e.what();
+            }
+            return {};
+          },
+          "SIZE"));
   cmd->add_option("--metrics", o.metrics, "Append one JSON line per epoch to this file");
   auto* quiet = cmd->add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
   cmd->add_flag("--verbose,-v", o.verbose, "Also print the learning rate, gradient norm and files")

@@ -60,6 +60,7 @@ struct TrainOptions {
   std::string checkpoint_every;  // "" or "0": none; see CheckpointInterval
   std::string checkpoint_dir;
   int keep = 3;
+  std::string max_memory;  // "" : no cap beyond the available memory
   std::string metrics;
   bool quiet = false;
   bool verbose = false;

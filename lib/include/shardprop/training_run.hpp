@@ -12,6 +12,7 @@
 #include <string>
 
 #include "shardprop/communicator.hpp"
+#include "shardprop/memory_estimate.hpp"
 #include "shardprop/model.hpp"
 #include "shardprop/run_metadata.hpp"
 #include "shardprop/trained_model.hpp"
@@ -40,9 +41,10 @@ class PeriodicCheckpoints {
   std::filesystem::path path(int restart, int epoch, std::int64_t step = 0) const;
   // Creates the directory if needed (errors surface when a checkpoint is written).
   void prepare() const;
-  // Removes all but the newest `keep` files whose names this scheme makes for this stem. Other
-  // files, hidden temporary files of interrupted writes among them, are never touched. Best
-  // effort: a directory that cannot be listed keeps its files.
+  // Removes all but the newest `keep` files whose names this scheme makes for this stem, and the
+  // hidden temporary files of such names whose writing process is gone (a write killed midway;
+  // see docs/reliability.md). Other files, and temporary files of live writers, are never
+  // touched. Best effort: a directory that cannot be listed keeps its files.
   void prune() const;
 
  private:
@@ -56,12 +58,21 @@ struct RunSettings {
   ModelSpec spec;
   // The trainer's settings; trainer.seed is the run's seed (restart r uses restart_seed).
   TrainerSettings trainer;
-  int epochs = 10;             // per restart, in total (a resumed run trains up to this)
-  int restarts = 1;            // >= 1; the restart with the lowest final loss is kept
-  int early_stopping = 0;      // stop a restart after this many epochs without a lower loss; 0: off
+  int epochs = 10;  // per restart, in total (a resumed run trains up to this)
+  // >= 1; the restart with the lowest loss is kept: its final loss, or with early stopping its
+  // best epoch's.
+  int restarts = 1;
+  // Stop a restart after this many epochs without a lower loss; 0: off. On, the result holds
+  // the weights of the epoch with the lowest loss (batch-norm running statistics included), as
+  // Keras' restore_best_weights does; see `out`.
+  int early_stopping = 0;
   std::filesystem::path init;  // start from these weights instead of random ones ("" none)
   // The result: a complete checkpoint, written when the run ends (with several restarts, also
-  // whenever a restart beats the best so far). "" writes none.
+  // whenever a restart beats the best so far). "" writes none. With early stopping its weights
+  // are the best epoch's; when that was not the last epoch, it also holds the latest weights
+  // (tensors "latest.NAME", which the optimizer state belongs to) so that a resumed run
+  // continues from them; periodic checkpoints hold the latest weights, and the best ones as
+  // "best.NAME". See docs/checkpoint-format.md.
   std::filesystem::path out;
   int checkpoint_every = 0;  // also a periodic checkpoint every N epochs (0: none)
   // Also a periodic checkpoint once this many steps (counted over the restart), or seconds,
@@ -72,6 +83,11 @@ struct RunSettings {
   double checkpoint_every_seconds = 0.0;
   std::filesystem::path checkpoint_dir;  // "" : next to out
   int keep = 3;                          // periodic checkpoints kept, the newest
+  // Before anything is allocated, train_run refuses (Error) a run whose estimated memory
+  // (estimate_training_memory, memory_estimate.hpp, plus data_bytes) exceeds max_memory
+  // (0: no cap) or the memory available on any rank.
+  std::uint64_t max_memory = 0;
+  std::uint64_t data_bytes = 0;  // the caller's data held in memory on this rank
   // The ranks the run trains on (default: this process alone). Every rank calls train_run with
   // the same settings; rank 0 alone writes files, and a failed write fails the run on every
   // rank (CollectiveError). The RunData functions are called on every rank and must be
@@ -167,6 +183,10 @@ class RunCheckpoint {
   RunMetadata metadata_;
 };
 
+// A failed write of any file (a full disk, an I/O error, a read-only directory) stops the run
+// with an Error naming the file and the OS error: the file it would have replaced, and every
+// file written before, stay as they were, and no temporary file is left.
+//
 // Runs (or, with `resume`, continues) a training run. `metadata` describes the data and the
 // caller's settings; its seed, epochs and run state are filled in for every file written.
 // A resumed run takes its state from the checkpoint, whose model must be settings.spec and

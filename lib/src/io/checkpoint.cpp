@@ -32,6 +32,16 @@ constexpr const char* kChecksumKey = "shardprop.checksum";
 constexpr const char* kStateKey = "shardprop.state";
 constexpr const char* kModelKey = "shardprop.model";
 constexpr std::string_view kOptimizerPrefix = "optimizer.";
+// A training run's second copy of the weights (training_run.cpp): "best." in a periodic
+// checkpoint, "latest." in the result of a run whose best epoch was not its last.
+constexpr std::string_view kRunCopyPrefixes[] = {"best.", "latest."};
+
+// Tensors that are not the model's own but that its loaders leave for others.
+bool is_state_tensor(std::string_view name) {
+  if (name.starts_with(kOptimizerPrefix)) return true;
+  return std::any_of(std::begin(kRunCopyPrefixes), std::end(kRunCopyPrefixes),
+                     [&](std::string_view prefix) { return name.starts_with(prefix); });
+}
 
 // {"inputs":N,"layers":"<format_layers text>","loss":"xent"}: the layer stack in the grammar
 // of docs/model-spec.md, so a new layer kind needs no second encoding here.
@@ -113,9 +123,9 @@ const char* dtype_of(const TensorInfo& t) { return is_counter(t) ? "I64" : "F32"
 std::size_t element_size(const TensorInfo& t) {
   return is_counter(t) ? sizeof(std::int64_t) : sizeof(float);
 }
-const void* source_of(const Model& model, const TensorInfo& t) {
-  if (is_counter(t)) return model.counters().data() + t.offset;
-  return model.parameters().data() + t.offset;
+const void* source_of(const detail::CheckpointWeights& w, const TensorInfo& t) {
+  if (is_counter(t)) return w.counters.data() + t.offset;
+  return w.parameters.data() + t.offset;
 }
 
 // Every float finite; with `variance`, none negative either.
@@ -141,11 +151,22 @@ struct OutputTensor {
   std::size_t bytes;
 };
 
+// The tensors of `model`'s layout holding the values of `weights`, named PREFIX + NAME.
+void add_model_tensors(std::vector<OutputTensor>& out, const Model& model,
+                       const detail::CheckpointWeights& weights) {
+  if (weights.parameters.size() != model.parameters().size() ||
+      weights.counters.size() != model.counters().size()) {
+    throw Error("a copy of the weights '" + weights.prefix + "' does not have the model's layout");
+  }
+  for (const TensorInfo& t : model.tensors()) {
+    out.push_back({weights.prefix + t.name, dtype_of(t), t.shape, source_of(weights, t),
+                   t.size * element_size(t)});
+  }
+}
+
 std::vector<OutputTensor> model_tensors(const Model& model) {
   std::vector<OutputTensor> out;
-  for (const TensorInfo& t : model.tensors()) {
-    out.push_back({t.name, dtype_of(t), t.shape, source_of(model, t), t.size * element_size(t)});
-  }
+  add_model_tensors(out, model, {"", model.parameters(), model.counters()});
   return out;
 }
 
@@ -202,7 +223,15 @@ void save_safetensors(const Model& model, const std::filesystem::path& path,
 
 void save_checkpoint(const Model& model, const Trainer& trainer, const std::filesystem::path& path,
                      const std::map<std::string, std::string>& metadata) {
-  std::vector<OutputTensor> tensors = model_tensors(model);
+  const detail::CheckpointWeights own[] = {{"", model.parameters(), model.counters()}};
+  detail::save_checkpoint(model, own, trainer, path, metadata);
+}
+
+void detail::save_checkpoint(const Model& model, std::span<const CheckpointWeights> weights,
+                             const Trainer& trainer, const std::filesystem::path& path,
+                             const std::map<std::string, std::string>& metadata) {
+  std::vector<OutputTensor> tensors;
+  for (const CheckpointWeights& w : weights) add_model_tensors(tensors, model, w);
   const std::vector<std::string> slots = TrainerAccess::optimizer_state_names(trainer);
   for (int slot = 0; slot < static_cast<int>(slots.size()); ++slot) {
     const std::span<const float> state = TrainerAccess::optimizer_state(trainer, slot);
@@ -241,7 +270,7 @@ void detail::load_safetensors(Model& model, const SafetensorsFile& parsed) {
     sources.push_back(bytes);
   }
   for (const auto& [name, entry] : parsed.header().items()) {
-    if (name == "__metadata__" || std::string_view(name).starts_with(kOptimizerPrefix)) continue;
+    if (name == "__metadata__" || is_state_tensor(name)) continue;
     const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
                                    [&](const TensorInfo& t) { return t.name == name; });
     if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
@@ -253,6 +282,40 @@ void detail::load_safetensors(Model& model, const SafetensorsFile& parsed) {
                                  : static_cast<void*>(model.parameters().data() + t.offset);
     std::memcpy(target, sources[k], t.size * element_size(t));
   }
+}
+
+bool detail::load_weights_copy(const Model& model, const SafetensorsFile& parsed,
+                               const std::string& prefix, std::span<float> parameters,
+                               std::span<std::int64_t> counters) {
+  const std::string& file = parsed.name();
+  if (!parsed.header().contains(prefix + model.tensors().front().name)) return false;
+  if (parameters.size() != model.parameters().size() ||
+      counters.size() != model.counters().size()) {
+    throw Error(file + ": a copy of the weights '" + prefix + "' does not fit the model");
+  }
+  std::vector<const char*> sources;
+  for (const TensorInfo& t : model.tensors()) {
+    const std::string name = prefix + t.name;
+    const std::string where = file + ": tensor '" + name + "'";
+    const char* bytes = parsed.tensor(name, dtype_of(t), t.shape);
+    if (is_counter(t)) {
+      for (std::size_t i = 0; i < t.size; ++i) {
+        std::int64_t value = 0;
+        std::memcpy(&value, bytes + i * sizeof value, sizeof value);
+        if (value < 0) throw Error(where + ": a batch counter cannot be negative");
+      }
+    } else {
+      check_floats(bytes, t.size, where, t.name.ends_with(".running_var"));
+    }
+    sources.push_back(bytes);
+  }
+  for (std::size_t k = 0; k < model.tensors().size(); ++k) {
+    const TensorInfo& t = model.tensors()[k];
+    void* target = is_counter(t) ? static_cast<void*>(counters.data() + t.offset)
+                                 : static_cast<void*>(parameters.data() + t.offset);
+    std::memcpy(target, sources[k], t.size * element_size(t));
+  }
+  return true;
 }
 
 Model detail::load_model(const SafetensorsFile& parsed) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,27 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
   std::size_t data_begin_ = 0;  // offset of the data section in bytes
 };
+
+// One set of values for a model's tensors (float and counter arrays in the model's layout),
+// written under PREFIX + each tensor's name; the model's own have an empty prefix.
+struct CheckpointWeights {
+  std::string prefix;
+  std::span<const float> parameters;
+  std::span<const std::int64_t> counters;
+};
+
+// save_checkpoint (checkpoint.hpp) writing, in place of the model's own values, each of
+// `weights` in turn (a training run's result with its latest weights as "latest.NAME", or a
+// periodic checkpoint with its best weights as "best.NAME"). The loaders ignore "best." and
+// "latest." tensors as they ignore "optimizer." ones.
+void save_checkpoint(const Model& model, std::span<const CheckpointWeights> weights,
+                     const Trainer& trainer, const std::filesystem::path& path,
+                     const std::map<std::string, std::string>& metadata);
+// Reads the tensors PREFIX + NAME (for every tensor NAME of the model, validated as
+// load_safetensors does) into arrays of the model's layout. false, touching nothing, when the
+// file holds no such copy. Throws Error "FILE: tensor 'PREFIX.NAME': what".
+bool load_weights_copy(const Model& model, const SafetensorsFile& file, const std::string& prefix,
+                       std::span<float> parameters, std::span<std::int64_t> counters);
 
 // The loaders of checkpoint.hpp on a file already read (same checks, same messages).
 void load_safetensors(Model& model, const SafetensorsFile& file);

@@ -9,11 +9,13 @@
 #include <limits>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "base/agreement.hpp"
+#include "base/atomic_file.hpp"
 #include "base/rng.hpp"
 #include "io/safetensors_file.hpp"
 #include "shardprop/checkpoint.hpp"
@@ -67,20 +69,25 @@ void PeriodicCheckpoints::prepare() const {
 }
 
 void PeriodicCheckpoints::prune() const {
-  // Names sort by age. A hidden temporary file (".STEM....tmp.XXXXXX") never starts with STEM.
+  // Names sort by age. A hidden temporary file (".STEM....tmp.PID@HOST.XXXXXX") never starts
+  // with STEM; those of this scheme's names whose writer is gone (killed mid-write) go too.
   const std::regex pattern(R"((\.r\d{3})?\.epoch-\d{6}(\.step-\d{10})?\.safetensors)");
+  const auto is_ours = [&](std::string_view name) {
+    return name.size() > stem_.size() && name.substr(0, stem_.size()) == stem_ &&
+           std::regex_match(name.begin() + static_cast<std::ptrdiff_t>(stem_.size()), name.end(),
+                            pattern);
+  };
   std::vector<fs::path> ours;
   std::error_code error;
   for (fs::directory_iterator it(directory_, error); !error && it != fs::directory_iterator();
        it.increment(error)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() <= stem_.size() || name.compare(0, stem_.size(), stem_) != 0) continue;
-    if (std::regex_match(name.substr(stem_.size()), pattern)) ours.push_back(it->path());
+    if (is_ours(it->path().filename().string())) ours.push_back(it->path());
   }
   std::sort(ours.begin(), ours.end());
   for (std::size_t i = 0; i + static_cast<std::size_t>(keep_) < ours.size(); ++i) {
     fs::remove(ours[i], error);
   }
+  detail::remove_stale_temporaries(directory_, is_ours);
 }
 
 // ---- Checkpoints of a run ------------------------------------------------------------------
@@ -128,10 +135,47 @@ void check_settings(const RunSettings& s, const RunData& data) {
   }
 }
 
+// Refuses a run that would not fit in memory, on every rank if it does not fit on one, before
+// the model is allocated. Collective.
+void check_run_memory(const RunSettings& s) {
+  detail::Communicator& comm = detail::CommunicatorAccess::of(s.communicator);
+  detail::agree(comm, [&] {
+    MemoryEstimate estimate =
+        estimate_training_memory(s.spec, s.trainer, comm.size(), s.early_stopping > 0);
+    estimate.data = s.data_bytes;
+    check_memory(estimate, s.max_memory, available_memory());
+  });
+}
+
 template <class Function, class... Args>
 void tell(const Function& f, Args&&... args) {
   if (f) f(std::forward<Args>(args)...);
 }
+
+constexpr const char* kBestPrefix = "best.";
+constexpr const char* kLatestPrefix = "latest.";
+
+// A copy of a model's float tensors and counters (batch-norm running statistics included).
+struct WeightsCopy {
+  std::vector<float> parameters;
+  std::vector<std::int64_t> counters;
+  bool held = false;
+
+  void resize(const Model& model) {
+    parameters.assign(model.parameters().size(), 0.0f);
+    counters.assign(model.counters().size(), 0);
+  }
+  void take(const Model& model) {
+    parameters.assign(model.parameters().begin(), model.parameters().end());
+    counters.assign(model.counters().begin(), model.counters().end());
+    held = true;
+  }
+  void clear() {
+    parameters = {};
+    counters = {};
+    held = false;
+  }
+};
 
 // One run's state and the steps it goes through; train_run reads as their sequence.
 class Run {
@@ -163,6 +207,7 @@ class Run {
     TrainerSettings trainer_settings = settings_.trainer;
     trainer_settings.seed = restart_seed(settings_.trainer.seed, r);
     Model model = resumed ? resumed_model() : initial_model(trainer_settings.seed);
+    if (resumed) restore_weight_copies(model);
     Trainer trainer(model, trainer_settings, settings_.communicator);
     if (resumed) {
       restore_trainer(trainer, model);
@@ -198,6 +243,8 @@ class Run {
     if (!std::isfinite(final_loss)) {
       final_loss = data_.evaluate ? data_.evaluate(trainer).loss : state_.best_loss;
     }
+    // With early stopping the restart's result is its best epoch, and so is its score.
+    if (keeps_best() && best_.held) final_loss = state_.best_loss;
 
     if (!several_ || state_.restarts_done) {
       if (!settings_.out.empty()) {
@@ -224,7 +271,22 @@ class Run {
       trainer_settings.seed = restart_seed(settings_.trainer.seed, state_.best_restart);
       Trainer trainer(best, trainer_settings);
       detail::load_training_state(trainer, best, file);
-      write(best, trainer, settings_.out, state_, state_.best_restart);
+      // The file's weights keep their roles: the result, and its latest weights if it has them.
+      WeightsCopy latest;
+      latest.resize(best);
+      std::vector<detail::CheckpointWeights> weights{{"", best.parameters(), best.counters()}};
+      if (detail::load_weights_copy(best, file, kLatestPrefix, latest.parameters,
+                                    latest.counters)) {
+        weights.push_back({kLatestPrefix, latest.parameters, latest.counters});
+      }
+      // Early stopping's fields are those of the chosen restart, which its file recorded.
+      const RunState recorded =
+          read_run_metadata(detail::load_trained_model(file), file.name()).run;
+      RunState state = state_;
+      state.best_loss = recorded.best_loss;
+      state.best_epoch = recorded.best_epoch;
+      state.bad_epochs = recorded.bad_epochs;
+      write(best, weights, trainer, settings_.out, state, state_.best_restart);
     });
     tell(observer_.result_written, settings_.out, state_.best_restart);
   }
@@ -257,7 +319,8 @@ class Run {
                                                         : settings_.out;
     on_rank_zero([&] {
       periodic_.prepare();
-      write(model, trainer, stop.checkpoint, state_, r);
+      write(model, run_weights(model, trainer, state_, stop.checkpoint == settings_.out), trainer,
+            stop.checkpoint, state_, r);
     });
     state_.stop_request = stop.request;
     tell(observer_.stopped, stop);
@@ -283,9 +346,10 @@ class Run {
         periodic_.path(r, trainer.epochs_completed(), trainer.epoch_position().step);
     on_rank_zero([&] {
       periodic_.prepare();
-      write(model, trainer, file, state_, r);
+      write(model, run_weights(model, trainer, state_, false), trainer, file, state_, r);
       periodic_.prune();
     });
+    newest_periodic_ = file;
     last_periodic_steps_ = trainer.steps_completed();
     last_periodic_time_ = Clock::now();
     tell(observer_.checkpoint_written, file);
@@ -324,7 +388,34 @@ class Run {
     detail::TrainerAccess::set_epoch_position(trainer, resume_->metadata().position);
   }
 
+  // A resumed restart's second copy of the weights, when early stopping keeps the best ones: a
+  // result file holds the best as its weights and the latest (which the optimizer state and
+  // training continue from) as "latest.*"; a periodic checkpoint the other way round, with
+  // "best.*"; a file whose best epoch is its last holds one copy.
+  void restore_weight_copies(Model& model) {
+    best_.clear();
+    if (!keeps_best()) return;
+    const detail::SafetensorsFile& file = detail::RunCheckpointAccess::file(*resume_);
+    WeightsCopy other;
+    other.resize(model);
+    if (detail::load_weights_copy(model, file, kLatestPrefix, other.parameters, other.counters)) {
+      best_.take(model);
+      std::copy(other.parameters.begin(), other.parameters.end(), model.parameters().begin());
+      std::copy(other.counters.begin(), other.counters.end(), model.counters().begin());
+    } else if (detail::load_weights_copy(model, file, kBestPrefix, other.parameters,
+                                         other.counters)) {
+      best_ = std::move(other);
+      best_.held = true;
+    } else if (state_.best_epoch > 0 && state_.best_epoch == resume_->metadata().epochs &&
+               resume_->metadata().position.step == 0) {
+      best_.take(model);
+    }
+  }
+
+  bool keeps_best() const { return settings_.early_stopping > 0; }
+
   void start_restart(int r) {
+    best_.clear();
     state_.restart = r;
     state_.best_loss = std::numeric_limits<double>::infinity();
     state_.best_epoch = 0;
@@ -356,6 +447,7 @@ class Run {
       state_.best_loss = result.evaluation.loss;
       state_.best_epoch = epoch;
       state_.bad_epochs = 0;
+      if (keeps_best()) best_.take(model);
     } else {
       ++state_.bad_epochs;
     }
@@ -388,18 +480,52 @@ class Run {
     });
   }
 
-  // A checkpoint of the run, written by rank 0. Collective.
+  // The run's result, written by rank 0. Collective.
   void save(const Model& model, const Trainer& trainer, const fs::path& path, RunState state,
             int weights_restart) {
-    on_rank_zero([&] { write(model, trainer, path, state, weights_restart); });
+    on_rank_zero([&] {
+      write(model, run_weights(model, trainer, state, true), trainer, path, state, weights_restart);
+    });
   }
 
-  void write(const Model& model, const Trainer& trainer, const fs::path& path, RunState state,
-             int weights_restart) {
+  // What a file of the run holds: the model's latest weights, or with early stopping and a best
+  // epoch before the last, both copies: the result's weights are the best (Keras'
+  // restore_best_weights) with the latest as "latest.*", a periodic checkpoint's the latest
+  // with the best as "best.*".
+  std::vector<detail::CheckpointWeights> run_weights(const Model& model, const Trainer& trainer,
+                                                     const RunState& state, bool result) const {
+    const detail::CheckpointWeights latest{"", model.parameters(), model.counters()};
+    // Inside an epoch the latest weights have moved on from every finished epoch's.
+    if (!best_.held ||
+        (state.best_epoch == trainer.epochs_completed() && trainer.epoch_position().step == 0)) {
+      return {latest};
+    }
+    const detail::CheckpointWeights best{"", best_.parameters, best_.counters};
+    if (result) return {best, {kLatestPrefix, latest.parameters, latest.counters}};
+    return {latest, {kBestPrefix, best.parameters, best.counters}};
+  }
+
+  // A failed write (a full disk, an I/O error, a read-only directory) stops the run: the
+  // file it would have replaced and every file written before stay as they were.
+  void write(const Model& model, std::span<const detail::CheckpointWeights> weights,
+             const Trainer& trainer, const fs::path& path, RunState state, int weights_restart) {
     state.weights_restart = weights_restart;
     metadata_.run = state;
     metadata_.seed = restart_seed(settings_.trainer.seed, weights_restart);
-    save_run_checkpoint(model, trainer, path, metadata_);
+    metadata_.epochs = trainer.epochs_completed();
+    metadata_.position = trainer.epoch_position();
+    try {
+      detail::save_checkpoint(model, weights, trainer, path, run_metadata_entries(metadata_));
+    } catch (const Error& e) {
+      std::string where =
+          "training stopped after epoch " + std::to_string(trainer.epochs_completed());
+      if (const std::int64_t step = trainer.epoch_position().step; step > 0)
+        where += " step " + std::to_string(step);
+      where += "; files written before are unchanged";
+      if (!newest_periodic_.empty())
+        where += ", the newest checkpoint is " + newest_periodic_.string();
+      throw Error(std::string(e.what()) + " (" + where + ")");
+    }
   }
 
   const RunSettings& settings_;
@@ -413,6 +539,8 @@ class Run {
   // When the last periodic checkpoint was written (or the restart began).
   std::int64_t last_periodic_steps_ = 0;
   Clock::time_point last_periodic_time_;
+  WeightsCopy best_;  // with early stopping: the current restart's best epoch, once it has one
+  fs::path newest_periodic_;
 };
 
 }  // namespace
@@ -420,6 +548,7 @@ class Run {
 RunState train_run(const RunSettings& settings, RunMetadata metadata, const RunData& data,
                    const RunObserver& observer, RunCheckpoint* resume) {
   check_settings(settings, data);
+  check_run_memory(settings);
   Run run(settings, std::move(metadata), data, observer, resume);
   for (int r = run.first_restart(); r <= run.last_restart(); ++r) {
     if (!run.train_restart(r) || run.stopped()) return run.state();
