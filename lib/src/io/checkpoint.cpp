@@ -240,7 +240,10 @@ void detail::load_safetensors(Model& model, const SafetensorsFile& parsed) {
     }
     sources.push_back(bytes);
   }
-  for (const auto& [name, entry] : parsed.header().items()) {
+  // Keys by name, not structured bindings: clang before 16 (the fuzz targets' compiler) cannot
+  // capture a binding in a lambda.
+  for (const auto& item : parsed.header().items()) {
+    const std::string& name = item.key();
     if (name == "__metadata__" || std::string_view(name).starts_with(kOptimizerPrefix)) continue;
     const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
                                    [&](const TensorInfo& t) { return t.name == name; });
@@ -329,7 +332,8 @@ TrainingProgress detail::load_training_state(Trainer& trainer, const Model& mode
       copies.push_back({name, bytes, slot, &t});
     }
   }
-  for (const auto& [name, entry] : parsed.header().items()) {
+  for (const auto& item : parsed.header().items()) {
+    const std::string& name = item.key();  // see load_safetensors
     if (!std::string_view(name).starts_with(kOptimizerPrefix)) continue;
     const bool expected =
         std::any_of(copies.begin(), copies.end(), [&](const Copy& c) { return c.name == name; });
