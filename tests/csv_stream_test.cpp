@@ -122,6 +122,22 @@ TEST_CASE("stream errors name the same file, line and column as read_csv", "[csv
   }
 }
 
+// Found by fuzzing (tests/fuzz/corpus/csv_stream/chunk_bytes_zero): a stream read with
+// chunk_bytes 0, and failed on a quote delimiter with another message than read_csv's.
+TEST_CASE("a stream rejects the options read_csv rejects with the same message", "[csv][stream]") {
+  const TempFile file("a,b\n1,2\n3,4\n");
+  CsvOptions options;
+  SECTION("chunk_bytes 0") { options.chunk_bytes = 0; }
+  SECTION("a quote as the delimiter") { options.delimiter = '"'; }
+  SECTION("a NUL delimiter") { options.delimiter = '\0'; }
+  const std::string expected = error_of([&] { read_csv(file.path, options); });
+  REQUIRE(expected != "(no error)");
+  CHECK(error_of([&] {
+          CsvStream stream(file.path, options, {}, 4);
+          read_all(stream);
+        }) == expected);
+}
+
 TEST_CASE("a streamed label outside the given classes is an error that names it", "[csv][stream]") {
   const TempFile file("a,label\n1,cat\n2,dog\n3,bird\n");
   CsvOptions options;

@@ -333,6 +333,7 @@ CsvStream::CsvStream(const std::filesystem::path& path, const CsvOptions& option
   s.path = path;
   s.file = path.string();
   s.options = options;
+  detail::check_csv_options(s.file, options);  // as read_csv does, before the file is opened
   if (block_bytes == 0) throw Error(s.file + ": the stream's block size must be at least 1 byte");
   s.block_bytes = block_bytes;
   s.class_names = std::move(class_names);
