@@ -108,7 +108,10 @@ TEST_CASE("stream errors name the same file, line and column as read_csv", "[csv
                                    "a,b,c\n1,2,3\n4,5,6\n7,x,9\n",       // not a number, line 4
                                    "a,b,c\n1,2,3\n4,\"5\n5\",6\n7,8\n",  // short row after a break
                                    "a,b,c\n1,2,3\n\n4,5,6\n",            // blank line inside
-                                   "a,b,c\n1,2,3\n4,\"5,6\n");           // unterminated quote
+                                   "a,b,c\n1,2,3\n4,\"5,6\n",            // unterminated quote
+                                   // Found by fuzzing: blank lines alone are an empty file, in
+                                   // blocks that end before the file does too.
+                                   "\r\n\r\n \n\n", "\xEF\xBB\xBF\n\t\n");
   CAPTURE(bad);
   const TempFile file(bad);
   CsvOptions options;

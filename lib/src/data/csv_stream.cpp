@@ -156,8 +156,13 @@ struct CsvStream::State {
     for (;;) {
       fill(want);
       const std::string_view bytes(buffer.data(), end);
-      // The first record must be complete (or the file ends) before it is read.
-      if (!eof && last_record_end(bytes) == 0) {
+      std::string_view text = bytes;
+      if (text.starts_with(detail::kByteOrderMark))
+        text.remove_prefix(detail::kByteOrderMark.size());
+      // The first record must be complete (or the file ends) before it is read; and blank lines
+      // alone may be all the file holds, which read_csv calls an empty file.
+      if (!eof &&
+          (last_record_end(bytes) == 0 || detail::records_end(text, options.delimiter) == 0)) {
         want *= 2;
         continue;
       }
