@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "base/atomic_file.hpp"
@@ -105,6 +107,20 @@ ModelSpec spec_from_json(const std::string& text, const std::string& file) {
     for (const json& layer : j["layers"]) spec.layers.push_back(legacy_layer(layer, fail));
   }
   return spec;
+}
+
+// The weights and biases of the dense layers, a lower bound on the floats of a model of this
+// spec, counted in a double so that no width overflows it.
+double dense_parameter_count(const ModelSpec& spec) {
+  double count = 0.0;
+  double width = spec.inputs;
+  for (const LayerSpec& layer : spec.layers) {
+    if (const auto* dense = std::get_if<DenseSpec>(&layer); dense != nullptr && dense->units > 0) {
+      count += (std::max(width, 0.0) + 1.0) * dense->units;
+      width = dense->units;
+    }
+  }
+  return count;
 }
 
 // Float tensors are F32; batch-norm num_batches_tracked is I64, as in PyTorch.
@@ -266,6 +282,16 @@ Model detail::load_model(const SafetensorsFile& parsed) {
                 "' metadata: the file does not say which model it holds");
   }
   ModelSpec spec = spec_from_json(*text, file);
+  // The metadata sizes the model, and a damaged file may claim any widths: a model whose
+  // weights the file cannot hold is refused before its parameters are allocated.
+  const double weight_bytes = dense_parameter_count(spec) * sizeof(float);
+  if (weight_bytes > static_cast<double>(parsed.data_size())) {
+    char needed[32];
+    std::snprintf(needed, sizeof needed, "%.0f", weight_bytes);
+    throw Error(file + ": metadata '" + kModelKey + "': the model's weights take " + needed +
+                " bytes, more than the file's " + std::to_string(parsed.data_size()) +
+                " bytes of tensor data");
+  }
   std::unique_ptr<Model> model;
   try {
     model = std::make_unique<Model>(std::move(spec));
