@@ -6,6 +6,7 @@
 // be another one). Options as in csv_options_bytes.hpp, then byte 3 picks the block size.
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -79,8 +80,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static tbb::task_arena arena(1);  // see csv_memory_fuzz.cpp
   fuzz::InputBytes input(data, size);
   const CsvOptions options = fuzz::csv_options(input);
-  const std::size_t block_bytes =
-      input.pick(std::array<std::size_t, 8>{1, 2, 3, 4, 7, 16, 64, 4096});
+  std::size_t block_bytes = input.pick(std::array<std::size_t, 8>{1, 2, 3, 4, 7, 16, 64, 4096});
+  // Blocks of a few bytes cost a parse per record; on longer inputs that would only slow the
+  // search (a few hundred bytes already straddle every kind of boundary).
+  if (input.rest().size() > 512) block_bytes = std::max<std::size_t>(block_bytes, 64);
   const auto& path = scratch.write(input.rest());
   arena.execute([&] {
     std::optional<Dataset> whole;
