@@ -3,10 +3,11 @@
 #   scripts/install-deps.sh            build: compiler, CMake, Ninja, TBB, OpenBLAS, CLI11, ...
 #   scripts/install-deps.sh --main     also the Fashion-MNIST package (the README's main job)
 #   scripts/install-deps.sh --test     also Catch2, Google Benchmark, gfortran, clang-format,
-#                                      Open MPI and matplotlib (the test command: tests, benchmark
-#                                      smoke runs, the Fortran example, the formatting check, the
-#                                      MPI tests, which find a job's ranks with procps' pgrep, and
-#                                      the report generator's test)
+#                                      Open MPI, matplotlib, clang and libFuzzer (the test
+#                                      command: tests, benchmark smoke runs, the Fortran example,
+#                                      the formatting check, the MPI tests, which find a job's
+#                                      ranks with procps' pgrep, the report generator's test, and
+#                                      the fuzz targets, which clang builds with libFuzzer)
 #   scripts/install-deps.sh --mpi      also Open MPI (training across processes and nodes)
 #   scripts/install-deps.sh --bench    also Google Benchmark (the benchmark binaries)
 #   scripts/install-deps.sh --compare  also PyTorch, pandas and matplotlib, for the benchmark
@@ -19,7 +20,7 @@ for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;
     --test) packages+=(catch2 libbenchmark-dev gfortran clang-format libopenmpi-dev openmpi-bin
-                       procps python3-matplotlib) ;;
+                       procps python3-matplotlib clang libclang-rt-14-dev) ;;
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
     --bench) packages+=(libbenchmark-dev) ;;
     --compare) packages+=(python3-torch python3-pandas python3-matplotlib time) ;;

@@ -601,6 +601,33 @@ TEST_CASE("load_model rebuilds the architecture from the file's metadata", "[che
   }
 }
 
+// Found while writing the checkpoint fuzz target (its input is
+// tests/fuzz/corpus/checkpoint/oversized_model; libFuzzer reports it as out-of-memory): a file
+// of a few KB whose metadata claimed gigabytes of weights had them allocated (and zeroed) before
+// its tensors were compared with the model's, or failed with std::bad_alloc, not an Error.
+TEST_CASE("a model larger than the file's tensor data is refused before it is allocated",
+          "[checkpoint]") {
+  TempDir dir;
+  Model model(small_spec());
+  model.initialize(1);
+  shardprop::save_safetensors(model, dir / "m.st");
+  const std::string claim = GENERATE(
+      as<std::string>{}, R"json({"inputs":3,"layers":"dense(1000) dense(2)","loss":"mse"})json",
+      R"json({"inputs":2147483647,"layers":"dense(2147483647) relu dense(2)","loss":"mse"})json");
+  CAPTURE(claim);
+  // Only the header changes, so the data and its checksum stay valid.
+  const std::vector<char> bytes = read_bytes(dir / "m.st");
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  nlohmann::json header = nlohmann::json::parse(header_of(bytes));
+  header["__metadata__"]["shardprop.model"] = claim;
+  const std::vector<char> data(bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n), bytes.end());
+  write_bytes(dir / "claims.st", safetensors_bytes(header.dump(), data));
+  CHECK_THROWS_WITH(shardprop::load_model(dir / "claims.st"), Contains("claims.st") &&
+                                                                  Contains("shardprop.model") &&
+                                                                  Contains("bytes of tensor data"));
+}
+
 // Files written before the layer stack was stored as text hold it as a JSON list; they still
 // load, and the list is read as strictly as the text is.
 TEST_CASE("files with the older JSON layer list still load, without trailing junk",

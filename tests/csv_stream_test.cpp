@@ -111,7 +111,10 @@ TEST_CASE("stream errors name the same file, line and column as read_csv", "[csv
                                    "a,b,c\n1,2,3\n4,5,6\n7,x,9\n",       // not a number, line 4
                                    "a,b,c\n1,2,3\n4,\"5\n5\",6\n7,8\n",  // short row after a break
                                    "a,b,c\n1,2,3\n\n4,5,6\n",            // blank line inside
-                                   "a,b,c\n1,2,3\n4,\"5,6\n");           // unterminated quote
+                                   "a,b,c\n1,2,3\n4,\"5,6\n",            // unterminated quote
+                                   // Found by fuzzing: blank lines alone are an empty file, in
+                                   // blocks that end before the file does too.
+                                   "\r\n\r\n \n\n", "\xEF\xBB\xBF\n\t\n");
   CAPTURE(bad);
   const TempFile file(bad);
   CsvOptions options;
@@ -123,6 +126,22 @@ TEST_CASE("stream errors name the same file, line and column as read_csv", "[csv
     CsvStream stream(file.path, options, {}, block);
     CHECK(error_of([&] { read_all(stream); }) == expected);
   }
+}
+
+// Found by fuzzing (tests/fuzz/corpus/csv_stream/chunk_bytes_zero): a stream read with
+// chunk_bytes 0, and failed on a quote delimiter with another message than read_csv's.
+TEST_CASE("a stream rejects the options read_csv rejects with the same message", "[csv][stream]") {
+  const TempFile file("a,b\n1,2\n3,4\n");
+  CsvOptions options;
+  SECTION("chunk_bytes 0") { options.chunk_bytes = 0; }
+  SECTION("a quote as the delimiter") { options.delimiter = '"'; }
+  SECTION("a NUL delimiter") { options.delimiter = '\0'; }
+  const std::string expected = error_of([&] { read_csv(file.path, options); });
+  REQUIRE(expected != "(no error)");
+  CHECK(error_of([&] {
+          CsvStream stream(file.path, options, {}, 4);
+          read_all(stream);
+        }) == expected);
 }
 
 TEST_CASE("a streamed label outside the given classes is an error that names it", "[csv][stream]") {

@@ -9,5 +9,9 @@ template <class... Fs>
 struct Overloaded : Fs... {
   using Fs::operator()...;
 };
+// C++20 deduces this for an aggregate by itself; clang before 17 (which builds the fuzz
+// targets) needs the guide spelled out.
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
 
 }  // namespace shardprop::detail

@@ -173,8 +173,13 @@ struct CsvStream::State {
     for (;;) {
       fill(want);
       const std::string_view bytes(buffer.data(), end);
-      // The first record must be complete (or the file ends) before it is read.
-      if (!eof && last_record_end(bytes, detail::count_byte(bytes, '"')) == 0) {
+      std::string_view text = bytes;
+      if (text.starts_with(detail::kByteOrderMark))
+        text.remove_prefix(detail::kByteOrderMark.size());
+      // The first record must be complete (or the file ends) before it is read; and blank lines
+      // alone may be all the file holds, which read_csv calls an empty file.
+      if (!eof &&
+          (last_record_end(bytes, detail::count_byte(bytes, '"')) == 0 || detail::records_end(text, options.delimiter) == 0)) {
         want *= 2;
         continue;
       }
@@ -360,6 +365,7 @@ CsvStream::CsvStream(const std::filesystem::path& path, const CsvOptions& option
   s.path = path;
   s.file = path.string();
   s.options = options;
+  detail::check_csv_options(s.file, options);  // as read_csv does, before the file is opened
   if (block_bytes == 0) throw Error(s.file + ": the stream's block size must be at least 1 byte");
   s.block_bytes = block_bytes;
   s.class_names = std::move(class_names);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "base/atomic_file.hpp"
@@ -115,6 +117,20 @@ ModelSpec spec_from_json(const std::string& text, const std::string& file) {
     for (const json& layer : j["layers"]) spec.layers.push_back(legacy_layer(layer, fail));
   }
   return spec;
+}
+
+// The weights and biases of the dense layers, a lower bound on the floats of a model of this
+// spec, counted in a double so that no width overflows it.
+double dense_parameter_count(const ModelSpec& spec) {
+  double count = 0.0;
+  double width = spec.inputs;
+  for (const LayerSpec& layer : spec.layers) {
+    if (const auto* dense = std::get_if<DenseSpec>(&layer); dense != nullptr && dense->units > 0) {
+      count += (std::max(width, 0.0) + 1.0) * dense->units;
+      width = dense->units;
+    }
+  }
+  return count;
 }
 
 // Float tensors are F32; batch-norm num_batches_tracked is I64, as in PyTorch.
@@ -269,7 +285,10 @@ void detail::load_safetensors(Model& model, const SafetensorsFile& parsed) {
     }
     sources.push_back(bytes);
   }
-  for (const auto& [name, entry] : parsed.header().items()) {
+  // Keys by name, not structured bindings: clang before 16 (the fuzz targets' compiler) cannot
+  // capture a binding in a lambda.
+  for (const auto& item : parsed.header().items()) {
+    const std::string& name = item.key();
     if (name == "__metadata__" || is_state_tensor(name)) continue;
     const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
                                    [&](const TensorInfo& t) { return t.name == name; });
@@ -326,6 +345,16 @@ Model detail::load_model(const SafetensorsFile& parsed) {
                 "' metadata: the file does not say which model it holds");
   }
   ModelSpec spec = spec_from_json(*text, file);
+  // The metadata sizes the model, and a damaged file may claim any widths: a model whose
+  // weights the file cannot hold is refused before its parameters are allocated.
+  const double weight_bytes = dense_parameter_count(spec) * sizeof(float);
+  if (weight_bytes > static_cast<double>(parsed.data_size())) {
+    char needed[32];
+    std::snprintf(needed, sizeof needed, "%.0f", weight_bytes);
+    throw Error(file + ": metadata '" + kModelKey + "': the model's weights take " + needed +
+                " bytes, more than the file's " + std::to_string(parsed.data_size()) +
+                " bytes of tensor data");
+  }
   std::unique_ptr<Model> model;
   try {
     model = std::make_unique<Model>(std::move(spec));
@@ -392,7 +421,8 @@ TrainingProgress detail::load_training_state(Trainer& trainer, const Model& mode
       copies.push_back({name, bytes, slot, &t});
     }
   }
-  for (const auto& [name, entry] : parsed.header().items()) {
+  for (const auto& item : parsed.header().items()) {
+    const std::string& name = item.key();  // see load_safetensors
     if (!std::string_view(name).starts_with(kOptimizerPrefix)) continue;
     const bool expected =
         std::any_of(copies.begin(), copies.end(), [&](const Copy& c) { return c.name == name; });

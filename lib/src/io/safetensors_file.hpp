@@ -46,6 +46,8 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // The metadata value of `key`, or nullptr.
   const std::string* metadata_value(const std::string& key) const;
+  // Bytes of tensor data after the header (every tensor lies within them).
+  std::size_t data_size() const { return bytes_.size() - data_begin_; }
 
   // The bytes of tensor `name` after checking it is present with this dtype and shape.
   // Throws Error "FILE: tensor 'NAME': what".
