@@ -76,6 +76,21 @@ struct CliFixture {
 
 }  // namespace
 
+TEST_CASE("an empty --layers trains a model without hidden layers; a zero width is refused",
+          "[cli]") {
+  CliFixture f;
+  const Run linear =
+      run_cli(f.dir, f.train({"--layers", "", "--epochs", "3", "--out", f.path("m.st")}));
+  CAPTURE(linear.out, linear.err);
+  REQUIRE(linear.exit_code == 0);
+  CHECK_THAT(linear.out, Contains("model 2-2,"));
+  const Model linear_model = load_model(cli_spec({}), f.path("m.st"));  // throws on other shapes
+  CHECK(linear_model.tensors().size() == 2);                            // one weight, one bias
+  const Run zero = run_cli(f.dir, f.train({"--layers", "0"}));
+  CHECK(zero.exit_code == 2);
+  CHECK_THAT(zero.err, Contains("--layers: must be a number >= 1, got '0'"));
+}
+
 TEST_CASE("train prints one line per epoch with loss and accuracy and writes --out", "[cli]") {
   CliFixture f;
   const Run run =

@@ -103,7 +103,11 @@ int output_count(const TrainOptions& o, const Dataset& shape, Loss loss) {
 
 ModelSpec build_spec(const TrainOptions& o, int inputs, int outputs, Loss loss) {
   if (o.spec.empty()) {
-    return ModelSpec::mlp(inputs, o.layers, outputs, parse_activation(o.activation), loss,
+    // An empty --layers item parses as 0 (a written 0 is refused): `--layers ''` is no hidden
+    // layer.
+    std::vector<int> widths = o.layers;
+    std::erase(widths, 0);
+    return ModelSpec::mlp(inputs, widths, outputs, parse_activation(o.activation), loss,
                           o.batch_norm, static_cast<float>(o.dropout));
   }
   ModelSpec spec;
@@ -212,8 +216,14 @@ RunMetadata run_metadata(const TrainOptions& o, const TrainingData& data,
 std::string describe_model(const ModelSpec& spec, const TrainOptions& o, int outputs) {
   if (!o.spec.empty()) return std::to_string(spec.inputs) + " -> " + format_layers(spec.layers);
   std::string text = std::to_string(spec.inputs);
-  for (int width : o.layers) text += "-" + std::to_string(width);
-  text += "-" + std::to_string(outputs) + " " + o.activation;
+  bool hidden = false;
+  for (int width : o.layers) {
+    if (width == 0) continue;  // an empty --layers item
+    text += "-" + std::to_string(width);
+    hidden = true;
+  }
+  text += "-" + std::to_string(outputs);
+  if (hidden) text += " " + o.activation;
   if (o.batch_norm) text += " + batch norm";
   if (o.dropout > 0.0) text += " + dropout " + std::to_string(o.dropout).substr(0, 4);
   return text;

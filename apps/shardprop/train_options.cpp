@@ -117,7 +117,12 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
                                "--activation, --batch-norm and --dropout");
   cmd->add_option("--layers", o.layers, "Hidden layer widths, e.g. 16,16 (empty: none)")
       ->delimiter(',')
-      ->check(at_least(1))
+      ->check(CLI::Validator(
+          [check = at_least(1)](std::string& value) {
+            // --layers '' (or --layers= ) is no hidden layer: a linear or logistic model.
+            return value.empty() ? std::string() : check(value);
+          },
+          "", "at least 1 or empty"))
       ->capture_default_str()
       ->excludes(spec);
   cmd->add_option("--activation", o.activation,
