@@ -463,6 +463,14 @@ TEST_CASE("early stopping stops once the validation loss has not improved for PA
     REQUIRE(resumed.exit_code == 0);
     CHECK(same_tensors(dir / "stopped.st", dir / "resumed.st"));
   }
+  SECTION("info lists the latest weights --out keeps beside the best") {
+    const Run info = run_cli(dir, {"info", "stopped.st"});
+    CAPTURE(info.out, info.err);
+    REQUIRE(info.exit_code == 0);
+    CHECK_THAT(info.out, Contains("latest.* tensors: "));
+    CHECK_THAT(info.out, Contains("latest.0.weight"));
+    CHECK_THAT(info.out, !Contains("best.* tensors"));
+  }
   SECTION("--help says which weights --out holds") {
     const Run help = run_cli(dir, {"train", "--help"});
     CHECK_THAT(help.out, Contains("--out then holds the weights of the epoch with the lowest "

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <variant>
@@ -44,9 +45,10 @@ struct FileTensor {
   std::int64_t elements = 1;
 };
 
-// The "optimizer.*" tensors of a file (a checkpoint's momentum or Adam state), in file order.
-// The file was validated by load_trained_model: the header is well formed.
-std::vector<FileTensor> optimizer_tensors(const std::string& path) {
+// The tensors of a file whose names start with `prefix` ("optimizer.": a checkpoint's momentum
+// or Adam state; "latest." / "best.": the second copy of the weights a run with early stopping
+// keeps), in file order. The file was validated by load_trained_model: the header is well formed.
+std::vector<FileTensor> prefixed_tensors(const std::string& path, std::string_view prefix) {
   std::ifstream in(path, std::ios::binary);
   std::uint64_t length = 0;
   in.read(reinterpret_cast<char*>(&length), sizeof length);  // little-endian, as the host
@@ -56,7 +58,7 @@ std::vector<FileTensor> optimizer_tensors(const std::string& path) {
   std::vector<std::pair<std::int64_t, FileTensor>> found;  // by data offset: file order
   if (!in || !header.is_object()) return {};
   for (const auto& [name, entry] : header.items()) {
-    if (name.rfind("optimizer.", 0) != 0 || !entry.is_object()) continue;
+    if (!std::string_view(name).starts_with(prefix) || !entry.is_object()) continue;
     FileTensor t;
     t.name = name;
     t.dtype = entry.value("dtype", "");
@@ -102,7 +104,7 @@ int run_info(const InfoOptions& o) {
   for (const TensorInfo& t : model.tensors()) (t.trained() ? trained : state) += t.size;
   std::printf("parameters:  %zu trained", trained);
   if (state > 0) std::printf(", %zu batch-norm running statistics and counters", state);
-  const std::vector<FileTensor> optimizer = optimizer_tensors(o.model);
+  const std::vector<FileTensor> optimizer = prefixed_tensors(o.model, "optimizer.");
   std::size_t optimizer_values = 0;
   for (const FileTensor& t : optimizer) optimizer_values += static_cast<std::size_t>(t.elements);
   if (!optimizer.empty()) std::printf(", %zu optimizer state", optimizer_values);
@@ -120,6 +122,20 @@ int run_info(const InfoOptions& o) {
     std::printf("optimizer tensors: %zu, %zu bytes\n", optimizer.size(),
                 optimizer_values * sizeof(float));
     for (const FileTensor& t : optimizer) {
+      std::printf("  %-36s %s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
+    }
+  }
+  // With early stopping a file can hold two copies of the weights: --out the best epoch's as
+  // the model and the latest (which --resume continues) as "latest.*", a periodic checkpoint
+  // the other way round with "best.*".
+  for (const auto& [prefix, role] :
+       {std::pair<const char*, const char*>{"latest.",
+                                            "the latest weights, which --resume continues"},
+        std::pair<const char*, const char*>{"best.", "the best epoch's weights"}}) {
+    const std::vector<FileTensor> copy = prefixed_tensors(o.model, prefix);
+    if (copy.empty()) continue;
+    std::printf("%s* tensors: %zu (%s)\n", prefix, copy.size(), role);
+    for (const FileTensor& t : copy) {
       std::printf("  %-36s %s %s\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str());
     }
   }
