@@ -29,7 +29,7 @@ constexpr int kRows = 128;
 constexpr int kShards = 4;
 // Steps before the check: enough for an arena's workers to join on a loaded machine; the loop
 // stops earlier once they have.
-constexpr int kMaxSteps = 40;
+constexpr int kMaxSteps = 200;
 constexpr int kMinSteps = 3;
 
 // 128 → 256 → bn → relu → 128 → bn → relu → 10: above the trainer's 64K-parameter threshold for
