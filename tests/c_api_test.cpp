@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,9 +53,17 @@ Rows make_rows(std::int64_t rows, std::uint64_t seed) {
 
 constexpr const char* kLayers = "dense(16) bn tanh dropout(0.1) dense(3)";
 
+// Throws the C API's message for a failed call. Catch2's assertions are not thread-safe, so code
+// that runs on threads the test starts reports failures this way, for the test thread to check.
+void expect_ok(int status, const char* call) {
+  if (status != SHARDPROP_OK)
+    throw std::runtime_error(std::string(call) + " failed: " + shardprop_last_error());
+}
+
+// Safe to call from any thread (no Catch2 assertions).
 shardprop_trainer_settings adam_settings(int threads) {
   shardprop_trainer_settings s;
-  REQUIRE(shardprop_trainer_settings_init(&s) == SHARDPROP_OK);
+  expect_ok(shardprop_trainer_settings_init(&s), "shardprop_trainer_settings_init");
   s.batch_size = 32;
   s.learning_rate = 0.01f;
   s.optimizer = SHARDPROP_OPTIMIZER_ADAM;
@@ -85,17 +95,24 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // Trains `epochs` epochs through the C API from a fresh model and returns its parameters.
+// Safe to call from any thread (no Catch2 assertions).
 std::vector<float> train_through_c(const Rows& data, int epochs, int threads) {
   ModelHandle model;
-  REQUIRE(shardprop_model_create(kLayers, 3, "xent", 5, &model.p) == SHARDPROP_OK);
+  expect_ok(shardprop_model_create(kLayers, 3, "xent", 5, &model.p), "shardprop_model_create");
   const shardprop_trainer_settings settings = adam_settings(threads);
   TrainerHandle trainer;
-  REQUIRE(shardprop_trainer_create(model.p, &settings, &trainer.p) == SHARDPROP_OK);
+  expect_ok(shardprop_trainer_create(model.p, &settings, &trainer.p), "shardprop_trainer_create");
   for (int e = 0; e < epochs; ++e) {
-    REQUIRE(shardprop_trainer_train_epoch(trainer.p, data.features.data(), data.targets.data(),
-                                          data.rows, 3, 1, nullptr) == SHARDPROP_OK);
+    expect_ok(shardprop_trainer_train_epoch(trainer.p, data.features.data(), data.targets.data(),
+                                            data.rows, 3, 1, nullptr),
+              "shardprop_trainer_train_epoch");
   }
-  return parameters_of(model.p);
+  std::int64_t count = 0;
+  expect_ok(shardprop_model_parameter_count(model.p, &count), "shardprop_model_parameter_count");
+  std::vector<float> values(static_cast<std::size_t>(count));
+  expect_ok(shardprop_model_copy_parameters(model.p, values.data(), count),
+            "shardprop_model_copy_parameters");
+  return values;
 }
 
 }  // namespace
@@ -280,10 +297,21 @@ TEST_CASE("two models trained at once from two threads equal the same models tra
   REQUIRE(bitwise_equal(first, second));  // threads never change results
 
   std::vector<float> concurrent[2];
-  std::thread a([&] { concurrent[0] = train_through_c(data, 3, 2); });
-  std::thread b([&] { concurrent[1] = train_through_c(data, 3, 1); });
+  std::exception_ptr failed[2];
+  const auto train_on_thread = [&](int i, int threads) {
+    try {
+      concurrent[i] = train_through_c(data, 3, threads);
+    } catch (...) {
+      failed[i] = std::current_exception();
+    }
+  };
+  std::thread a(train_on_thread, 0, 2);
+  std::thread b(train_on_thread, 1, 1);
   a.join();
   b.join();
+  for (const std::exception_ptr& e : failed) {
+    if (e) std::rethrow_exception(e);
+  }
   CHECK(bitwise_equal(concurrent[0], first));
   CHECK(bitwise_equal(concurrent[1], second));
 }

@@ -653,7 +653,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("without validation the epoch line shows running metrics; --eval-train adds a pass",
+TEST_CASE("without validation the epoch line shows running metrics, and --eval-train adds a pass",
           "[cli]") {
   TrainFixture f;
   const Run running = f.train({"--epochs", "3", "--out", "running.st"});

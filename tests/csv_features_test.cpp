@@ -14,7 +14,7 @@ using namespace shardprop;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
 
-TEST_CASE("listed feature columns are read in the list's order; other columns are skipped",
+TEST_CASE("listed feature columns are read in the list's order and other columns are skipped",
           "[csv]") {
   test::TempDir dir;
   const auto file = dir / "d.csv";

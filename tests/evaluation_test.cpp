@@ -212,7 +212,7 @@ TEST_CASE("regression RMSE, MAE and R² match a hand computation", "[evaluation]
 }
 
 TEST_CASE(
-    "R² of a constant target is 1 for exact predictions and 0 otherwise; overall R² is the "
+    "R² of a constant target is 1 for exact predictions and 0 otherwise, and overall R² is the "
     "mean over targets",
     "[evaluation]") {
   // Output 0: y = x against t = x + 1 (R² < 1 but finite); output 1: y = 5 against t = 5 or 6.

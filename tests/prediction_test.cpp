@@ -59,7 +59,7 @@ TEST_CASE("xent outputs are a stable softmax and the labels the first largest lo
     CHECK_THAT(p[3 * r] + p[3 * r + 1] + p[3 * r + 2], WithinAbs(1, 1e-6));
 }
 
-TEST_CASE("bce outputs are σ(z) with 0/1 labels from the logit's sign; mse outputs are raw",
+TEST_CASE("bce outputs are σ(z) with 0/1 labels from the logit's sign, and mse outputs are raw",
           "[prediction]") {
   std::vector<float> out(4);
   std::vector<std::int32_t> labels(4);
