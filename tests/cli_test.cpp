@@ -76,7 +76,7 @@ struct CliFixture {
 
 }  // namespace
 
-TEST_CASE("an empty --layers trains a model without hidden layers; a zero width is refused",
+TEST_CASE("an empty --layers trains a model without hidden layers, and a zero width is refused",
           "[cli]") {
   CliFixture f;
   const Run linear =
