@@ -178,8 +178,8 @@ struct CsvStream::State {
         text.remove_prefix(detail::kByteOrderMark.size());
       // The first record must be complete (or the file ends) before it is read; and blank lines
       // alone may be all the file holds, which read_csv calls an empty file.
-      if (!eof &&
-          (last_record_end(bytes, detail::count_byte(bytes, '"')) == 0 || detail::records_end(text, options.delimiter) == 0)) {
+      if (!eof && (last_record_end(bytes, detail::count_byte(bytes, '"')) == 0 ||
+                   detail::records_end(text, options.delimiter) == 0)) {
         want *= 2;
         continue;
       }
