@@ -268,54 +268,17 @@ void detail::save_checkpoint(const Model& model, std::span<const CheckpointWeigh
   write_safetensors(path, tensors, std::move(meta));
 }
 
-void detail::load_safetensors(Model& model, const SafetensorsFile& parsed) {
-  const std::string& file = parsed.name();
-  std::vector<const char*> sources;
-  for (const TensorInfo& t : model.tensors()) {
-    const std::string where = file + ": tensor '" + t.name + "'";
-    const char* bytes = parsed.tensor(t.name, dtype_of(t), t.shape);
-    if (is_counter(t)) {
-      for (std::size_t i = 0; i < t.size; ++i) {
-        std::int64_t value = 0;
-        std::memcpy(&value, bytes + i * sizeof value, sizeof value);
-        if (value < 0) throw Error(where + ": a batch counter cannot be negative");
-      }
-    } else {
-      check_floats(bytes, t.size, where, t.name.ends_with(".running_var"));
-    }
-    sources.push_back(bytes);
-  }
-  // Keys by name, not structured bindings: clang before 16 (the fuzz targets' compiler) cannot
-  // capture a binding in a lambda.
-  for (const auto& item : parsed.header().items()) {
-    const std::string& name = item.key();
-    if (name == "__metadata__" || is_state_tensor(name)) continue;
-    const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
-                                   [&](const TensorInfo& t) { return t.name == name; });
-    if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
-  }
-  // Everything validated: only now touch the model.
-  for (std::size_t k = 0; k < model.tensors().size(); ++k) {
-    const TensorInfo& t = model.tensors()[k];
-    void* target = is_counter(t) ? static_cast<void*>(model.counters().data() + t.offset)
-                                 : static_cast<void*>(model.parameters().data() + t.offset);
-    std::memcpy(target, sources[k], t.size * element_size(t));
-  }
-}
+namespace {
 
-bool detail::load_weights_copy(const Model& model, const SafetensorsFile& parsed,
-                               const std::string& prefix, std::span<float> parameters,
-                               std::span<std::int64_t> counters) {
-  const std::string& file = parsed.name();
-  if (!parsed.header().contains(prefix + model.tensors().front().name)) return false;
-  if (parameters.size() != model.parameters().size() ||
-      counters.size() != model.counters().size()) {
-    throw Error(file + ": a copy of the weights '" + prefix + "' does not fit the model");
-  }
+// The bytes of every model tensor stored under `prefix` + its name, checked (dtype, shape,
+// finite floats, non-negative counters) before anything is copied.
+std::vector<const char*> checked_tensor_bytes(const Model& model,
+                                              const detail::SafetensorsFile& parsed,
+                                              const std::string& prefix) {
   std::vector<const char*> sources;
   for (const TensorInfo& t : model.tensors()) {
     const std::string name = prefix + t.name;
-    const std::string where = file + ": tensor '" + name + "'";
+    const std::string where = parsed.name() + ": tensor '" + name + "'";
     const char* bytes = parsed.tensor(name, dtype_of(t), t.shape);
     if (is_counter(t)) {
       for (std::size_t i = 0; i < t.size; ++i) {
@@ -328,12 +291,47 @@ bool detail::load_weights_copy(const Model& model, const SafetensorsFile& parsed
     }
     sources.push_back(bytes);
   }
+  return sources;
+}
+
+// The checked tensors into a model's layout of parameters and counters.
+void copy_tensors(const Model& model, const std::vector<const char*>& sources,
+                  std::span<float> parameters, std::span<std::int64_t> counters) {
   for (std::size_t k = 0; k < model.tensors().size(); ++k) {
     const TensorInfo& t = model.tensors()[k];
     void* target = is_counter(t) ? static_cast<void*>(counters.data() + t.offset)
                                  : static_cast<void*>(parameters.data() + t.offset);
     std::memcpy(target, sources[k], t.size * element_size(t));
   }
+}
+
+}  // namespace
+
+void detail::load_safetensors(Model& model, const SafetensorsFile& parsed) {
+  const std::string& file = parsed.name();
+  const std::vector<const char*> sources = checked_tensor_bytes(model, parsed, "");
+  // Keys by name, not structured bindings: clang before 16 (the fuzz targets' compiler) cannot
+  // capture a binding in a lambda.
+  for (const auto& item : parsed.header().items()) {
+    const std::string& name = item.key();
+    if (name == "__metadata__" || is_state_tensor(name)) continue;
+    const bool known = std::any_of(model.tensors().begin(), model.tensors().end(),
+                                   [&](const TensorInfo& t) { return t.name == name; });
+    if (!known) throw Error(file + ": tensor '" + name + "' is not part of this model");
+  }
+  // Everything validated: only now touch the model.
+  copy_tensors(model, sources, model.parameters(), model.counters());
+}
+
+bool detail::load_weights_copy(const Model& model, const SafetensorsFile& parsed,
+                               const std::string& prefix, std::span<float> parameters,
+                               std::span<std::int64_t> counters) {
+  if (!parsed.header().contains(prefix + model.tensors().front().name)) return false;
+  if (parameters.size() != model.parameters().size() ||
+      counters.size() != model.counters().size()) {
+    throw Error(parsed.name() + ": a copy of the weights '" + prefix + "' does not fit the model");
+  }
+  copy_tensors(model, checked_tensor_bytes(model, parsed, prefix), parameters, counters);
   return true;
 }
 
