@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "chunked_dataset.hpp"
+#include "noisy_blobs.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/run_metadata.hpp"
@@ -24,23 +25,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Three noisy classes in 2-D: learnable but not perfectly, so the losses keep changing.
-Dataset blobs(int rows, unsigned seed) {
-  Dataset d;
-  d.rows = rows;
-  d.feature_count = 2;
-  d.target_width = 1;
-  d.class_names = {"a", "b", "c"};
-  std::mt19937_64 bits(seed);
-  std::normal_distribution<float> noise(0.0f, 0.8f);
-  for (int i = 0; i < rows; ++i) {
-    const int label = i % 3;
-    d.features.push_back(static_cast<float>(label) + noise(bits));
-    d.features.push_back(static_cast<float>(label % 2) + noise(bits));
-    d.targets.push_back(static_cast<float>(label));
-  }
-  return d;
-}
+using test::noisy_blobs;
 
 struct Case {
   const char* name;
@@ -57,7 +42,7 @@ constexpr int kEpochs = 3;
 
 struct StopFixture {
   test::TempDir dir;
-  Dataset train = blobs(kRows, 1);
+  Dataset train = noisy_blobs(kRows, 1);
   test::ChunkedDataset stream{train, 17};
   RunSettings settings;
   RunMetadata metadata;
@@ -197,7 +182,7 @@ TEST_CASE("a run stopped at any step resumes to the uninterrupted weights and me
 TEST_CASE("a trainer stopped inside an epoch continues it on the next call", "[stop][resume]") {
   const Case c = kCases[GENERATE(range(0, 5))];
   CAPTURE(c.name);
-  const Dataset train = blobs(kRows, 3);
+  const Dataset train = noisy_blobs(kRows, 3);
   StopFixture f(c, false);
   Model whole_model(f.settings.spec);
   whole_model.initialize(5);
@@ -344,7 +329,7 @@ TEST_CASE("a run keeping its best epoch, stopped inside a later one, resumes to 
   const Case c = kCases[0];
   const bool streamed = GENERATE(false, true);
   CAPTURE(streamed);
-  const Dataset validation = blobs(60, 9);
+  const Dataset validation = noisy_blobs(60, 9);
   // A large step makes the validation loss go up and down, so the best epoch is not the last.
   const auto configure = [&](StopFixture& g) {
     g.settings.epochs = 6;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/atomic_file.hpp"
+#include "noisy_blobs.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/memory_estimate.hpp"
@@ -30,28 +31,12 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Two noisy blobs in 2-D, 3 classes: learnable, but not perfectly, so losses differ by seed.
-Dataset blobs(int rows, unsigned seed) {
-  Dataset d;
-  d.rows = rows;
-  d.feature_count = 2;
-  d.target_width = 1;
-  d.class_names = {"a", "b", "c"};
-  std::mt19937_64 bits(seed);
-  std::normal_distribution<float> noise(0.0f, 0.8f);
-  for (int i = 0; i < rows; ++i) {
-    const int label = i % 3;
-    d.features.push_back(static_cast<float>(label) + noise(bits));
-    d.features.push_back(static_cast<float>(label % 2) + noise(bits));
-    d.targets.push_back(static_cast<float>(label));
-  }
-  return d;
-}
+using test::noisy_blobs;
 
 struct Fixture {
   test::TempDir dir;
-  Dataset train = blobs(120, 1);
-  Dataset validation = blobs(60, 2);
+  Dataset train = noisy_blobs(120, 1);
+  Dataset validation = noisy_blobs(60, 2);
   RunSettings settings;
   RunData data;
   RunMetadata metadata;
