@@ -14,6 +14,24 @@ namespace shardprop {
 
 class DataStream;  // data_stream.hpp
 
+// What happens to a row with a missing feature value (a field that is one of
+// CsvOptions::na_values). A missing target is an error, or drops the row with `drop`.
+enum class MissingPolicy {
+  error,   // the read fails, naming the first missing cell (the default)
+  mean,    // the cell is NaN in the read dataset; Imputation fills in the training mean
+  median,  // ... the training median
+  zero,    // ... 0
+  drop,    // the row is left out
+};
+
+// A categorical feature column's vocabulary, fit on training data: its one-hot inputs are
+// "COLUMN=CATEGORY", one per category in this (sorted) order.
+struct CategoricalColumn {
+  std::string column;                   // the CSV column's header name (or index without one)
+  std::vector<std::string> categories;  // distinct texts, sorted by bytes
+  std::vector<std::int64_t> counts;     // rows holding each category in the data fit on
+};
+
 // features: [rows, feature_count]; targets: [rows, target_width]. For class labels (and the xent
 // loss) the single target column holds class indices 0..classes-1 stored as floats.
 struct Dataset {
@@ -26,6 +44,8 @@ struct Dataset {
   std::vector<std::string> target_names;   // may be empty
   // Non-empty when the targets are class labels: class index i stands for class_names[i].
   std::vector<std::string> class_names;
+  // The categorical columns' vocabularies, in input order (see CsvOptions::categorical).
+  std::vector<CategoricalColumn> categorical;
 
   // Throws Error when sizes disagree or a value is not finite.
   void validate() const;
@@ -64,6 +84,26 @@ struct CsvOptions {
   bool allow_non_finite = false;
   // The unit of parallel parsing; chunks are cut at record boundaries (quotes respected).
   std::size_t chunk_bytes = std::size_t{4} << 20;
+  // Lines skipped before the header (or the first record without one), whatever they hold, as
+  // pandas' skiprows=N. Line numbers in messages still count them.
+  std::int64_t skip_rows = 0;
+  // Lines whose first byte is this character are skipped, wherever they are ('\0': none).
+  char comment = '\0';
+  // Field texts (after trimming blanks; quoted or not) that mean a missing value. With
+  // allow_non_finite, nan and inf tokens are values, not missing.
+  std::vector<std::string> na_values = {"", "NA", "N/A", "n/a", "NaN", "nan", "-nan",
+                                        "NULL", "null", "None", "?", "#N/A", "<NA>"};
+  MissingPolicy missing = MissingPolicy::error;
+  // Feature columns one-hot encoded, by header name or 0-based index: each becomes one input
+  // per category, in its place among the features. A non-numeric feature column not listed
+  // here is an error that suggests it.
+  std::vector<std::string> categorical;
+  // More distinct categories than this in one column is an error (0: no cap).
+  int max_categories = 1000;
+  // Vocabularies to encode with (a trained model's, for validation, evaluation and prediction
+  // data), one per `categorical` column; a category not in its vocabulary encodes as all
+  // zeros. Empty: the vocabularies are fit on the data read (Dataset::categorical).
+  std::vector<CategoricalColumn> categories;
 };
 
 // Reads an RFC 4180 CSV file (quoted fields, "" escapes, LF or CRLF, UTF-8 BOM, blank trailing
