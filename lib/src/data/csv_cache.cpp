@@ -58,6 +58,8 @@ std::string cache_key(const std::filesystem::path& path, const CsvOptions& optio
            {"version", version()}};
   // Only when set, so that the keys (and file names) of existing caches stay as they were.
   if (!options.features.empty()) key["features"] = options.features;
+  if (options.skip_rows != 0) key["skip_rows"] = options.skip_rows;
+  if (options.comment != '\0') key["comment"] = std::string(1, options.comment);
   // A file or column name need not be UTF-8; the key only has to tell option sets apart.
   return key.dump(-1, ' ', false, json::error_handler_t::replace);
 }

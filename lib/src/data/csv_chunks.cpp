@@ -68,19 +68,37 @@ struct PieceStarts {
   std::int64_t count = 0;
 };
 
-PieceStarts find_starts(std::string_view text, std::size_t begin, std::size_t end,
-                        bool inside_quotes, const ByteCounts& counts) {
-  PieceStarts starts;
-  if (begin == 0) {
-    starts.first = 0;
-    starts.count = 1;
+// The '\n' in text[begin, end) followed by `comment` (comment lines that start after them).
+std::int64_t count_comment_starts(std::string_view text, std::size_t begin, std::size_t end,
+                                  char comment) {
+  std::int64_t count = 0;
+  const char* data = text.data();
+  const std::size_t last = std::min(end + 1, text.size());
+  for (std::size_t i = begin + 1; i < last;) {
+    const void* found = std::memchr(data + i, comment, last - i);
+    if (found == nullptr) break;
+    const auto at = static_cast<std::size_t>(static_cast<const char*>(found) - data);
+    count += data[at - 1] == '\n';
+    i = at + 1;
   }
+  return count;
+}
+
+PieceStarts find_starts(std::string_view text, std::size_t begin, std::size_t end,
+                        bool inside_quotes, const ByteCounts& counts, char comment) {
+  PieceStarts starts;
   const char* data = text.data();
   const std::size_t size = text.size();
+  const bool comments = comment != '\0';
+  if (begin == 0) {
+    starts.first = 0;
+    starts.count = comments && data[0] == comment ? 0 : 1;
+  }
   if (!inside_quotes && counts.first == 0) {
     // No quote can change the state: every '\n' ends a record.
     starts.count += static_cast<std::int64_t>(counts.second);
     if (data[size - 1] == '\n' && size - 1 >= begin && size - 1 < end) --starts.count;
+    if (comments) starts.count -= count_comment_starts(text, begin, end, comment);
     if (starts.first == kNone) {
       const void* newline = std::memchr(data + begin, '\n', end - begin);
       if (newline != nullptr) {
@@ -96,7 +114,7 @@ PieceStarts find_starts(std::string_view text, std::size_t begin, std::size_t en
       inside_quotes = !inside_quotes;
     } else if (c == '\n' && !inside_quotes && i + 1 < size) {
       if (starts.first == kNone) starts.first = i + 1;
-      ++starts.count;
+      starts.count += comments && data[i + 1] == comment ? 0 : 1;
     }
   }
   return starts;
@@ -150,7 +168,8 @@ std::size_t next_record_start(std::string_view text, std::size_t from, std::size
   return kNoRecordStart;
 }
 
-std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_bytes) {
+std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_bytes,
+                                       char comment) {
   const std::size_t size = text.size();
   if (size == 0) return {};
   const std::size_t piece_bytes =
@@ -182,7 +201,7 @@ std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_
       [&](const tbb::blocked_range<std::size_t>& range) {
         for (std::size_t k = range.begin(); k != range.end(); ++k) {
           starts[k] = find_starts(text, piece_begin(k), piece_begin(k + 1), inside_quotes[k] != 0,
-                                  counts[k]);
+                                  counts[k], comment);
         }
       },
       tbb::simple_partitioner());
@@ -196,7 +215,9 @@ std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_
   std::vector<CsvChunk> chunks;
   std::int64_t rows = 0;
   for (std::size_t k = 0; k < pieces; ++k) {
-    if (starts[k].count == 0) continue;
+    // A piece whose line starts are all comment lines keeps its chunk (of no rows), so that
+    // the parser checks those lines' quotes.
+    if (starts[k].first == kNone) continue;
     chunks.push_back({chunk_begin[k], chunk_begin[k + 1], rows, starts[k].count});
     rows += starts[k].count;
   }

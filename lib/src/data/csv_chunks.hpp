@@ -30,7 +30,13 @@ inline constexpr std::size_t kMaxChunks = std::size_t{1} << 18;
 // the records starting in it (a piece without quotes, entered outside quotes, reuses its newline
 // count). Chunks run from one piece's first record start to the next; empty chunks are dropped.
 // Deterministic: the result depends only on text and chunk_bytes.
-std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_bytes);
+//
+// With a comment character, a record start whose byte is that character is a comment line: it
+// starts no record (rows counts records only), though a chunk may begin at it. Its quotes count
+// in the parity like any others: a comment line with an odd number of them misplaces the cuts
+// after it, and the parser, meeting it first, reports it.
+std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_bytes,
+                                       char comment = '\0');
 
 // Occurrences of `byte` in text (SSE2 where available).
 std::size_t count_byte(std::string_view text, char byte);

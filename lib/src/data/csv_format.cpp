@@ -89,6 +89,8 @@ std::string FaultReport::message(const CsvFault& fault) const {
     case CsvProblem::field_count:
       return line_prefix(fault.record) + "expected " + std::to_string(expected_fields_) +
              " fields, found " + std::to_string(fault.fields);
+    case CsvProblem::comment_quote:
+      return comment_quote_message(file_, line_of(fault.record));
     case CsvProblem::chunk_mismatch:
       return file_ + ": internal error: a chunk of records did not end at the next one";
     case CsvProblem::empty_field:
@@ -117,7 +119,10 @@ std::string FaultReport::message(const CsvFault& fault) const {
 
 // The header (or, without one, the first data record, for its field count).
 FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
-                              bool header, bool needs_target) {
+                              bool header, bool needs_target, std::int64_t lines_before) {
+  std::string line = ":";  // appended, not `":" + ...`, which GCC 12 warns on (-Wrestrict)
+  line += std::to_string(lines_before + 1);
+  line += ':';
   FirstRecord first;
   const char* const end = text.data() + text.size();
   bool blank = false;
@@ -136,12 +141,13 @@ FirstRecord read_first_record(std::string_view text, const std::string& file, ch
                            field.end,
                            static_cast<std::int64_t>(first.fields.size()),
                            0};
-      throw Error(FaultReport(file, text, header ? nullptr : &names, 0).message(fault));
+      throw Error(
+          FaultReport(file, text, header ? nullptr : &names, 0, lines_before).message(fault));
     }
     blank = first.fields.empty() && !field.quoted && field.begin == field.end;
     first.fields.push_back(field.escaped ? unescape_quotes(field.begin, field.end)
                                          : std::string(field.begin, field.end));
-    if (first.fields.size() > kMaxColumns) throw Error(file + ":1: too many columns");
+    if (first.fields.size() > kMaxColumns) throw Error(file + line + " too many columns");
     if (field.terminator < end && *field.terminator == delimiter) {
       p = field.terminator + 1;
       continue;
@@ -152,11 +158,12 @@ FirstRecord read_first_record(std::string_view text, const std::string& file, ch
     break;
   }
   if (first.fields.size() == 1 && blank) {
-    throw Error(file +
-                (header ? ":1: the header line is blank" : ":1: blank line inside the data"));
+    throw Error(file + line +
+                (header ? " the header line is blank" : " blank line inside the data"));
   }
   if (first.fields.size() < 2 && needs_target) {
-    throw Error(file + (header ? ":1: the header has 1 column" : ":1: the first line has 1 field") +
+    throw Error(file + line +
+                (header ? " the header has 1 column" : " the first line has 1 field") +
                 "; at least one feature and one target are needed");
   }
   return first;
@@ -168,6 +175,60 @@ void check_csv_options(const std::string& file, const CsvOptions& options) {
     throw Error(file + ": the delimiter cannot be a quote, CR, LF or NUL");
   }
   if (options.chunk_bytes == 0) throw Error(file + ": chunk_bytes must be at least 1");
+  if (options.skip_rows < 0) {
+    throw Error(file + ": skip_rows is " + std::to_string(options.skip_rows) +
+                "; it counts lines to skip and cannot be negative");
+  }
+  const char comment = options.comment;
+  if (comment != '\0' &&
+      (comment == delimiter || comment == '"' || comment == '\n' || comment == '\r')) {
+    throw Error(file + ": the comment character cannot be the delimiter, a quote, CR or LF");
+  }
+}
+
+std::string comment_quote_message(const std::string& file, std::int64_t line) {
+  return file + ":" + std::to_string(line) +
+         ": comment line holds an unbalanced quote (an odd number of '\"'), which would hide "
+         "where later records start; remove it or pair it";
+}
+
+CsvPreamble skip_csv_preamble(std::string_view text, bool complete, const std::string& file,
+                              const CsvOptions& options) {
+  CsvPreamble preamble;
+  for (std::int64_t skipped = 0; skipped < options.skip_rows; ++skipped) {
+    const std::size_t newline = text.find('\n', preamble.end);
+    if (newline == std::string_view::npos) {
+      if (!complete) {
+        preamble.complete = false;
+        return preamble;
+      }
+      // A last line without '\n' counts as a line.
+      const std::int64_t lines = preamble.lines + (preamble.end < text.size() ? 1 : 0);
+      if (lines < options.skip_rows) {
+        throw Error(file + ": skip_rows is " + std::to_string(options.skip_rows) +
+                    " but the file has only " + std::to_string(lines) + " lines");
+      }
+      preamble.end = text.size();
+      return preamble;
+    }
+    preamble.end = newline + 1;
+    ++preamble.lines;
+  }
+  while (options.comment != '\0' && preamble.end < text.size() &&
+         text[preamble.end] == options.comment) {
+    const std::size_t newline = text.find('\n', preamble.end);
+    if (newline == std::string_view::npos && !complete) {
+      preamble.complete = false;
+      return preamble;
+    }
+    const std::size_t line_end = newline == std::string_view::npos ? text.size() : newline + 1;
+    if ((count_byte(text.substr(preamble.end, line_end - preamble.end), '"') & 1) != 0) {
+      throw Error(comment_quote_message(file, preamble.lines + 1));
+    }
+    preamble.end = line_end;
+    if (newline != std::string_view::npos) ++preamble.lines;
+  }
+  return preamble;
 }
 
 CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const std::string& file,
@@ -186,12 +247,20 @@ CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const s
     throw Error(file +
                 (options.header ? ": empty file (a header line is required)" : ": empty file"));
   }
+  const CsvPreamble preamble = skip_csv_preamble(region.text, complete, file, options);
+  if (complete && preamble.end > 0 && preamble.end >= region.text.size()) {
+    throw Error(file + ": nothing but blank lines after the first " +
+                std::to_string(preamble.lines) + " lines (skipped rows and comment lines)" +
+                (options.header ? "; a header line is required" : ""));
+  }
   const FirstRecord first =
-      read_first_record(region.text, file, options.delimiter, options.header, !options.no_target);
+      read_first_record(region.text.substr(preamble.end), file, options.delimiter, options.header,
+                        !options.no_target, preamble.lines);
   region.names = first.fields;
   if (options.header) {
-    region.begin = first.end;
+    region.begin = preamble.end + first.end;
   } else {
+    region.begin = preamble.end;
     for (std::size_t c = 0; c < region.names.size(); ++c) region.names[c] = std::to_string(c);
   }
   return region;
@@ -297,6 +366,7 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
 
   CsvLayout layout;
   layout.delimiter = options.delimiter;
+  layout.comment = options.comment;
   layout.allow_non_finite = options.allow_non_finite;
   layout.roles.assign(columns, ColumnRole::ignored);
   layout.slots.assign(columns, 0);
@@ -326,7 +396,7 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
                                     std::string_view records, std::size_t chunk_bytes,
                                     const FaultReport& report,
                                     const std::function<CsvRowSink(std::int64_t rows)>& allocate) {
-  const std::vector<CsvChunk> chunks = split_csv_chunks(records, chunk_bytes);
+  const std::vector<CsvChunk> chunks = split_csv_chunks(records, chunk_bytes, layout.comment);
   const std::int64_t rows = chunks.empty() ? 0 : chunks.back().first_row + chunks.back().rows;
   const CsvRowSink out = allocate(rows);
   const char* const base = records.data();

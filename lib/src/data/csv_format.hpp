@@ -54,12 +54,30 @@ struct FirstRecord {
 };
 
 // The header (or, without one, the first data record, for its field count). At least two
-// columns (a feature and a target) unless needs_target is false.
+// columns (a feature and a target) unless needs_target is false. `text` starts at the record's
+// line, the file's line lines_before + 1.
 FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
-                              bool header, bool needs_target = true);
+                              bool header, bool needs_target = true, std::int64_t lines_before = 0);
 
-// Throws Error "FILE: ..." for a delimiter that is a quote, CR, LF or NUL, or chunk_bytes 0.
+// Throws Error "FILE: ..." for a delimiter that is a quote, CR, LF or NUL, chunk_bytes 0, a
+// negative skip_rows, or a comment character that is the delimiter, a quote, CR or LF.
 void check_csv_options(const std::string& file, const CsvOptions& options);
+
+// What comes before the header (or the first record): options.skip_rows lines, whatever they
+// hold, then comment lines.
+struct CsvPreamble {
+  std::size_t end = 0;     // offset in text of the line after it
+  std::int64_t lines = 0;  // the '\n' before `end`
+  bool complete = true;    // false: `text` ends inside it and was not the whole file
+};
+
+// The preamble at the start of `text` (after any byte order mark). Throws Error when the file
+// (`complete`) has fewer than skip_rows lines, or a comment line holds an odd number of quotes.
+CsvPreamble skip_csv_preamble(std::string_view text, bool complete, const std::string& file,
+                              const CsvOptions& options);
+
+// The message for a comment line with an odd number of quotes, at `line` (1-based).
+std::string comment_quote_message(const std::string& file, std::int64_t line);
 
 // Where the records of a file are, and its column names.
 struct CsvRecordsRegion {

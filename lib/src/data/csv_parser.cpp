@@ -135,6 +135,9 @@ class RecordParser {
   ParsedChunk run(const char* begin, const char* stop, std::int64_t max_rows);
 
  private:
+  // The first record start at or after p (a record start) that is not a comment line, or stop;
+  // nullptr after recording a comment line's unbalanced quote.
+  const char* skip_comments(const char* p, const char* stop);
   // The general path for a number: writes *destination, returns the field's terminator (or
   // nullptr after recording a fault).
   const char* number_field(const char* record, const char* field, std::int64_t column,
@@ -170,8 +173,13 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
   const char delimiter = layout_.delimiter;
   const char* const end = text_.end;
   const std::int64_t last_column = columns_ - 1;
-  SeparatorCursor separators(begin, end, delimiter);
+  const bool comments = layout_.comment != '\0';
   const char* p = begin;
+  if (comments) {
+    p = skip_comments(p, stop);
+    if (p == nullptr) return stopped(0, begin);
+  }
+  SeparatorCursor separators(p, end, delimiter);
   std::int64_t row = 0;
   for (; row < max_rows && p < stop; ++row) {
     const char* const record = p;
@@ -221,10 +229,32 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
       return stopped(row, record);
     }
     if (p > end) p = end;  // the last record ended at the end of the text, without '\n'
+    if (comments && p < stop && *p == layout_.comment) [[unlikely]] {
+      const char* const record_end = p;
+      p = skip_comments(p, stop);
+      if (p == nullptr) return stopped(row + 1, record_end);
+      separators.restart(p);
+    }
   }
   result_.rows = row;
   result_.end = p;
   return result_;
+}
+
+const char* RecordParser::skip_comments(const char* p, const char* stop) {
+  while (p < stop && *p == layout_.comment) {
+    const void* found = std::memchr(p, '\n', static_cast<std::size_t>(text_.end - p));
+    const char* const line_end = found == nullptr ? text_.end : static_cast<const char*>(found);
+    std::int64_t quotes = 0;
+    for (const char* q = p; q < line_end; ++q) quotes += *q == '"';
+    if ((quotes & 1) != 0) {
+      result_.failed = true;
+      result_.fault = {CsvProblem::comment_quote, p, p, nullptr, nullptr, 0, 0};
+      return nullptr;
+    }
+    p = found == nullptr ? text_.end : line_end + 1;
+  }
+  return p;
 }
 
 const char* RecordParser::number_field(const char* record, const char* field, std::int64_t column,

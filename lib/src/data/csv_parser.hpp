@@ -22,6 +22,7 @@ enum class ColumnRole : std::uint8_t {
 struct CsvLayout {
   char delimiter = ',';
   bool allow_non_finite = false;
+  char comment = '\0';  // a record starting with it is a comment line, skipped ('\0': none)
   std::vector<ColumnRole> roles;    // one per column of the file
   std::vector<std::int32_t> slots;  // each column's index in its feature or target row
 };
@@ -48,6 +49,7 @@ enum class CsvProblem : std::uint8_t {
   text_after_quote,    // something other than blanks, a delimiter or a line end after the quote
   quote_in_field,      // a '"' inside an unquoted field
   chunk_mismatch,      // a chunk did not end where the next one begins (malformed quoting)
+  comment_quote,       // a comment line with an odd number of quotes (record: its start)
 };
 
 struct CsvFault {
@@ -92,7 +94,8 @@ struct ParsedChunk {
 };
 
 // Parses records from `begin` (a record start) while fewer than max_rows are done and the next
-// one starts before `stop`, writing row r of the chunk through `rows`. Stops at the first
+// one starts before `stop`, writing row r of the chunk through `rows`. Comment lines at record
+// starts before `stop` are skipped (also after the last row), and count no row. Stops at the first
 // problem of a record, choosing, within that record, a quoting problem first, then a wrong
 // field count, then the first bad value.
 ParsedChunk parse_csv_records(const CsvLayout& layout, const CsvText& text, const char* begin,

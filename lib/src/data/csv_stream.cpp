@@ -176,10 +176,14 @@ struct CsvStream::State {
       std::string_view text = bytes;
       if (text.starts_with(detail::kByteOrderMark))
         text.remove_prefix(detail::kByteOrderMark.size());
-      // The first record must be complete (or the file ends) before it is read; and blank lines
-      // alone may be all the file holds, which read_csv calls an empty file.
-      if (!eof && (last_record_end(bytes, detail::count_byte(bytes, '"')) == 0 ||
-                   detail::records_end(text, options.delimiter) == 0)) {
+      // The skipped lines, comment lines and first record must be complete (or the file ends)
+      // before it is read; and blank lines alone may be all the file holds, which read_csv calls
+      // an empty file.
+      const detail::CsvPreamble preamble = detail::skip_csv_preamble(text, eof, file, options);
+      const std::string_view first = text.substr(preamble.end);
+      if (!eof &&
+          (!preamble.complete || last_record_end(first, detail::count_byte(first, '"')) == 0 ||
+           detail::records_end(first, options.delimiter) == 0)) {
         want *= 2;
         continue;
       }
@@ -289,7 +293,10 @@ struct CsvStream::State {
       begin = cut;
       counted_begin = cut;
       counted_newlines = counts.newlines - detail::count_byte(text.substr(cut), '\n');
-      return true;
+      if (chunk.rows > 0) return true;
+      // A block of comment lines only: on to the next one.
+      if (part_done) return false;
+      want = block_bytes;
     }
   }
 
