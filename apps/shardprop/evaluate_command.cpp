@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model_input.hpp"
+#include "preamble_options.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/evaluation.hpp"
 #include "shardprop/trained_model.hpp"
@@ -35,6 +36,7 @@ CLI::App* add_evaluate_command(CLI::App& app, EvaluateOptions& o) {
       ->capture_default_str();
   cmd->add_flag("--no-header", o.no_header,
                 "The first line is data; the first N columns are the model's N features");
+  add_preamble_options(cmd, o.skip_rows, o.comment);
   cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -191,6 +193,7 @@ int evaluate(const EvaluateOptions& o) {
   CsvOptions csv;
   csv.delimiter = parse_delimiter(o.delimiter);
   csv.header = !o.no_header;
+  set_preamble_options(csv, o.skip_rows, o.comment);
   csv.targets = target_columns(o, trained);
   const Loss loss = trained.model.spec().loss;
   const std::size_t needed =

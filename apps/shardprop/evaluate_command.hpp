@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ struct EvaluateOptions {
   std::vector<std::string> targets;  // empty: the model's recorded target columns
   std::string delimiter = ",";
   bool no_header = false;
+  std::int64_t skip_rows = 0;
+  std::string comment;
   int threads = 0;
   bool json = false;
 };

@@ -18,6 +18,7 @@
 
 #include "evaluate_command.hpp"
 #include "info_command.hpp"
+#include "inspect_command.hpp"
 #include "predict_command.hpp"
 #include "shardprop/communicator.hpp"
 #include "shardprop/error.hpp"
@@ -34,6 +35,8 @@ struct CommandLine {
   CLI::App* train = nullptr;
   shardprop::cli::InfoOptions info_options;
   CLI::App* info = nullptr;
+  shardprop::cli::InspectOptions inspect_options;
+  CLI::App* inspect = nullptr;
   shardprop::cli::EvaluateOptions evaluate_options;
   CLI::App* evaluate = nullptr;
   shardprop::cli::PredictOptions predict_options;
@@ -47,6 +50,7 @@ struct CommandLine {
     evaluate = shardprop::cli::add_evaluate_command(app, evaluate_options);
     predict = shardprop::cli::add_predict_command(app, predict_options);
     info = shardprop::cli::add_info_command(app, info_options);
+    inspect = shardprop::cli::add_inspect_command(app, inspect_options);
   }
 };
 
@@ -70,10 +74,11 @@ int run(CommandLine& line, shardprop::Communicator& comm) {
   if (shardprop::Communicator::launched_by_mpi() && shardprop::Communicator::mpi_available() &&
       shardprop::Communicator::mpi_world().size() > 1) {
     throw shardprop::CollectiveError(
-        "only 'shardprop train' runs on several ranks; run evaluate, predict and info without "
-        "mpirun");
+        "only 'shardprop train' runs on several ranks; run evaluate, predict, info and inspect "
+        "without mpirun");
   }
   if (line.info->parsed()) return shardprop::cli::run_info(line.info_options);
+  if (line.inspect->parsed()) return shardprop::cli::run_inspect(line.inspect_options);
   if (line.evaluate->parsed()) return shardprop::cli::run_evaluate(line.evaluate_options);
   if (line.predict->parsed()) return shardprop::cli::run_predict(line.predict_options);
   return 0;
@@ -107,7 +112,7 @@ int rank_error(const shardprop::Communicator& comm, const std::string& what, int
 int usage_error(const CommandLine& line, const std::string& what) {
   print_error(what);
   std::string command = "shardprop";
-  for (const CLI::App* sub : {line.train, line.evaluate, line.predict, line.info}) {
+  for (const CLI::App* sub : {line.train, line.evaluate, line.predict, line.info, line.inspect}) {
     if (sub->parsed()) command += " " + sub->get_name();
   }
   std::fprintf(stderr, "Run '%s --help' for the options.\n", command.c_str());

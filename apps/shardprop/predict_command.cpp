@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "model_input.hpp"
+#include "preamble_options.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/prediction.hpp"
@@ -35,6 +36,7 @@ CLI::App* add_predict_command(CLI::App& app, PredictOptions& o) {
       ->capture_default_str();
   cmd->add_flag("--no-header", o.no_header,
                 "The first line is data; the first N columns are the model's N features");
+  add_preamble_options(cmd, o.skip_rows, o.comment);
   cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -48,6 +50,7 @@ int predict(const PredictOptions& o) {
   CsvOptions csv;
   csv.delimiter = parse_delimiter(o.delimiter);
   csv.header = !o.no_header;
+  set_preamble_options(csv, o.skip_rows, o.comment);
   csv.no_target = true;
   const std::unique_ptr<CsvStream> stream = open_model_input(trained, o.data, csv);
   PredictionCsvOptions format;

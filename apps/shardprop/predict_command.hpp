@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace shardprop::cli {
@@ -14,6 +15,8 @@ struct PredictOptions {
   bool probabilities = false;
   std::string delimiter = ",";
   bool no_header = false;
+  std::int64_t skip_rows = 0;
+  std::string comment;
   int threads = 0;
 };
 

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "model_input.hpp"
+#include "preamble_options.hpp"
 #include "shardprop/error.hpp"
 #include "usage_error.hpp"
 
@@ -24,6 +25,7 @@ CsvOptions csv_options(const TrainOptions& o, Loss loss) {
   csv.ignore = o.ignore;
   csv.header = !o.no_header;
   csv.delimiter = parse_delimiter(o.delimiter);
+  set_preamble_options(csv, o.skip_rows, o.comment);
   // xent learns classes: labels (strings or numbers) become class indices in sorted order.
   csv.target_kind = loss == Loss::xent ? TargetKind::classes : TargetKind::numeric;
   return csv;

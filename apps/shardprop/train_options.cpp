@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "json_number.hpp"
+#include "preamble_options.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/memory_estimate.hpp"
 #include "usage_error.hpp"
@@ -92,6 +93,7 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--delimiter", o.delimiter, "Field delimiter: one character, or 'tab'")
       ->capture_default_str();
   cmd->add_flag("--no-header", o.no_header, "The first line is data; columns are named 0, 1, ...");
+  add_preamble_options(cmd, o.skip_rows, o.comment);
   cmd->add_flag("--cache", o.cache,
                 "Keep a binary copy of each parsed CSV next to it (.NAME.HASH.spcache) and reuse "
                 "it while the CSV and the parse options are unchanged");
@@ -290,6 +292,9 @@ const std::vector<StoredField>& stored_fields() {
       field("--ignore", &TrainOptions::ignore),
       field("--delimiter", &TrainOptions::delimiter),
       field("--no-header", &TrainOptions::no_header),
+      // Checkpoints without them read files with no preamble and no comments.
+      with_default(field("--skip-rows", &TrainOptions::skip_rows), 0),
+      with_default(field("--comment", &TrainOptions::comment), ""),
       field("--no-standardize", &TrainOptions::no_standardize),
       // Checkpoints without it evaluated the training set after every epoch.
       with_default(field("--eval-train", &TrainOptions::eval_train), true),

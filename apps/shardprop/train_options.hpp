@@ -20,6 +20,8 @@ struct TrainOptions {
   std::vector<std::string> ignore;
   std::string delimiter = ",";
   bool no_header = false;
+  std::int64_t skip_rows = 0;
+  std::string comment;      // empty: none
   bool eval_train = false;  // without validation: a full inference pass over the training data
   bool no_standardize = false;
   bool cache = false;
