@@ -24,6 +24,7 @@
 #include "data/csv_format.hpp"
 #include "data/csv_number.hpp"
 #include "data/csv_parser.hpp"
+#include "data/csv_summary.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
@@ -32,7 +33,6 @@ namespace {
 using detail::CsvFault;
 using detail::CsvProblem;
 
-constexpr std::size_t kBlockBytes = std::size_t{32} << 20;
 constexpr std::size_t kPadding = 64;  // zeros after the bytes read: parse_short_float reads ahead
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
@@ -355,6 +355,14 @@ const char* to_string(CsvColumnType type) {
 }
 
 CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& options) {
+  return detail::summarize_csv(path, options, detail::kSummaryBlockBytes);
+}
+
+namespace detail {
+
+CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& options,
+                         std::size_t block_bytes) {
+  const std::size_t block = std::max<std::size_t>(block_bytes, 1);
   const std::string file = path.string();
   detail::check_csv_options(file, options);
   FileBytes input(path);
@@ -383,7 +391,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
 
   // The header: skipped lines, comment lines and the first record complete, as CsvStream.
   std::vector<std::string> names;
-  for (std::size_t want = kBlockBytes;; want *= 2) {
+  for (std::size_t want = block;; want *= 2) {
     fill(want);
     const std::string_view bytes(buffer.data(), end);
     std::string_view text = bytes;
@@ -415,7 +423,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
   scan.columns = names.size();
   scan.missing = &missing;
   std::vector<ColumnStats> total(names.size());
-  for (std::size_t want = kBlockBytes;;) {
+  for (std::size_t want = block;;) {
     fill(want);
     const std::string_view text(buffer.data(), end);
     std::size_t cut = eof ? detail::records_end(text, options.delimiter)
@@ -424,7 +432,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
     if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);
     if (cut == 0 && eof) break;
     if (cut == 0) {
-      want = std::max(want * 2, end + kBlockBytes);  // a record longer than the block
+      want = std::max(want * 2, end + block);  // a record longer than the block
       continue;
     }
     const std::string_view records = text.substr(0, cut);
@@ -432,7 +440,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
                                      lines_before);
     summarize_block(scan, records, options.chunk_bytes, report, total, summary.rows);
     begin = cut;
-    want = kBlockBytes;
+    want = block;
   }
 
   for (std::size_t c = 0; c < names.size(); ++c) {
@@ -445,5 +453,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
   }
   return summary;
 }
+
+}  // namespace detail
 
 }  // namespace shardprop
