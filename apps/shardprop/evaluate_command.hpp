@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ struct EvaluateOptions {
   std::vector<std::string> targets;  // empty: the model's recorded target columns
   std::string delimiter = ",";
   bool no_header = false;
+  // --na-values: these texts are missing values instead of the model's (none: the model's).
+  std::optional<std::vector<std::string>> na_values;
   int threads = 0;
   bool json = false;
 };

@@ -3,7 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace shardprop::cli {
 
@@ -14,6 +16,8 @@ struct PredictOptions {
   bool probabilities = false;
   std::string delimiter = ",";
   bool no_header = false;
+  // --na-values: these texts are missing values instead of the model's (none: the model's).
+  std::optional<std::vector<std::string>> na_values;
   int threads = 0;
 };
 
