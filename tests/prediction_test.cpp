@@ -36,7 +36,14 @@ Model identity_model(int width, Loss loss) {
 
 TrainedModel trained(Model model, std::vector<std::string> targets,
                      std::vector<std::string> classes) {
-  return TrainedModel{std::move(model), {}, std::move(targets), std::move(classes), {}, {}};
+  return TrainedModel{std::move(model),
+                      {},
+                      std::move(targets),
+                      std::move(classes),
+                      {},
+                      {},
+                      shardprop::CsvOptions{}.na_values,
+                      {}};
 }
 
 }  // namespace

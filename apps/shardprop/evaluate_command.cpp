@@ -37,6 +37,10 @@ CLI::App* add_evaluate_command(CLI::App& app, EvaluateOptions& o) {
   cmd->add_flag("--no-header", o.no_header,
                 "The first line is data; the first N columns are the model's N features");
   add_preamble_options(cmd, o.skip_rows, o.comment);
+  cmd->add_option_function<std::string>(
+      "--na-values", [&o](const std::string& list) { o.na_values = parse_na_values(list); },
+      "Field texts that mean a missing value, comma-separated as for train (default: the "
+      "model's); missing cells are filled in, left out or refused as the model was trained");
   cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -195,6 +199,7 @@ int evaluate(const EvaluateOptions& o) {
   csv.header = !o.no_header;
   set_preamble_options(csv, o.skip_rows, o.comment);
   csv.targets = target_columns(o, trained);
+  csv.na_values = o.na_values ? *o.na_values : trained.na_values;
   const Loss loss = trained.model.spec().loss;
   const std::size_t needed =
       loss == Loss::xent ? 1 : static_cast<std::size_t>(trained.model.outputs());
@@ -214,12 +219,19 @@ int evaluate(const EvaluateOptions& o) {
     throw Error(o.data + ": " + what);
   }
   if (report.rows == 0) throw Error(o.data + ": no data rows");
+  const std::int64_t dropped = stream->dropped_rows();
   if (o.json) {
-    std::printf("%s\n", report_json(o, report, trained, csv.targets)
-                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                            .c_str());
+    nlohmann::json j = report_json(o, report, trained, csv.targets);
+    if (trained.imputation.policy == MissingPolicy::drop) j["dropped_rows"] = dropped;
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_report(o, report, trained, csv.targets);
+    if (trained.imputation.policy == MissingPolicy::drop) {
+      std::printf(
+          "%lld rows with missing values left out (the model was trained with --missing "
+          "drop)\n",
+          static_cast<long long>(dropped));
+    }
   }
   return 0;
 }

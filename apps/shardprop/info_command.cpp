@@ -38,6 +38,24 @@ std::string list_text(const std::vector<std::string>& names, std::size_t shown) 
   return text;
 }
 
+// How missing cells were read and filled in (the default, policy error, prints nothing).
+void print_imputation(const TrainedModel& file) {
+  const Imputation& imputation = file.imputation;
+  if (!file.metadata.contains(kImputationKey)) return;
+  std::vector<std::string> tokens;
+  for (const std::string& token : file.na_values) tokens.push_back("'" + token + "'");
+  std::printf("missing:     %s; tokens %s\n", std::string(to_string(imputation.policy)).c_str(),
+              tokens.empty() ? "none" : list_text(tokens, 16).c_str());
+  if (imputation.fill.empty()) return;
+  std::vector<std::string> fill;
+  for (const float value : imputation.fill) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.7g", static_cast<double>(value));
+    fill.push_back(text);
+  }
+  std::printf("fill:        %s\n", list_text(fill, 8).c_str());
+}
+
 // A tensor of the file as its safetensors header lists it.
 struct FileTensor {
   std::string name, dtype;
@@ -157,6 +175,7 @@ int run_info(const InfoOptions& o) {
   std::printf("standardize: %s\n", file.standardization.empty()
                                        ? "no (features are used as they are)"
                                        : "yes (z-score statistics of the training data stored)");
+  print_imputation(file);
   // What `shardprop train` recorded to resume the run: its settings and where it stands.
   if (const auto options = file.metadata.find("shardprop.train_options");
       options != file.metadata.end()) {

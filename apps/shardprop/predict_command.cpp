@@ -5,11 +5,13 @@
 
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "model_input.hpp"
 #include "preamble_options.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
+#include "shardprop/error.hpp"
 #include "shardprop/prediction.hpp"
 #include "shardprop/trained_model.hpp"
 
@@ -37,6 +39,10 @@ CLI::App* add_predict_command(CLI::App& app, PredictOptions& o) {
   cmd->add_flag("--no-header", o.no_header,
                 "The first line is data; the first N columns are the model's N features");
   add_preamble_options(cmd, o.skip_rows, o.comment);
+  cmd->add_option_function<std::string>(
+      "--na-values", [&o](const std::string& list) { o.na_values = parse_na_values(list); },
+      "Field texts that mean a missing value, comma-separated as for train (default: the "
+      "model's); missing cells are filled in, left out or refused as the model was trained");
   cmd->add_option("--threads", o.threads, "Worker threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -45,6 +51,9 @@ CLI::App* add_predict_command(CLI::App& app, PredictOptions& o) {
 
 namespace {
 
+// What the missing_value fault says after the value, under the error policy.
+constexpr const char* kErrorPolicyNote = " (CsvOptions::missing is error)";
+
 int predict(const PredictOptions& o) {
   const TrainedModel trained = load_trained_model(o.model);
   CsvOptions csv;
@@ -52,13 +61,24 @@ int predict(const PredictOptions& o) {
   csv.header = !o.no_header;
   set_preamble_options(csv, o.skip_rows, o.comment);
   csv.no_target = true;
+  csv.na_values = o.na_values ? *o.na_values : trained.na_values;
   const std::unique_ptr<CsvStream> stream = open_model_input(trained, o.data, csv);
   PredictionCsvOptions format;
   format.delimiter = csv.delimiter;
   format.probabilities = o.probabilities;
   PredictionCsvWriter writer(o.output, trained, format);
   // The next block is parsed while this one's predictions are computed and written.
-  for_each_chunk(*stream, [&](const Dataset& block) { writer.write(block.features); });
+  try {
+    for_each_chunk(*stream, [&](const Dataset& block) { writer.write(block.features); });
+  } catch (const Error& e) {
+    // A drop model's missing cells are read as errors: every row needs a prediction.
+    const std::string what = e.what();
+    const std::size_t policy = what.find(kErrorPolicyNote);
+    if (trained.imputation.policy != MissingPolicy::drop || policy == std::string::npos) throw;
+    throw Error(what.substr(0, policy) +
+                ": the model was trained with --missing drop, and predict cannot leave a row out "
+                "of its predictions; fill the cell in");
+  }
   writer.commit();
   std::printf("wrote %lld predictions to %s\n", static_cast<long long>(writer.rows_written()),
               o.output.c_str());

@@ -4,7 +4,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace shardprop::cli {
 
@@ -17,6 +19,8 @@ struct PredictOptions {
   bool no_header = false;
   std::int64_t skip_rows = 0;
   std::string comment;
+  // --na-values: these texts are missing values instead of the model's (none: the model's).
+  std::optional<std::vector<std::string>> na_values;
   int threads = 0;
 };
 

@@ -26,6 +26,8 @@ CsvOptions csv_options(const TrainOptions& o, Loss loss) {
   csv.header = !o.no_header;
   csv.delimiter = parse_delimiter(o.delimiter);
   set_preamble_options(csv, o.skip_rows, o.comment);
+  csv.na_values = o.na_values;
+  csv.missing = parse_missing_policy(o.missing);
   // xent learns classes: labels (strings or numbers) become class indices in sorted order.
   csv.target_kind = loss == Loss::xent ? TargetKind::classes : TargetKind::numeric;
   return csv;
@@ -115,6 +117,12 @@ TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss l
     d.train = std::move(train_part);
     d.validation = std::move(validation_part);
   }
+  // Missing values: filled in with statistics of the training rows, before the standardization
+  // is fit on them.
+  d.imputation =
+      stored.imputation ? *stored.imputation : fit_imputation(*d.train, csv.missing, comm);
+  d.imputation.apply(d.train->rows);
+  if (d.validation) d.imputation.apply(d.validation->rows);
   if (!o.no_standardize) {
     d.standardization =
         stored.standardization ? *stored.standardization : fit_standardization(*d.train, comm);
@@ -154,7 +162,13 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
   std::vector<std::string> classes;
   ClassLabelScan labels;
   const bool learn_classes = loss == Loss::xent && stored.class_names.empty();
-  const bool scan_learns_classes = learn_classes && !(comm.size() > 1 && o.validation_split > 0.0);
+  // Filling in missing values needs its statistics before the standardization is fit: a pass
+  // of its own (four for median), which reads targets, so the labels must be known before it.
+  const bool fit_imputation_first = !stored.imputation && (csv.missing == MissingPolicy::mean ||
+                                                           csv.missing == MissingPolicy::median ||
+                                                           csv.missing == MissingPolicy::zero);
+  const bool scan_learns_classes =
+      learn_classes && !fit_imputation_first && !(comm.size() > 1 && o.validation_split > 0.0);
   if (loss == Loss::xent) {
     if (!learn_classes) classes = stored.class_names;
     if (learn_classes && !scan_learns_classes) classes = collect_class_names(o.data, csv, comm);
@@ -181,6 +195,9 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
     train = keep(std::make_unique<SplitStream>(*standardized.front(), o.validation_split, o.seed,
                                                SplitStream::Part::training, split_first));
   }
+  if (stored.imputation) d.imputation = *stored.imputation;
+  if (fit_imputation_first) d.imputation = fit_imputation(*train, csv.missing, comm);
+  standardized.front()->set_imputation(d.imputation);
   // One pass counts the training rows and, without a stored standardization, fits one on them,
   // and collects the labels; then every stream's rows are standardized.
   const bool fit = !o.no_standardize && !stored.standardization;
@@ -199,6 +216,7 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
                                            SplitStream::Part::validation, split_first));
     d.validation_stream = StreamPart{held_out, split_first, -1, -1};
   }
+  for (CsvStream* stream : standardized) stream->set_imputation(d.imputation);
   if (!o.no_standardize) {
     if (stored.standardization) d.standardization = *stored.standardization;
     for (CsvStream* stream : standardized) stream->set_standardization(d.standardization);

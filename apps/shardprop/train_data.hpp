@@ -25,6 +25,7 @@ struct TrainingData {
   std::vector<std::unique_ptr<DataStream>> streams;
   StreamPart train_stream;
   std::optional<StreamPart> validation_stream;
+  Imputation imputation;
   Standardization standardization;
   bool streaming() const { return train_stream.stream != nullptr; }
 };
@@ -39,9 +40,11 @@ bool should_stream(const TrainOptions& options, const Communicator& comm);
 constexpr int kMaxAutoClasses = 32;
 Loss choose_loss(const TrainOptions& options, std::string& reason);
 
-// What a resumed run must reuse rather than refit: the label order and the standardization.
+// What a resumed run must reuse rather than refit: the label order, the imputation and the
+// standardization.
 struct StoredDataState {
   std::vector<std::string> class_names;
+  std::optional<Imputation> imputation;
   std::optional<Standardization> standardization;
 };
 

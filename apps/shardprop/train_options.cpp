@@ -15,6 +15,7 @@
 
 #include "json_number.hpp"
 #include "preamble_options.hpp"
+#include "model_input.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/memory_estimate.hpp"
 #include "usage_error.hpp"
@@ -94,6 +95,17 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_flag("--no-header", o.no_header, "The first line is data; columns are named 0, 1, ...");
   add_preamble_options(cmd, o.skip_rows, o.comment);
+  cmd->add_option_function<std::string>(
+      "--na-values", [&o](const std::string& list) { o.na_values = parse_na_values(list); },
+      "Field texts that mean a missing value, comma-separated (an empty item: the empty "
+      "field; 'none': no text at all); default: the empty field, NA, N/A, n/a, NaN, nan, -nan, "
+      "NULL, null, None, ?, #N/A, <NA>");
+  cmd->add_option("--missing", o.missing,
+                  "What a missing feature value does: error (name it), mean, median or zero "
+                  "(filled in with statistics of the training data, stored in --out), or drop "
+                  "(the row is left out); a missing target is an error unless drop")
+      ->check(CLI::IsMember({"error", "mean", "median", "zero", "drop"}))
+      ->capture_default_str();
   cmd->add_flag("--cache", o.cache,
                 "Keep a binary copy of each parsed CSV next to it (.NAME.HASH.spcache) and reuse "
                 "it while the CSV and the parse options are unchanged");
@@ -295,6 +307,10 @@ const std::vector<StoredField>& stored_fields() {
       // Checkpoints without them read files with no preamble and no comments.
       with_default(field("--skip-rows", &TrainOptions::skip_rows), 0),
       with_default(field("--comment", &TrainOptions::comment), ""),
+      // Checkpoints without them read the default tokens and stopped at a missing value.
+      with_default(field("--na-values", &TrainOptions::na_values),
+                   nlohmann::json(CsvOptions{}.na_values)),
+      with_default(field("--missing", &TrainOptions::missing), "error"),
       field("--no-standardize", &TrainOptions::no_standardize),
       // Checkpoints without it evaluated the training set after every epoch.
       with_default(field("--eval-train", &TrainOptions::eval_train), true),

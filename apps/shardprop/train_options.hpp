@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "shardprop/dataset.hpp"
+
 namespace shardprop::cli {
 
 struct TrainOptions {
@@ -29,6 +31,8 @@ struct TrainOptions {
   double stream_above_mb = 0.0;  // 0: a quarter of physical memory
   double shuffle_buffer_mb = 64.0;
   std::string cache_dir;
+  std::vector<std::string> na_values = CsvOptions{}.na_values;  // see parse_na_values
+  std::string missing = "error";
   // Model.
   std::string spec;  // layer-spec text; replaces layers/activation/batch_norm/dropout
   std::vector<int> layers{16, 16};

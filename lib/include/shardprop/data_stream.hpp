@@ -58,8 +58,13 @@ class CsvStream final : public DataStream {
   void rewind() override;
   bool next(Dataset& chunk) override;
 
-  // Applied to every chunk before next() returns it.
+  // Applied to every chunk before next() returns it: the imputation first, then the
+  // standardization.
+  void set_imputation(Imputation imputation);
   void set_standardization(Standardization standardization);
+  // Rows left out by MissingPolicy::drop in the current pass (after a rewind, in the last one
+  // until the next chunk is read).
+  std::int64_t dropped_rows() const;
   // The largest number of bytes the stream has held at once (buffers and parsed chunk).
   std::size_t peak_bytes() const;
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,8 +48,9 @@ struct Dataset {
   // The categorical columns' vocabularies, in input order (see CsvOptions::categorical).
   std::vector<CategoricalColumn> categorical;
 
-  // Throws Error when sizes disagree or a value is not finite.
-  void validate() const;
+  // Throws Error when sizes disagree or a value is not finite; with allow_missing, NaN features
+  // (missing cells not filled in yet, see Imputation) pass.
+  void validate(bool allow_missing = false) const;
   std::span<const float> row_features(std::int64_t row) const;
   std::span<const float> row_targets(std::int64_t row) const;
   // class_names.size() if set, else 1 + the largest target.
@@ -91,8 +93,8 @@ struct CsvOptions {
   char comment = '\0';
   // Field texts (after trimming blanks; quoted or not) that mean a missing value. With
   // allow_non_finite, nan and inf tokens are values, not missing.
-  std::vector<std::string> na_values = {"", "NA", "N/A", "n/a", "NaN", "nan", "-nan",
-                                        "NULL", "null", "None", "?", "#N/A", "<NA>"};
+  std::vector<std::string> na_values = {"",     "NA",   "N/A",  "n/a", "NaN",  "nan", "-nan",
+                                        "NULL", "null", "None", "?",   "#N/A", "<NA>"};
   MissingPolicy missing = MissingPolicy::error;
   // Feature columns one-hot encoded, by header name or 0-based index: each becomes one input
   // per category, in its place among the features. A non-numeric feature column not listed
@@ -135,6 +137,35 @@ struct Standardization {
   void apply(Dataset& data) const;
   bool empty() const { return mean.empty(); }
 };
+
+// Missing feature values filled in: each NaN of feature j (a cell read as missing with the mean,
+// median or zero policy, see CsvOptions::na_values) becomes fill[j]. Fit on training data only
+// (after any validation split), then apply to every set; the standardization is fit after it,
+// on imputed training data.
+struct Imputation {
+  MissingPolicy policy = MissingPolicy::error;
+  // One per feature for mean, median and zero; empty for error and drop, which fill nothing.
+  std::vector<float> fill;
+
+  // Over each feature's values that are not NaN: mean, summed exactly, so the result does not
+  // depend on threads, chunks or ranks; median, the middle value, or the mean of the two middle
+  // ones (in double, rounded once to float), as numpy.median; zero, 0. Throws Error naming a
+  // feature without a single value (mean and median).
+  static Imputation fit(const Dataset& data, MissingPolicy policy);
+  // The same over a stream (rewound first and afterwards), bitwise the fit of the whole dataset
+  // however the stream chunks it: one pass for mean, four for median (an exact radix selection
+  // over the float bits), a first chunk only for zero.
+  static Imputation fit(DataStream& stream, MissingPolicy policy);
+  // Replaces each NaN feature with its fill. Nothing for an empty fill; otherwise throws Error
+  // if the feature count differs.
+  void apply(Dataset& data) const;
+  bool empty() const { return fill.empty(); }
+};
+
+// The name of a policy as the CLI and the model file spell it ("error", "mean", ...), and back
+// (throws Error for another text).
+std::string_view to_string(MissingPolicy policy);
+MissingPolicy parse_missing_policy(const std::string& text);
 
 // Re-indexes a dataset's class targets to `names` (usually the training set's class_names), so
 // a validation or test file with a subset of the labels, or in another order, lines up.

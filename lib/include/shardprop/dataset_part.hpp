@@ -82,6 +82,15 @@ StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
 // ranks (and equal to Standardization::fit of the whole).
 Standardization fit_standardization(const DatasetPart& part, const Communicator& comm = {});
 
+// Collective: the imputation of the whole dataset (Imputation::fit of the whole), bitwise the
+// same for any number of ranks: exact sums for mean, summed byte histograms for median (four
+// passes over the part). A feature without a value anywhere throws CollectiveError.
+Imputation fit_imputation(const DatasetPart& part, MissingPolicy policy,
+                          const Communicator& comm = {});
+// Collective: the same over every rank's part stream (rewound first and afterwards), bitwise
+// Imputation::fit(DataStream&) of the whole: one pass for mean, four for median, none for zero.
+Imputation fit_imputation(DataStream& stream, MissingPolicy policy, const Communicator& comm = {});
+
 // Collective: re-indexes every rank's class targets to `names` (see use_class_names).
 void use_class_names(DatasetPart& part, const std::vector<std::string>& names,
                      const Communicator& comm = {});

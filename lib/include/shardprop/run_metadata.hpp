@@ -50,6 +50,10 @@ struct RunMetadata {
   std::vector<std::string> target_names;
   std::vector<std::string> class_names;
   Standardization standardization;
+  // "shardprop.imputation", as TrainedModel describes it: written unless it says what a file
+  // without the key stands for (policy error, the default na_values).
+  Imputation imputation;
+  std::vector<std::string> na_values = CsvOptions{}.na_values;
   // "shardprop.train_options": the caller's settings as the text of a JSON object (what the
   // caller needs to continue the run; the library only checks that it is an object).
   std::string settings = "{}";

@@ -20,6 +20,9 @@ inline constexpr const char* kFeaturesKey = "shardprop.features";
 inline constexpr const char* kTargetsKey = "shardprop.targets";
 inline constexpr const char* kClassesKey = "shardprop.classes";
 inline constexpr const char* kStandardizationKey = "shardprop.standardization";
+// {"policy": "error"|"mean"|"median"|"zero"|"drop", "na_values": [texts], "fill": [one per
+// input for mean, median and zero; [] otherwise]}: how missing cells were read and filled in.
+inline constexpr const char* kImputationKey = "shardprop.imputation";
 
 struct TrainedModel {
   Model model;
@@ -33,6 +36,11 @@ struct TrainedModel {
   std::vector<std::string> class_names;
   // Apply to raw features before Model::predict; empty when the model was trained on raw ones.
   Standardization standardization;
+  // Missing feature values: fill them in (before the standardization) as in training. Without
+  // the key: policy error and CsvOptions' default na_values.
+  Imputation imputation;
+  // The texts read as missing values (CsvOptions::na_values) in training.
+  std::vector<std::string> na_values = CsvOptions{}.na_values;
   // Every string metadata entry of the file, including keys this library does not know.
   std::map<std::string, std::string> metadata;
 };
@@ -40,7 +48,9 @@ struct TrainedModel {
 // load_model(path) plus the metadata above, validated: each key that is present must be valid
 // JSON of the documented shape, feature names as many as the model's inputs and distinct, target
 // names 1 (xent) or outputs() many, class names (xent only) one per output and distinct, and a
-// standardization with one finite mean and one finite positive scale per input. Throws Error
+// standardization with one finite mean and one finite positive scale per input, and an
+// imputation with a known policy, texts for na_values and one finite fill per input (none for
+// error and drop). Throws Error
 // naming the file and the key (or, from load_model, the tensor).
 TrainedModel load_trained_model(const std::filesystem::path& path);
 

@@ -60,6 +60,11 @@ std::string cache_key(const std::filesystem::path& path, const CsvOptions& optio
   if (!options.features.empty()) key["features"] = options.features;
   if (options.skip_rows != 0) key["skip_rows"] = options.skip_rows;
   if (options.comment != '\0') key["comment"] = std::string(1, options.comment);
+  // A read that succeeds with the error policy holds no missing cell, whatever the tokens.
+  if (options.missing != MissingPolicy::error) {
+    key["missing"] = std::string(to_string(options.missing));
+    key["na_values"] = options.na_values;
+  }
   // A file or column name need not be UTF-8; the key only has to tell option sets apart.
   return key.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -74,7 +79,8 @@ std::uint64_t fnv1a(const std::string& text) {
 }
 
 // The cached dataset if `cache` holds exactly `key`'s data; nothing otherwise.
-bool load(const std::filesystem::path& cache, const std::string& key, Dataset& out) {
+bool load(const std::filesystem::path& cache, const std::string& key, MissingPolicy missing,
+          Dataset& out) {
   std::unique_ptr<detail::MappedFile> mapped;
   try {
     mapped = std::make_unique<detail::MappedFile>(cache);
@@ -105,7 +111,10 @@ bool load(const std::filesystem::path& cache, const std::string& key, Dataset& o
     const float* data = reinterpret_cast<const float*>(map.data() + begin);
     d.features.assign(data, data + features);
     d.targets.assign(data + features, data + features + targets);
-    d.validate();  // a damaged cache must not feed NaNs or bad class indices to training
+    // A damaged cache must not feed NaNs or bad class indices to training; the missing cells of
+    // a read to be imputed are NaN, as read_csv returns them.
+    d.validate(/*allow_missing=*/missing == MissingPolicy::mean ||
+               missing == MissingPolicy::median || missing == MissingPolicy::zero);
     if (!d.class_names.empty()) {
       for (const float t : d.targets) {
         if (t < 0.0f || t >= static_cast<float>(d.class_names.size())) return false;
@@ -173,7 +182,7 @@ Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& opt
   const std::string key = cache_key(path, options);
   const std::filesystem::path cache = detail::csv_cache_path(path, options, cache_directory);
   Dataset data;
-  if (load(cache, key, data)) return data;
+  if (load(cache, key, options.missing, data)) return data;
   data = read_csv(path, options);
   if (!cache_directory.empty()) std::filesystem::create_directories(cache_directory);
   store(cache, key, data);

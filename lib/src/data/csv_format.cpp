@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "data/csv_chunks.hpp"
+#include "data/csv_number.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop::detail {
@@ -82,6 +83,12 @@ std::string FaultReport::location(const char* field, std::int64_t column) const 
   return prefix + "): ";
 }
 
+std::string FaultReport::missing_target_message(const CsvFault& fault) const {
+  return location(fault.field, fault.column) + "missing target value '" +
+         shown(fault.text_begin, fault.text_end) +
+         "': a missing target cannot be filled in; leave the row out with --missing drop";
+}
+
 std::string FaultReport::message(const CsvFault& fault) const {
   switch (fault.problem) {
     case CsvProblem::blank_line:
@@ -113,6 +120,11 @@ std::string FaultReport::message(const CsvFault& fault) const {
       return location(fault.text_begin - 1, fault.column) + "characters after the closing quote";
     case CsvProblem::quote_in_field:
       return location(fault.text_end, fault.column) + "quote inside an unquoted field";
+    case CsvProblem::missing_value:
+      return location(fault.field, fault.column) + "missing value '" +
+             shown(fault.text_begin, fault.text_end) +
+             "' (CsvOptions::missing is error); fill it in with --missing mean|median|zero or "
+             "leave the row out with --missing drop";
   }
   return file_ + ": internal error: unknown CSV problem";
 }
@@ -307,6 +319,21 @@ std::string column_label(std::size_t column, const std::vector<std::string>& nam
   return "column " + std::to_string(column + 1) + " '" + names[column] + "'";
 }
 
+// A token that is a number would be read as that number before the lookup sees it (numbers
+// are parsed first, so that clean files parse at full speed): refused rather than ignored.
+static NaTokens na_tokens(const CsvOptions& options, const std::string& file) {
+  for (const std::string& token : options.na_values) {
+    float value = 0.0f;
+    if (token.empty()) continue;
+    const NumberStatus status = parse_float(token.data(), token.data() + token.size(), value);
+    if (status == NumberStatus::finite || status == NumberStatus::out_of_range) {
+      throw Error(file + ": the missing-value token '" + token +
+                  "' is a number; na_values holds texts that are not numbers");
+    }
+  }
+  return NaTokens(options.na_values);
+}
+
 // Roles and slots of every column, and the dataset's names.
 CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
                        const std::string& file, Dataset& data) {
@@ -368,6 +395,8 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
   layout.delimiter = options.delimiter;
   layout.comment = options.comment;
   layout.allow_non_finite = options.allow_non_finite;
+  layout.na_values = na_tokens(options, file);
+  layout.missing = options.missing;
   layout.roles.assign(columns, ColumnRole::ignored);
   layout.slots.assign(columns, 0);
   for (std::size_t t = 0; t < targets.size(); ++t) {
@@ -449,7 +478,12 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
     if (!again.failed) {
       throw Error(report.message({CsvProblem::chunk_mismatch}));
     }
-    throw Error(report.message(again.fault));
+    const CsvFault& fault = again.fault;
+    if (fault.problem == CsvProblem::missing_value &&
+        layout.roles[static_cast<std::size_t>(fault.column)] != ColumnRole::feature) {
+      throw Error(report.missing_target_message(fault));
+    }
+    throw Error(report.message(fault));
   }
   return parsed;
 }

@@ -35,6 +35,8 @@ class FaultReport {
         lines_before_(lines_before) {}
 
   std::string message(const CsvFault& fault) const;
+  // A missing_value fault in a target column, which no policy but drop can get past.
+  std::string missing_target_message(const CsvFault& fault) const;
   std::string location(const char* field, std::int64_t column) const;  // FILE:LINE:COL (…):
 
  private:

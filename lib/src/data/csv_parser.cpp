@@ -4,6 +4,9 @@
 #include "data/csv_parser.hpp"
 
 #include <cstring>
+#include <limits>
+#include <string_view>
+#include <utility>
 
 #include "data/csv_number.hpp"
 
@@ -144,6 +147,12 @@ class RecordParser {
                            ColumnRole role, float* destination);
   const char* other_field(const char* record, const char* field, const char* separator,
                           std::int64_t column, float* targets, LabelText* label);
+  // Whether the field's text is one of layout.na_values.
+  bool is_missing(const CsvField& scanned, const NumberText& text) const;
+  // A missing cell: writes NaN and returns true when the policy keeps the row for now, else
+  // records a missing_value fault and returns false.
+  bool missing(const char* record, const char* field, std::int64_t column, ColumnRole role,
+               const NumberText& text, float* destination);
   // Records the fault of a record whose field `column` has a bad value (or whose field count
   // is wrong, problem == field_count): a quoting problem anywhere in the record comes first,
   // then a blank record or a wrong field count, then the bad value. Returns nullptr.
@@ -262,31 +271,47 @@ const char* RecordParser::number_field(const char* record, const char* field, st
   const CsvField scanned = scan_csv_field(field, text_.end, layout_.delimiter);
   if (!scanned.ok) return fail_quoting(record, field, column, scanned);
   const NumberText text = number_text(scanned, layout_.delimiter);
+  float value = 0.0f;
+  const NumberStatus status = scanned.escaped || text.begin == text.end
+                                  ? NumberStatus::not_a_number
+                                  : parse_float(text.begin, text.end, value);
+  if (status == NumberStatus::finite || (status == NumberStatus::non_finite &&
+                                         role == ColumnRole::feature && layout_.allow_non_finite)) {
+    *destination = value;
+    return scanned.terminator;
+  }
+  if (is_missing(scanned, text)) {
+    return missing(record, field, column, role, text, destination) ? scanned.terminator : nullptr;
+  }
   if (text.begin == text.end) {
     return fail(record, field, column, CsvProblem::empty_field, scanned.begin, scanned.end);
   }
-  float value = 0.0f;
-  const NumberStatus status =
-      scanned.escaped ? NumberStatus::not_a_number : parse_float(text.begin, text.end, value);
   CsvProblem problem = CsvProblem::not_a_number;
-  switch (status) {
-    case NumberStatus::finite:
-      *destination = value;
-      return scanned.terminator;
-    case NumberStatus::non_finite:
-      if (role == ColumnRole::feature && layout_.allow_non_finite) {
-        *destination = value;
-        return scanned.terminator;
-      }
-      problem = CsvProblem::non_finite;
-      break;
-    case NumberStatus::out_of_range:
-      problem = CsvProblem::out_of_range;
-      break;
-    case NumberStatus::not_a_number:
-      break;
-  }
+  if (status == NumberStatus::non_finite) problem = CsvProblem::non_finite;
+  if (status == NumberStatus::out_of_range) problem = CsvProblem::out_of_range;
   return fail(record, field, column, problem, scanned.begin, scanned.end);
+}
+
+bool RecordParser::is_missing(const CsvField& scanned, const NumberText& text) const {
+  if (layout_.na_values.empty()) return false;
+  if (!scanned.escaped) {
+    return layout_.na_values.contains(
+        std::string_view(text.begin, static_cast<std::size_t>(text.end - text.begin)));
+  }
+  return layout_.na_values.contains(unescape_quotes(text.begin, text.end));
+}
+
+bool RecordParser::missing(const char* record, const char* field, std::int64_t column,
+                           ColumnRole role, const NumberText& text, float* destination) {
+  // A missing feature can be filled in later or its row dropped; a missing target only dropped.
+  const bool keep = role == ColumnRole::feature ? layout_.missing != MissingPolicy::error
+                                                : layout_.missing == MissingPolicy::drop;
+  if (!keep) {
+    fail(record, field, column, CsvProblem::missing_value, text.begin, text.end);
+    return false;
+  }
+  *destination = std::numeric_limits<float>::quiet_NaN();
+  return true;
 }
 
 const char* RecordParser::other_field(const char* record, const char* field, const char* separator,
@@ -305,6 +330,16 @@ const char* RecordParser::other_field(const char* record, const char* field, con
   const CsvField scanned = scan_csv_field(field, text_.end, layout_.delimiter);
   if (!scanned.ok) return fail_quoting(record, field, column, scanned);
   if (role == ColumnRole::ignored) return scanned.terminator;
+  if (!layout_.na_values.empty()) {
+    const NumberText text = number_text(scanned, layout_.delimiter);
+    if (is_missing(scanned, text)) {
+      if (!missing(record, field, column, role, text, targets + slot)) return nullptr;
+      // Dropped with its row before the labels are looked at.
+      label->offset = static_cast<std::uint64_t>(scanned.begin - text_.begin);
+      label->size_and_escaped = 0;
+      return scanned.terminator;
+    }
+  }
   if (scanned.begin == scanned.end) {
     return fail(record, field, column, CsvProblem::empty_field, scanned.begin, scanned.end);
   }
@@ -373,6 +408,12 @@ const char* RecordParser::fail(const char* record, const char* field, std::int64
 }
 
 }  // namespace
+
+NaTokens::NaTokens(std::vector<std::string> texts) : texts_(std::move(texts)) {
+  for (const std::string& token : texts_) {
+    lengths_ |= std::uint64_t{1} << (token.size() < 63 ? token.size() : 63);
+  }
+}
 
 ParsedChunk parse_csv_records(const CsvLayout& layout, const CsvText& text, const char* begin,
                               const char* stop, std::int64_t max_rows, const CsvRowSink& rows) {

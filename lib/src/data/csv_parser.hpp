@@ -6,7 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "shardprop/dataset.hpp"
 
 namespace shardprop::detail {
 
@@ -19,12 +22,39 @@ enum class ColumnRole : std::uint8_t {
   ignored,          // only its quoting is checked
 };
 
+// The texts of CsvOptions::na_values. Only fields that are not short numbers reach the lookup,
+// and it compares lengths first: a field whose length no token has costs one bit test.
+class NaTokens {
+ public:
+  NaTokens() = default;
+  explicit NaTokens(std::vector<std::string> texts);
+
+  bool contains(std::string_view text) const {
+    const std::size_t bit = text.size() < 63 ? text.size() : 63;
+    if ((lengths_ >> bit & 1) == 0) return false;
+    for (const std::string& token : texts_) {
+      if (token.size() == text.size() && token == text) return true;
+    }
+    return false;
+  }
+  bool empty() const { return texts_.empty(); }
+
+ private:
+  std::vector<std::string> texts_;
+  std::uint64_t lengths_ = 0;  // bit n: a token of n bytes (bit 63: one of 63 or more)
+};
+
 struct CsvLayout {
   char delimiter = ',';
   bool allow_non_finite = false;
   char comment = '\0';  // a record starting with it is a comment line, skipped ('\0': none)
   std::vector<ColumnRole> roles;    // one per column of the file
   std::vector<std::int32_t> slots;  // each column's index in its feature or target row
+  // A feature or target field whose (trimmed) text is one of these is missing: with the error
+  // policy a missing_value fault; otherwise NaN in the feature row, and for a target NaN with
+  // drop (the row is then left out) or a missing_value fault.
+  NaTokens na_values;
+  MissingPolicy missing = MissingPolicy::error;
 };
 
 // Where a label's text is, relative to the start of the text; escaped when it still holds ""
@@ -50,6 +80,7 @@ enum class CsvProblem : std::uint8_t {
   quote_in_field,      // a '"' inside an unquoted field
   chunk_mismatch,      // a chunk did not end where the next one begins (malformed quoting)
   comment_quote,       // a comment line with an odd number of quotes (record: its start)
+  missing_value,       // a field in CsvOptions::na_values where the policy needs a value
 };
 
 struct CsvFault {

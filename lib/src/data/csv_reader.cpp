@@ -16,6 +16,7 @@
 #include "data/csv_labels.hpp"
 #include "data/csv_parser.hpp"
 #include "data/csv_reader.hpp"
+#include "data/imputation_fit.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 
@@ -72,6 +73,11 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
         return CsvRowSink{data.features.data(), feature_count, data.targets.data(),
                           target_width,         labels.get(),  1};
       });
+
+  if (layout.missing == MissingPolicy::drop) {
+    detail::drop_missing_rows(data, has_labels ? labels.get() : nullptr);
+    label_rows = has_labels ? static_cast<std::size_t>(data.rows) : 0;
+  }
 
   const bool number_or_label =
       has_labels && layout.roles[label_column] == ColumnRole::number_or_label;

@@ -23,6 +23,7 @@
 #include "data/csv_labels.hpp"
 #include "data/csv_parser.hpp"
 #include "data/csv_part.hpp"
+#include "data/imputation_fit.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/error.hpp"
 
@@ -104,7 +105,9 @@ struct CsvStream::State {
   bool has_labels = false;
   std::int64_t label_column = 0;
   std::vector<detail::LabelText> labels;
+  Imputation imputation;
   Standardization standardization;
+  std::int64_t dropped = 0;  // rows left out by MissingPolicy::drop in the latest pass
   std::size_t peak = 0;
 
   ~State() {
@@ -268,7 +271,10 @@ struct CsvStream::State {
 
   bool next(Dataset& chunk) {
     if (fd < 0) open();
-    if (!started) start();
+    if (!started) {
+      dropped = 0;
+      start();
+    }
     if (part_done) return false;
     std::size_t want = block_bytes;
     for (;;) {
@@ -294,7 +300,8 @@ struct CsvStream::State {
       counted_begin = cut;
       counted_newlines = counts.newlines - detail::count_byte(text.substr(cut), '\n');
       if (chunk.rows > 0) return true;
-      // A block of comment lines only: on to the next one.
+      // A block of comment lines only, or of rows all dropped (MissingPolicy::drop): on to
+      // the next one.
       if (part_done) return false;
       want = block_bytes;
     }
@@ -334,7 +341,12 @@ struct CsvStream::State {
       throw;
     }
     std::memcpy(after, saved, kPadding);
+    if (layout.missing == MissingPolicy::drop) {
+      dropped += detail::drop_missing_rows(chunk, has_labels ? labels.data() : nullptr);
+      if (has_labels) labels.resize(static_cast<std::size_t>(chunk.rows));
+    }
     if (has_labels) map_labels(chunk, report);
+    imputation.apply(chunk);
     if (!standardization.empty()) standardization.apply(chunk);
     rows_bytes = (chunk.features.capacity() + chunk.targets.capacity()) * sizeof(float) +
                  labels.capacity() * sizeof(detail::LabelText);
@@ -391,9 +403,15 @@ void CsvStream::rewind() {
 
 bool CsvStream::next(Dataset& chunk) { return state_->next(chunk); }
 
+void CsvStream::set_imputation(Imputation imputation) {
+  state_->imputation = std::move(imputation);
+}
+
 void CsvStream::set_standardization(Standardization standardization) {
   state_->standardization = std::move(standardization);
 }
+
+std::int64_t CsvStream::dropped_rows() const { return state_->dropped; }
 
 std::size_t CsvStream::peak_bytes() const { return state_->peak; }
 

@@ -27,7 +27,9 @@ namespace {
 // streamed and evaluated through this check, so it runs in parallel (in the caller's arena) and
 // tests blocks branch-free on the exponent bits, which vectorizes; only a block that holds a
 // non-finite value is searched element by element.
-std::size_t first_non_finite(std::span<const float> values) {
+// With allow_nan, only infinities count.
+std::size_t first_non_finite(std::span<const float> values, bool allow_nan = false) {
+  const std::uint32_t mantissa_mask = allow_nan ? 0x007fffffu : 0u;
   constexpr std::size_t kBlock = 16384;
   const std::size_t blocks = (values.size() + kBlock - 1) / kBlock;
   return tbb::parallel_reduce(
@@ -40,11 +42,14 @@ std::size_t first_non_finite(std::span<const float> values) {
           std::uint32_t all_ones = 0;  // set if some value's exponent bits are all ones
           for (std::size_t i = begin; i < end; ++i) {
             const auto bits = std::bit_cast<std::uint32_t>(values[i]);
-            all_ones |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+            all_ones |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u &&
+                                                   (bits & mantissa_mask) == 0);
           }
           if (all_ones == 0) continue;
           for (std::size_t i = begin; i < end; ++i) {
-            if (!std::isfinite(values[i])) return std::min(first, i);
+            if (std::isinf(values[i]) || (!allow_nan && std::isnan(values[i]))) {
+              return std::min(first, i);
+            }
           }
         }
         return first;
@@ -54,7 +59,7 @@ std::size_t first_non_finite(std::span<const float> values) {
 
 }  // namespace
 
-void Dataset::validate() const {
+void Dataset::validate(bool allow_missing) const {
   if (rows < 0 || feature_count < 1 || target_width < 1) {
     throw Error("dataset: rows (" + std::to_string(rows) + "), feature count (" +
                 std::to_string(feature_count) + ") and target width (" +
@@ -70,7 +75,7 @@ void Dataset::validate() const {
                 " targets need " + std::to_string(rows * target_width) + " values, have " +
                 std::to_string(targets.size()));
   }
-  if (const std::size_t i = first_non_finite(features); i != features.size()) {
+  if (const std::size_t i = first_non_finite(features, allow_missing); i != features.size()) {
     throw Error("dataset: feature " + std::to_string(i % feature_count) + " of row " +
                 std::to_string(i / feature_count) + " is not finite");
   }
@@ -163,7 +168,7 @@ void use_class_names(Dataset& data, const std::vector<std::string>& names) {
 
 std::pair<Dataset, Dataset> split_validation(const Dataset& data, double fraction,
                                              std::uint64_t seed) {
-  data.validate();
+  data.validate(/*allow_missing=*/true);  // the imputation is fit after the split
   if (!(fraction > 0.0 && fraction < 1.0)) {
     throw Error("validation split: the fraction must be in (0, 1), got " +
                 std::to_string(fraction));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "data/csv_part.hpp"
 #include "data/dataset_rows.hpp"
 #include "data/feature_moments.hpp"
+#include "data/imputation_fit.hpp"
 #include "data/row_split.hpp"
 #include "shardprop/error.hpp"
 
@@ -220,6 +222,82 @@ Standardization fit_standardization(const DatasetPart& part, const Communicator&
   detail::FeatureMoments moments(shift);
   detail::agree(c, [&] { moments.add(part.rows); });
   return merged_result(c, moments, shift);
+}
+
+namespace {
+
+// Every rank's words, in rank order. Collective.
+std::vector<std::vector<std::uint64_t>> gather_words(detail::Communicator& c,
+                                                     const std::vector<std::uint64_t>& mine) {
+  std::vector<std::uint64_t> all(mine.size() * static_cast<std::size_t>(c.size()));
+  c.allgather(std::span<const std::uint64_t>(mine), std::span<std::uint64_t>(all));
+  std::vector<std::vector<std::uint64_t>> words;
+  for (int r = 0; r < c.size(); ++r) {
+    const auto first = all.begin() + static_cast<std::ptrdiff_t>(r * mine.size());
+    words.emplace_back(first, first + static_cast<std::ptrdiff_t>(mine.size()));
+  }
+  return words;
+}
+
+// The fit over every rank's rows; `pass` runs this rank's pass, which may fail on one rank
+// (bad input in a stream), so each is agreed on before the words are gathered.
+Imputation fit_imputation_collectively(
+    detail::Communicator& c, MissingPolicy policy, int features, std::vector<std::string> names,
+    const std::function<void(const std::function<void(const Dataset&)>&)>& pass) {
+  detail::ImputationRows rows;
+  rows.features = features;
+  rows.names = std::move(names);
+  rows.pass = [&](const std::function<void(const Dataset&)>& work) {
+    detail::agree(c, [&] { pass(work); });
+  };
+  rows.gather = [&](const std::vector<std::uint64_t>& words) { return gather_words(c, words); };
+  try {
+    return detail::fit_imputation(policy, rows);
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const Error& e) {
+    // Every rank found the same fault in the same combined statistics.
+    if (c.size() == 1 && !c.distributed()) throw;
+    throw CollectiveError(e.what());
+  }
+}
+
+}  // namespace
+
+Imputation fit_imputation(const DatasetPart& part, MissingPolicy policy, const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  return fit_imputation_collectively(
+      c, policy, part.rows.feature_count, part.rows.feature_names,
+      [&](const std::function<void(const Dataset&)>& work) { work(part.rows); });
+}
+
+Imputation fit_imputation(DataStream& stream, MissingPolicy policy, const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  if (policy == MissingPolicy::error || policy == MissingPolicy::drop) return {policy, {}};
+  // The columns, from the first chunk of a rank with rows (every rank learns them).
+  Dataset chunk;
+  bool any = false;
+  detail::agree(c, [&] {
+    stream.rewind();
+    any = stream.next(chunk);
+    stream.rewind();
+  });
+  const std::vector<std::int64_t> counts = c.allgather<std::int64_t>(any ? chunk.feature_count : 0);
+  const std::int64_t features = *std::max_element(counts.begin(), counts.end());
+  if (features == 0) {
+    throw CollectiveError("imputation: the data has no rows to fit " +
+                          std::string(to_string(policy)));
+  }
+  std::vector<std::string> names;
+  for (const std::string& text : c.allgather_strings(encode_names(chunk.feature_names))) {
+    if (names.empty()) decode_names(text, names);
+  }
+  return fit_imputation_collectively(c, policy, static_cast<int>(features), names,
+                                     [&](const std::function<void(const Dataset&)>& work) {
+                                       stream.rewind();
+                                       while (stream.next(chunk)) work(chunk);
+                                       stream.rewind();
+                                     });
 }
 
 void use_class_names(DatasetPart& part, const std::vector<std::string>& names,

@@ -189,6 +189,14 @@ std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
                                         {"scale", json_floats(m.standardization.scale)}}
                                        .dump();
   }
+  if (m.imputation.policy != MissingPolicy::error || !m.imputation.fill.empty() ||
+      m.na_values != CsvOptions{}.na_values) {
+    entries[kImputationKey] =
+        json_text(json{{"policy", std::string(to_string(m.imputation.policy))},
+                       {"na_values", m.na_values},
+                       {"fill", json_floats(m.imputation.fill)}},
+                  "a missing-value token");
+  }
   const json settings = json::parse(m.settings, nullptr, false);
   if (!settings.is_object()) throw Error("run settings are not a JSON object: " + m.settings);
   entries[kSettingsKey] = json_text(settings, "a file name among the options");
@@ -238,6 +246,8 @@ RunMetadata read_run_metadata(const TrainedModel& trained, const std::string& fi
   m.target_names = trained.target_names;
   if (trained.metadata.contains(kClassesKey)) m.class_names = trained.class_names;
   m.standardization = trained.standardization;
+  m.imputation = trained.imputation;
+  m.na_values = trained.na_values;
   return m;
 }
 

@@ -76,6 +76,35 @@ struct MetadataEntry {
   }
 };
 
+// "shardprop.imputation": {"policy": ..., "na_values": [...], "fill": [...]}.
+void read_imputation(const MetadataEntry& e, std::size_t inputs, TrainedModel& trained) {
+  const json value = e.parse();
+  if (!value.is_object() || !value.contains("policy") || !value["policy"].is_string()) {
+    e.fail("expected a JSON object {\"policy\": ..., \"na_values\": [...], \"fill\": [...]}");
+  }
+  try {
+    trained.imputation.policy = parse_missing_policy(value["policy"].get<std::string>());
+  } catch (const Error& error) {
+    e.fail(error.what());
+  }
+  if (!value.contains("na_values") || !value["na_values"].is_array()) {
+    e.fail("expected an array 'na_values'");
+  }
+  trained.na_values.clear();
+  for (const json& token : value["na_values"]) {
+    if (!token.is_string()) e.fail("'na_values' holds " + token.dump() + ", not a string");
+    trained.na_values.push_back(token.get<std::string>());
+  }
+  const MissingPolicy policy = trained.imputation.policy;
+  const bool fills = policy == MissingPolicy::mean || policy == MissingPolicy::median ||
+                     policy == MissingPolicy::zero;
+  if (!fills && value.contains("fill") && value["fill"].is_array() && !value["fill"].empty()) {
+    e.fail("'fill' holds values, but the policy " + std::string(to_string(policy)) +
+           " fills nothing in");
+  }
+  trained.imputation.fill = e.numbers(value, "fill", fills ? inputs : 0);
+}
+
 }  // namespace
 
 TrainedModel load_trained_model(const std::filesystem::path& path) {
@@ -84,7 +113,8 @@ TrainedModel load_trained_model(const std::filesystem::path& path) {
 
 TrainedModel detail::load_trained_model(const SafetensorsFile& parsed) {
   const std::string& file = parsed.name();
-  TrainedModel trained{load_model(parsed), {}, {}, {}, {}, parsed.metadata()};
+  TrainedModel trained{load_model(parsed), {}, {}, {}, {}, {}, CsvOptions{}.na_values,
+                       parsed.metadata()};
   const Model& model = trained.model;
   const auto inputs = static_cast<std::size_t>(model.inputs());
   const auto outputs = static_cast<std::size_t>(model.outputs());
@@ -125,6 +155,9 @@ TrainedModel detail::load_trained_model(const SafetensorsFile& parsed) {
     if (std::any_of(scale.begin(), scale.end(), [](float s) { return !(s > 0.0f); })) {
       e.fail("'scale' holds a value that is not positive");
     }
+  }
+  if (const std::string* text = entry(kImputationKey)) {
+    read_imputation(MetadataEntry{file, kImputationKey, *text}, inputs, trained);
   }
   return trained;
 }

@@ -1,0 +1,36 @@
+// Missing values after the parse: leaving out the rows of MissingPolicy::drop, and fitting an
+// Imputation over rows that may be spread over chunks of a stream and over ranks. Leaves out
+// finding missing cells (the record parser) and talking between processes (the caller passes
+// an allgather).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/csv_parser.hpp"
+#include "shardprop/dataset.hpp"
+
+namespace shardprop::detail {
+
+// Leaves out every row with a NaN feature or target, keeping the order of the others; `labels`
+// (one per row, or null) move with their rows. Returns the rows left out.
+std::int64_t drop_missing_rows(Dataset& data, LabelText* labels);
+
+// Where the rows of a fit are.
+struct ImputationRows {
+  int features = 0;
+  std::vector<std::string> names;  // the features' names, for messages (may be empty)
+  // Calls work(chunk) for every chunk of this process's rows, in order (a pass).
+  std::function<void(const std::function<void(const Dataset&)>& work)> pass;
+  // Every process's words, in rank order (collective); one process: its own.
+  std::function<std::vector<std::vector<std::uint64_t>>(const std::vector<std::uint64_t>&)> gather;
+};
+
+// The fit of Imputation::fit over every process's rows: bitwise the same for any chunking and
+// process count. Mean: one pass; median: four (one byte of each value's order key per pass);
+// zero: none. Throws Error naming a feature with no value (mean and median).
+Imputation fit_imputation(MissingPolicy policy, const ImputationRows& rows);
+
+}  // namespace shardprop::detail
