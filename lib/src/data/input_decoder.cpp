@@ -119,9 +119,9 @@ class ZstdDecoder final : public InputDecoder {
       in += source.pos;
       out += target.pos;
       offset += source.pos;
+      if (source.pos + target.pos == 0) break;
       // 0: a frame is complete and flushed; more input starts another frame.
       frame_done_ = hint == 0;
-      if (source.pos + target.pos == 0) break;
       moved = true;
     }
     return moved;
