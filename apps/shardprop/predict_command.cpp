@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "input_file.hpp"
 #include "model_input.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
@@ -20,10 +21,11 @@ CLI::App* add_predict_command(CLI::App& app, PredictOptions& o) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", o.data,
-                  "Input CSV; the model's feature columns are found by header name, other "
-                  "columns (an id, the target) are ignored")
+                  "Input CSV (plain, gzip or zstd; - reads standard input, streamed once); the "
+                  "model's feature columns are found by header name, other columns (an id, the "
+                  "target) are ignored")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(kInputFile);
   cmd->add_option("--output", o.output,
                   "Write the predictions here (CSV, replaced atomically; untouched on error)")
       ->required();
