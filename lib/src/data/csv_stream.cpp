@@ -109,7 +109,7 @@ struct CsvStream::State {
   // The first time opens the input; later, starts it again (standard input cannot, once read).
   void open() {
     if (source == nullptr) {
-      source = detail::InputSource::open(path);
+      source = detail::InputSource::open(path, block_bytes);
     } else {
       source->rewind();
     }

@@ -32,7 +32,7 @@ namespace {
 constexpr std::size_t kMagicBytes = 4;
 constexpr std::size_t kCompressedReadBytes = std::size_t{256} << 10;
 constexpr std::size_t kBlockBytes = std::size_t{1} << 20;  // decompressed block
-constexpr std::size_t kReadyBlocks = 2;                    // decompressed ahead of the reader
+constexpr std::size_t kMinReadyBlocks = 2;                 // decompressed ahead of the reader
 
 Compression compression_of(const unsigned char* bytes, std::size_t size) {
   if (size >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return Compression::gzip;
@@ -219,8 +219,9 @@ class PlainSource final : public InputSource {
 class DecompressingSource final : public InputSource {
  public:
   DecompressingSource(std::string name, Compression compression, std::unique_ptr<RawInput> raw,
-                      bool standard_input)
+                      bool standard_input, std::size_t read_ahead_bytes)
       : InputSource(std::move(name), compression),
+        ready_limit_(std::max(kMinReadyBlocks, (read_ahead_bytes + kBlockBytes - 1) / kBlockBytes)),
         raw_(std::move(raw)),
         decoder_(make_input_decoder(compression, this->name())),
         standard_input_(standard_input),
@@ -265,7 +266,7 @@ class DecompressingSource final : public InputSource {
 
   std::uint64_t compressed_bytes_read() const override { return compressed_bytes_.load(); }
   std::size_t held_bytes() const override {
-    return (kReadyBlocks + 2) * kBlockBytes + compressed_.size();
+    return (ready_limit_ + 2) * kBlockBytes + compressed_.size();
   }
 
  private:
@@ -334,7 +335,7 @@ class DecompressingSource final : public InputSource {
       Block block;
       {
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return stopping_ || ready_.size() < kReadyBlocks; });
+        changed_.wait(lock, [&] { return stopping_ || ready_.size() < ready_limit_; });
         if (stopping_) return;
         if (!spare_.empty()) {
           block.data = std::move(spare_.back());
@@ -387,6 +388,7 @@ class DecompressingSource final : public InputSource {
     }
   }
 
+  std::size_t ready_limit_;  // blocks decompressed ahead at most
   std::unique_ptr<RawInput> raw_;
   std::unique_ptr<InputDecoder> decoder_;
   bool standard_input_;
@@ -433,7 +435,8 @@ Compression file_compression(const std::filesystem::path& path) {
 
 InputSource::~InputSource() = default;
 
-std::unique_ptr<InputSource> InputSource::open(const std::filesystem::path& path) {
+std::unique_ptr<InputSource> InputSource::open(const std::filesystem::path& path,
+                                               std::size_t read_ahead_bytes) {
   std::string name = input_name(path);
   auto raw = std::make_unique<RawInput>(path, name);
   const Compression compression = raw->peek_compression();
@@ -442,7 +445,7 @@ std::unique_ptr<InputSource> InputSource::open(const std::filesystem::path& path
     return std::make_unique<PlainSource>(std::move(name), std::move(raw), standard_input);
   }
   return std::make_unique<DecompressingSource>(std::move(name), compression, std::move(raw),
-                                               standard_input);
+                                               standard_input, read_ahead_bytes);
 }
 
 struct InputText::Storage {

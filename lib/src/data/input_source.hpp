@@ -30,8 +30,11 @@ Compression file_compression(const std::filesystem::path& path);
 class InputSource {
  public:
   // Opens `path` ("-": standard input) and reads its first bytes to tell its compression.
-  // Throws Error "FILE: cannot open: reason".
-  static std::unique_ptr<InputSource> open(const std::filesystem::path& path);
+  // Compressed input is decompressed up to `read_ahead_bytes` (at least 2 MB) ahead of the
+  // reader: a reader that parses blocks of N bytes passes N, so that the next block is
+  // decompressed while one is parsed. Throws Error "FILE: cannot open: reason".
+  static std::unique_ptr<InputSource> open(const std::filesystem::path& path,
+                                           std::size_t read_ahead_bytes = 0);
 
   virtual ~InputSource();
   InputSource(const InputSource&) = delete;
