@@ -4,6 +4,12 @@
 // fast_float loop over the mapped bytes with no validation (BM_BareFromChars, one thread). The
 // files are read from the page cache: this leaves out the disk.
 //
+// Compressed input: the same files as gzip (zlib level 6) and zstd (level 3), written next to
+// them on first use, read by read_csv (BM_ReadCsvCompressed) and by one CsvStream pass
+// (BM_StreamCsv, plain too), beside pure decompression into a discarded buffer (BM_Decompress:
+// what `zcat FILE > /dev/null` does). Their bytes_per_second is of the uncompressed text; the
+// counter compressed_MB is the compressed input's rate.
+//
 // A file is made by shardprop_make_csv only when a benchmark that reads it runs (never for
 // --benchmark_list_tests), in a temporary directory removed at exit, or, when
 // $SHARDPROP_BENCH_DATA names a directory, there, where it is kept and reused by later runs.
@@ -18,6 +24,8 @@
 #include <sys/wait.h>
 #include <tbb/task_arena.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -32,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
@@ -54,7 +63,14 @@ struct CsvFile {
   int columns = 0;
   bool ready = false;  // generated (or found) and measured
   std::string error;   // why it could not be made
+  // The compressed copies, made on first use (index: Format).
+  fs::path compressed_path[2];
+  std::uint64_t compressed_bytes[2] = {0, 0};
+  std::string compressed_error[2];
 };
+
+enum Format { kGzip = 0, kZstd = 1 };
+const char* const kFormatNames[2] = {"gzip", "zstd"};
 
 std::string environment_value(const char* name) {
   const char* value = std::getenv(name);
@@ -216,6 +232,218 @@ void BM_ReadCsv(benchmark::State& state, CsvFile* file) {
   set_rates(state, *file);
 }
 
+// Writes `in`'s bytes compressed to `out` in 1 MB pieces (gzip: one member; zstd: one frame).
+void compress_file(const fs::path& in, const fs::path& out, Format format) {
+  const File source(in);
+  const fs::path partial = out.string() + ".partial";
+  const int sink = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (sink < 0) throw system_error("cannot write " + partial.string());
+  std::vector<char> input(std::size_t{1} << 20);
+  std::vector<char> output(std::size_t{4} << 20);
+  auto write_all = [&](const char* data, std::size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::write(sink, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw system_error("cannot write " + partial.string());
+      data += n;
+      size -= static_cast<std::size_t>(n);
+    }
+  };
+  z_stream z{};
+  ZSTD_CCtx* zstd = nullptr;
+  if (format == kGzip) {
+    if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      throw std::runtime_error("deflateInit2 failed");
+    }
+  } else {
+    zstd = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, 3);
+  }
+  for (bool end = false; !end;) {
+    const ssize_t n = ::read(source.fd(), input.data(), input.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw system_error("cannot read " + in.string());
+    end = n == 0;
+    if (format == kGzip) {
+      z.next_in = reinterpret_cast<Bytef*>(input.data());
+      z.avail_in = static_cast<uInt>(n);
+      do {
+        z.next_out = reinterpret_cast<Bytef*>(output.data());
+        z.avail_out = static_cast<uInt>(output.size());
+        deflate(&z, end ? Z_FINISH : Z_NO_FLUSH);
+        write_all(output.data(), output.size() - z.avail_out);
+      } while (z.avail_out == 0);
+    } else {
+      ZSTD_inBuffer source_buffer{input.data(), static_cast<std::size_t>(n), 0};
+      for (;;) {
+        ZSTD_outBuffer target{output.data(), output.size(), 0};
+        const std::size_t left =
+            ZSTD_compressStream2(zstd, &target, &source_buffer, end ? ZSTD_e_end : ZSTD_e_continue);
+        if (ZSTD_isError(left)) throw std::runtime_error(ZSTD_getErrorName(left));
+        write_all(output.data(), target.pos);
+        if (end ? left == 0 : source_buffer.pos == source_buffer.size) break;
+      }
+    }
+  }
+  if (format == kGzip) deflateEnd(&z);
+  ZSTD_freeCCtx(zstd);
+  ::close(sink);
+  fs::rename(partial, out);
+}
+
+bool ensure_ready(benchmark::State& state, CsvFile& file);
+
+// The compressed copy of a ready file, made if missing.
+bool ensure_compressed(benchmark::State& state, CsvFile& file, Format format) {
+  if (!ensure_ready(state, file)) return false;
+  std::string& error = file.compressed_error[format];
+  if (file.compressed_bytes[format] == 0 && error.empty()) {
+    try {
+      const fs::path path = file.path.string() + (format == kGzip ? ".gz" : ".zst");
+      if (!fs::exists(path)) compress_file(file.path, path, format);
+      file.compressed_path[format] = path;
+      file.compressed_bytes[format] = fs::file_size(path);
+      std::vector<char> warm(file.compressed_bytes[format]);  // into the page cache
+      read_into(path, warm);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (error.empty()) return true;
+  state.SkipWithError(error.c_str());
+  for (auto _ : state) {
+  }
+  return false;
+}
+
+// Uncompressed bytes/s as bytes_per_second (and the file's usual counters); compressed MB/s.
+void set_compressed_rates(benchmark::State& state, const CsvFile& file, Format format) {
+  set_rates(state, file);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(file.bytes));
+  state.counters["compressed_MB"] =
+      benchmark::Counter(static_cast<double>(file.compressed_bytes[format]) / 1e6,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// read_csv of the compressed copy in an arena of state.range(1) threads; state.range(0) is
+// the Format.
+void BM_ReadCsvCompressed(benchmark::State& state, CsvFile* file) {
+  const auto format = static_cast<Format>(state.range(0));
+  if (!ensure_compressed(state, *file, format)) return;
+  tbb::task_arena arena(static_cast<int>(state.range(1)));
+  arena.initialize();
+  const shardprop::CsvOptions options;
+  for (auto _ : state) {
+    try {
+      std::int64_t rows = 0;
+      arena.execute([&] {
+        const shardprop::Dataset data = shardprop::read_csv(file->compressed_path[format], options);
+        benchmark::DoNotOptimize(data.features.data());
+        rows = data.rows;
+      });
+      if (rows != file->rows) {
+        state.SkipWithError("read_csv returned the wrong number of rows");
+        break;
+      }
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+      break;
+    }
+  }
+  set_compressed_rates(state, *file, format);
+}
+
+// One CsvStream pass (64 MB blocks, each parsed in parallel) over the plain file (state.range(0)
+// == 2) or a compressed copy, in an arena of state.range(1) threads: the decompression thread
+// works ahead while a block is parsed.
+void BM_StreamCsv(benchmark::State& state, CsvFile* file) {
+  const bool plain = state.range(0) == 2;
+  const auto format = static_cast<Format>(plain ? 0 : state.range(0));
+  if (plain ? !ensure_ready(state, *file) : !ensure_compressed(state, *file, format)) return;
+  tbb::task_arena arena(static_cast<int>(state.range(1)));
+  arena.initialize();
+  shardprop::CsvOptions options;
+  options.target_kind = shardprop::TargetKind::numeric;
+  const fs::path path = plain ? file->path : file->compressed_path[format];
+  for (auto _ : state) {
+    try {
+      std::int64_t rows = 0;
+      arena.execute([&] {
+        shardprop::CsvStream stream(path, options);
+        shardprop::Dataset chunk;
+        while (stream.next(chunk)) rows += chunk.rows;
+        benchmark::DoNotOptimize(chunk.features.data());
+      });
+      if (rows != file->rows) {
+        state.SkipWithError("the stream returned the wrong number of rows");
+        break;
+      }
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+      break;
+    }
+  }
+  if (plain) {
+    set_rates(state, *file);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(file->bytes));
+  } else {
+    set_compressed_rates(state, *file, format);
+  }
+}
+
+// Decompression alone, one thread: read() the compressed copy in 256 KB pieces and inflate
+// (ZSTD_decompressStream) into a 1 MB buffer that is thrown away, as `zcat FILE > /dev/null`.
+void BM_Decompress(benchmark::State& state, CsvFile* file) {
+  const auto format = static_cast<Format>(state.range(0));
+  if (!ensure_compressed(state, *file, format)) return;
+  std::vector<char> input(std::size_t{256} << 10);
+  std::vector<char> output(std::size_t{1} << 20);
+  for (auto _ : state) {
+    const File source(file->compressed_path[format]);
+    std::uint64_t made = 0;
+    z_stream z{};
+    ZSTD_DStream* zstd = nullptr;
+    if (format == kGzip) {
+      inflateInit2(&z, 16 + MAX_WBITS);
+    } else {
+      zstd = ZSTD_createDStream();
+    }
+    for (;;) {
+      const ssize_t n = ::read(source.fd(), input.data(), input.size());
+      if (n <= 0) break;
+      if (format == kGzip) {
+        z.next_in = reinterpret_cast<Bytef*>(input.data());
+        z.avail_in = static_cast<uInt>(n);
+        while (z.avail_in > 0) {
+          z.next_out = reinterpret_cast<Bytef*>(output.data());
+          z.avail_out = static_cast<uInt>(output.size());
+          const int status = inflate(&z, Z_NO_FLUSH);
+          made += output.size() - z.avail_out;
+          if (status == Z_STREAM_END) inflateReset(&z);
+          if (status != Z_OK && status != Z_STREAM_END) break;
+        }
+      } else {
+        ZSTD_inBuffer in{input.data(), static_cast<std::size_t>(n), 0};
+        while (in.pos < in.size) {
+          ZSTD_outBuffer out{output.data(), output.size(), 0};
+          ZSTD_decompressStream(zstd, &out, &in);
+          made += out.pos;
+        }
+      }
+      benchmark::DoNotOptimize(output.data());
+    }
+    if (format == kGzip) inflateEnd(&z);
+    ZSTD_freeDStream(zstd);
+    if (made != file->bytes) {
+      state.SkipWithError("decompressed size differs from the file's");
+      break;
+    }
+  }
+  set_compressed_rates(state, *file, format);
+}
+
 // Runs shardprop_make_csv to write file.path (it writes a temporary file and renames it).
 void generate(const CsvFile& file, int megabytes) {
   const std::string tool = environment_value("SHARDPROP_MAKE_CSV").empty()
@@ -351,10 +579,18 @@ std::vector<CsvFile>& csv_files() {
 // selects (a file is still made on first use if this guess misses).
 std::vector<std::string> run_names(const CsvFile& file) {
   const std::string suffix = "/" + file.name;
-  return {"BM_ReadSyscall" + suffix + "/real_time", "BM_MmapTouch" + suffix + "/real_time",
+  return {"BM_ReadSyscall" + suffix + "/real_time",
+          "BM_MmapTouch" + suffix + "/real_time",
           "BM_BareFromChars" + suffix + "/real_time",
           "BM_ReadCsv" + suffix + "/threads:1/real_time",
-          "BM_ReadCsv" + suffix + "/threads:2/real_time"};
+          "BM_ReadCsv" + suffix + "/threads:2/real_time",
+          "BM_ReadCsvCompressed" + suffix + "/format:0/threads:2/real_time",
+          "BM_ReadCsvCompressed" + suffix + "/format:1/threads:2/real_time",
+          "BM_StreamCsv" + suffix + "/format:2/threads:2/real_time",
+          "BM_StreamCsv" + suffix + "/format:0/threads:2/real_time",
+          "BM_StreamCsv" + suffix + "/format:1/threads:2/real_time",
+          "BM_Decompress" + suffix + "/format:0/real_time",
+          "BM_Decompress" + suffix + "/format:1/real_time"};
 }
 
 bool selected(const CsvFile& file, std::string filter) {
@@ -388,6 +624,27 @@ void register_benchmarks(std::vector<CsvFile>& files) {
         ->ArgName("threads")
         ->Arg(1)
         ->Arg(2)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    // format: 0 gzip, 1 zstd, 2 plain (streams only).
+    benchmark::RegisterBenchmark(("BM_ReadCsvCompressed/" + file.name).c_str(),
+                                 BM_ReadCsvCompressed, f)
+        ->ArgNames({"format", "threads"})
+        ->Args({kGzip, 2})
+        ->Args({kZstd, 2})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_StreamCsv/" + file.name).c_str(), BM_StreamCsv, f)
+        ->ArgNames({"format", "threads"})
+        ->Args({2, 2})
+        ->Args({kGzip, 2})
+        ->Args({kZstd, 2})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_Decompress/" + file.name).c_str(), BM_Decompress, f)
+        ->ArgName("format")
+        ->Arg(kGzip)
+        ->Arg(kZstd)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "input_file.hpp"
 #include "model_input.hpp"
 #include "preamble_options.hpp"
 #include "shardprop/error.hpp"
@@ -24,9 +25,10 @@ CLI::App* add_evaluate_command(CLI::App& app, EvaluateOptions& o) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", o.data,
-                  "Labelled CSV; the model's feature columns are found by header name")
+                  "Labelled CSV (plain, gzip or zstd; - reads standard input, streamed once); "
+                  "the model's feature columns are found by header name")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(kInputFile);
   cmd->add_option("--target", o.targets,
                   "Target column(s) by name or 0-based index, comma-separated (default: the "
                   "columns the model was trained on; with --no-header the columns after the "
@@ -209,16 +211,17 @@ int evaluate(const EvaluateOptions& o) {
                 std::to_string(needed));
   }
   const std::unique_ptr<CsvStream> stream = open_model_input(trained, o.data, csv);
+  const std::string input = o.data == "-" ? "<stdin>" : o.data;  // as CSV messages name it
   EvaluationReport report;
   try {
     report = evaluate_model(trained.model, *stream);
   } catch (const Error& e) {
     // CSV messages name the file already; the evaluation's own (a bad target) do not.
     const std::string what = e.what();
-    if (what.starts_with(o.data)) throw;
-    throw Error(o.data + ": " + what);
+    if (what.starts_with(input)) throw;
+    throw Error(input + ": " + what);
   }
-  if (report.rows == 0) throw Error(o.data + ": no data rows");
+  if (report.rows == 0) throw Error(input + ": no data rows");
   const std::int64_t dropped = stream->dropped_rows();
   if (o.json) {
     nlohmann::json j = report_json(o, report, trained, csv.targets);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "input_file.hpp"
 #include "model_input.hpp"
 #include "preamble_options.hpp"
 #include "shardprop/data_stream.hpp"
@@ -23,10 +24,11 @@ CLI::App* add_predict_command(CLI::App& app, PredictOptions& o) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", o.data,
-                  "Input CSV; the model's feature columns are found by header name, other "
-                  "columns (an id, the target) are ignored")
+                  "Input CSV (plain, gzip or zstd; - reads standard input, streamed once); the "
+                  "model's feature columns are found by header name, other columns (an id, the "
+                  "target) are ignored")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(kInputFile);
   cmd->add_option("--output", o.output,
                   "Write the predictions here (CSV, replaced atomically; untouched on error)")
       ->required();

@@ -28,6 +28,7 @@
 #include "shardprop/trainer.hpp"
 #include "shardprop/training_run.hpp"
 #include "shardprop/version.hpp"
+#include "stdin_spool.hpp"
 #include "stop_signals.hpp"
 #include "train_data.hpp"
 #include "usage_error.hpp"
@@ -40,7 +41,7 @@ namespace fs = std::filesystem;
 // The data files as absolute paths, so that a resume started in another directory finds them
 // (the name as given is recorded too, for display).
 std::string absolute_path(const std::string& file) {
-  if (file.empty()) return file;
+  if (file.empty() || file == "-") return file;  // "-": standard input
   std::error_code error;
   const fs::path path = fs::absolute(file, error);
   return error ? file : path.lexically_normal().string();
@@ -48,6 +49,12 @@ std::string absolute_path(const std::string& file) {
 
 // A recorded data file that is gone: say which and how to point the run at it.
 void require_recorded_file(const std::string& file, const char* option, const TrainOptions& o) {
+  if (file == "-") {
+    throw Error(o.resume +
+                " was trained on standard input (--data -), which a checkpoint cannot "
+                "read again: give the data with " +
+                option + " FILE, or " + option + " - with the data piped in again");
+  }
   std::error_code error;
   if (file.empty() || fs::is_regular_file(file, error)) return;
   throw Error(o.resume + " was trained on " + file + ", which is not there (moved or deleted?); " +
@@ -462,6 +469,19 @@ int train(TrainOptions o, const CLI::App& command, const Communicator& comm) {
   std::optional<RunCheckpoint> resumed = open_resumed_run(o, command);
   if (o.data.empty()) throw UsageError("--data is required (or --resume a checkpoint)");
   check_combinations(o);
+  if (o.data == "-") {
+    if (comm.size() > 1) {
+      throw UsageError(
+          "--data -: under mpirun each rank reads its own part of the file by byte offsets, "
+          "which standard input does not have: write the data to a file first");
+    }
+    if (o.cache || !o.cache_dir.empty()) {
+      throw UsageError(
+          "--cache keeps a parsed copy keyed by a file's size and time, which standard input "
+          "does not have: leave --cache out, or write the data to a file first");
+    }
+    spool_standard_input();  // training reads its data several times
+  }
 
   std::string loss_reason;
   const Loss loss = choose_loss(o, loss_reason);

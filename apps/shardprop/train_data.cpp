@@ -2,6 +2,7 @@
 // public API.
 #include "train_data.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,9 +75,17 @@ bool should_stream_impl(const TrainOptions& o) {
     const double page_size = static_cast<double>(::sysconf(_SC_PAGESIZE));
     threshold_mb = pages * page_size / 4.0 / (1024.0 * 1024.0);
   }
-  std::error_code error;
-  const std::uintmax_t bytes = std::filesystem::file_size(o.data, error);
-  if (error) throw Error(o.data + ": cannot read: " + error.message());
+  std::uintmax_t bytes = 0;
+  if (o.data == "-") {  // spooled to a file (stdin_spool.hpp) by now
+    struct stat info {};
+    if (::fstat(STDIN_FILENO, &info) == 0 && S_ISREG(info.st_mode)) {
+      bytes = static_cast<std::uintmax_t>(info.st_size);
+    }
+  } else {
+    std::error_code error;
+    bytes = std::filesystem::file_size(o.data, error);
+    if (error) throw Error(o.data + ": cannot read: " + error.message());
+  }
   return static_cast<double>(bytes) / (1024.0 * 1024.0) > threshold_mb;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <type_traits>
 
+#include "input_file.hpp"
 #include "json_number.hpp"
 #include "preamble_options.hpp"
 #include "model_input.hpp"
@@ -70,9 +71,11 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
       "Exit status: 0 success, 1 bad input or I/O failure, 2 usage error, 3 internal error, 75 "
       "stopped by a signal with a checkpoint to resume.");
   cmd->add_option("--data", o.data,
-                  "Training CSV (RFC 4180; numeric features; see docs/csv.md); required unless "
-                  "--resume names the checkpoint of a run, which records it")
-      ->check(CLI::ExistingFile);
+                  "Training CSV (RFC 4180; numeric features; see docs/csv.md), plain, gzip or "
+                  "zstd; - reads standard input, which is first copied to an unlinked file in "
+                  "$TMPDIR (training reads its data several times); required unless --resume "
+                  "names the checkpoint of a run, which records it")
+      ->check(kInputFile);
   auto* val = cmd->add_option("--val", o.validation,
                               "Validation CSV (same columns); reported after every epoch")
                   ->check(CLI::ExistingFile);

@@ -43,7 +43,11 @@ void for_each_chunk(DataStream& stream, const std::function<void(const Dataset& 
 // the whole label set up front, since a stream cannot sort labels it has not seen: pass
 // `class_names` (from collect_class_names, or the training set's) and the target is read as
 // labels; without them an automatic target is read as numbers. With CsvOptions::no_target the
-// chunks have no targets (target_width 0), as prediction input needs.
+// chunks have no targets (target_width 0), as prediction input needs. `path` is what read_csv
+// takes: a plain, gzip or zstd file, or "-" for standard input. Compressed input is
+// decompressed by a thread of its own up to one block ahead (held besides the block buffer),
+// so a block is parsed while the next is decompressed. Standard input (or another pipe) can
+// be read once: rewind() before the first next() does nothing, afterwards it throws Error.
 class CsvStream final : public DataStream {
  public:
   static constexpr std::size_t kDefaultBlockBytes = std::size_t{64} << 20;

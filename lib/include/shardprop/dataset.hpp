@@ -111,14 +111,17 @@ struct CsvOptions {
 // Reads an RFC 4180 CSV file (quoted fields, "" escapes, LF or CRLF, UTF-8 BOM, blank trailing
 // lines) in parallel in the caller's tbb::task_arena; rows keep file order. Every malformed
 // input throws Error naming FILE:LINE:COLUMN and the column's header name; nothing is returned
-// on error.
+// on error. `path` is a plain file (memory-mapped), a gzip or zstd file (recognized by its first
+// bytes, not its name; decompressed into memory by a thread of its own; lines in messages are
+// those of the uncompressed text), or "-" for standard input (named "<stdin>" in messages).
 Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options = {});
 
 // read_csv with a binary cache: the parsed dataset is kept in `cache_directory` (empty: the CSV
 // file's directory) as ".NAME.HASH.spcache", keyed by the CSV's size and modification time, the
 // parse options and the library version. A later call with the same key reads the cache
 // (memory-mapped) instead of parsing. The cache is written atomically; a missing, stale or
-// damaged cache file is rebuilt, never trusted. A no_target read is not cached (it is read_csv).
+// damaged cache file is rebuilt, never trusted. A compressed file is keyed by its own size and
+// modification time. A no_target read and standard input ("-") are not cached (it is read_csv).
 Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options = {},
                         const std::filesystem::path& cache_directory = {});
 

@@ -13,6 +13,7 @@
 #include "base/atomic_file.hpp"
 #include "base/mapped_file.hpp"
 #include "data/csv_cache.hpp"
+#include "data/input_source.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/version.hpp"
@@ -177,8 +178,9 @@ std::filesystem::path csv_cache_path(const std::filesystem::path& path, const Cs
 
 Dataset read_csv_cached(const std::filesystem::path& path, const CsvOptions& options,
                         const std::filesystem::path& cache_directory) {
-  // The cache format holds at least one target per row.
-  if (options.no_target) return read_csv(path, options);
+  // The cache format holds at least one target per row; standard input has no size and
+  // modification time to key a cache with.
+  if (options.no_target || detail::is_standard_input(path)) return read_csv(path, options);
   const std::string key = cache_key(path, options);
   const std::filesystem::path cache = detail::csv_cache_path(path, options, cache_directory);
   Dataset data;

@@ -1,6 +1,8 @@
 // A part of a CSV file: its nominal range from the records region's size, its first record from
 // the quote parity before it, its end where the first record at or after its nominal end starts.
-// The parse itself is read_csv's (read_csv_rows) and CsvStream's, over those bounds.
+// The parse itself is read_csv's (read_csv_rows) and CsvStream's, over those bounds. Compressed
+// input and standard input have no byte offsets to split by: one part of them is the whole, and
+// more parts are refused.
 #include "data/csv_part.hpp"
 
 #include <algorithm>
@@ -8,10 +10,10 @@
 #include <string_view>
 #include <utility>
 
-#include "base/mapped_file.hpp"
 #include "data/csv_chunks.hpp"
 #include "data/csv_format.hpp"
 #include "data/csv_reader.hpp"
+#include "data/input_source.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop::detail {
@@ -25,15 +27,46 @@ std::uint64_t nominal_offset(std::uint64_t n, int k, int parts) {
   return n / count * index + n % count * index / count;
 }
 
-// A mapped file with its records region and one part's range in it.
+// The name a decompressed copy of `file` could take: without its .gz or .zst, ending in .csv.
+std::string decompressed_name(const std::filesystem::path& file) {
+  std::filesystem::path name = file.filename();
+  const std::string extension = name.extension().string();
+  if (extension == ".gz" || extension == ".zst" || extension == ".zstd") name.replace_extension();
+  if (name.extension() != ".csv") name += ".csv";
+  return name.string();
+}
+
+// Checks the options and the part number; refuses several parts of input that has no byte
+// offsets. Returns whether the input is read whole only (then parts is 1).
+bool check_part(const std::filesystem::path& path, const CsvOptions& options, int part, int parts) {
+  const std::string file = input_name(path);
+  check_csv_options(file, options);
+  if (parts < 1 || part < 0 || part >= parts) {
+    throw Error(file + ": there is no part " + std::to_string(part) + " of " +
+                std::to_string(parts) + " (parts count from 0)");
+  }
+  if (is_standard_input(path)) {
+    if (parts == 1) return true;
+    throw Error(file +
+                " is standard input: ranks read their parts by byte offsets, which a pipe "
+                "does not have; write it to a file first and give that file's name");
+  }
+  const Compression compression = file_compression(path);
+  if (compression == Compression::none) return false;
+  if (parts == 1) return true;
+  const std::string cat = compression == Compression::gzip ? "zcat" : "zstdcat";
+  throw Error(file + " is " + compression_name(compression) +
+              "-compressed: ranks read their parts by byte offsets, which compressed data does "
+              "not have; decompress it first, e.g. " +
+              cat + " " + file + " > " + decompressed_name(path));
+}
+
+// A file's bytes (mapped, or decompressed into memory when it is the only part) with its
+// records region and one part's range in it.
 struct MappedPart {
   MappedPart(const std::filesystem::path& path, const CsvOptions& options, int part, int parts)
-      : file(path.string()) {
-    check_csv_options(file, options);
-    if (parts < 1 || part < 0 || part >= parts) {
-      throw Error(file + ": there is no part " + std::to_string(part) + " of " +
-                  std::to_string(parts) + " (parts count from 0)");
-    }
+      : file(input_name(path)) {
+    check_part(path, options, part, parts);
     mapped.emplace(path);
     region = find_csv_records(mapped->view(), true, file, options);
     range.names = region.names;
@@ -47,7 +80,7 @@ struct MappedPart {
   }
 
   std::string file;
-  std::optional<MappedFile> mapped;
+  std::optional<InputText> mapped;
   CsvRecordsRegion region;
   CsvPartRange range;
 };
@@ -64,13 +97,16 @@ CsvPartScan scan_csv_part(const std::filesystem::path& path, const CsvOptions& o
 
 void check_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,
                     int parts) {
+  // The whole of a compressed file is not decompressed only to check its header: the read that
+  // follows reports a bad one.
+  if (check_part(path, options, part, parts)) return;
   const MappedPart in(path, options, part, parts);
 }
 
 CsvPart read_csv_part(const std::filesystem::path& path, const CsvOptions& options, int part,
                       int parts, CsvPartScan before) {
   if (options.target_kind == TargetKind::automatic && !options.no_target) {
-    throw Error(path.string() +
+    throw Error(input_name(path) +
                 ": reading a CSV in parts needs target_kind numeric or classes: with automatic, "
                 "one part could find labels where another finds numbers");
   }
@@ -127,6 +163,10 @@ std::unique_ptr<CsvStream> open_csv_stream_part(const std::filesystem::path& pat
                                                 std::vector<std::string> class_names,
                                                 std::size_t block_bytes, int part, int parts,
                                                 CsvPartScan before) {
+  // The one part of compressed input is all of it: a stream over the whole.
+  if (check_part(path, options, part, parts)) {
+    return std::make_unique<CsvStream>(path, options, std::move(class_names), block_bytes);
+  }
   // The mapping only finds the header and the end of the records; the stream reads the rest.
   const MappedPart in(path, options, part, parts);
   auto stream = std::make_unique<CsvStream>(path, options, std::move(class_names), block_bytes);

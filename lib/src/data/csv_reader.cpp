@@ -1,6 +1,7 @@
-// read_csv: map the file, read the header, give each column a role, cut the records into chunks,
-// parse the chunks in parallel straight into the output rows, then map class labels. An error is
-// reported for the first bad chunk in file order, so it does not depend on chunking or threads.
+// read_csv: map the file (or decompress it into memory), read the header, give each column a role,
+// cut the records into chunks, parse the chunks in parallel straight into the output rows, then map
+// class labels. An error is reported for the first bad chunk in file order, so it does not depend
+// on chunking or threads.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -11,12 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include "base/mapped_file.hpp"
 #include "data/csv_format.hpp"
 #include "data/csv_labels.hpp"
 #include "data/csv_parser.hpp"
 #include "data/csv_reader.hpp"
 #include "data/imputation_fit.hpp"
+#include "data/input_source.hpp"
 #include "shardprop/dataset.hpp"
 #include "shardprop/error.hpp"
 
@@ -105,11 +106,12 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
 }  // namespace detail
 
 Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options) {
-  const std::string file = path.string();
+  const std::string file = detail::input_name(path);
   detail::check_csv_options(file, options);
-  const detail::MappedFile mapped(path);
+  // A plain file is mapped; compressed input and standard input are read into memory.
+  const detail::InputText input(path);
   const detail::CsvRecordsRegion region =
-      detail::find_csv_records(mapped.view(), true, file, options);
+      detail::find_csv_records(input.view(), true, file, options);
   Dataset data;
   const detail::CsvLayout layout = detail::plan_columns(region.names, options, file, data);
   const std::string_view text = region.text;

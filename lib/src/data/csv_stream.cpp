@@ -3,11 +3,9 @@
 // buffer for the next block. Memory held: the block buffer (block_bytes, grown only to fit one
 // record longer than it) and the parsed rows of one block. A stream of one part of a file
 // (csv_part.hpp) starts reading just before its nominal range and stops after its last record.
-#include <fcntl.h>
-#include <unistd.h>
-
+// The bytes come from an InputSource: compressed input is decompressed a few blocks ahead by a
+// thread of its own while a block is parsed.
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -24,6 +22,7 @@
 #include "data/csv_parser.hpp"
 #include "data/csv_part.hpp"
 #include "data/imputation_fit.hpp"
+#include "data/input_source.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/error.hpp"
 
@@ -78,7 +77,7 @@ struct CsvStream::State {
   bool collect_labels = false;  // collect_class_names' pass: record label texts only
   std::set<std::string, std::less<>> seen_labels;
 
-  int fd = -1;
+  std::unique_ptr<detail::InputSource> source;
   std::vector<char> buffer;  // [begin, end) unparsed, then kPadding bytes
   std::size_t begin = 0;
   std::size_t end = 0;
@@ -110,14 +109,13 @@ struct CsvStream::State {
   std::int64_t dropped = 0;  // rows left out by MissingPolicy::drop in the latest pass
   std::size_t peak = 0;
 
-  ~State() {
-    if (fd >= 0) ::close(fd);
-  }
-
+  // The first time opens the input; later, starts it again (standard input cannot, once read).
   void open() {
-    if (fd >= 0) ::close(fd);
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(file + ": cannot open: " + std::strerror(errno));
+    if (source == nullptr) {
+      source = detail::InputSource::open(path, block_bytes);
+    } else {
+      source->rewind();
+    }
     begin = end = 0;
     eof = false;
     lines_before = 0;
@@ -148,17 +146,13 @@ struct CsvStream::State {
         eof = true;
         break;
       }
-      const ssize_t n = ::read(fd, buffer.data() + end,
-                               static_cast<std::size_t>(std::min<std::uint64_t>(want - end, left)));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw Error(file + ": cannot read: " + std::strerror(errno));
-      }
+      const std::size_t n = source->read(
+          buffer.data() + end, static_cast<std::size_t>(std::min<std::uint64_t>(want - end, left)));
       if (n == 0) eof = true;
-      end += static_cast<std::size_t>(n);
+      end += n;
     }
     std::memset(buffer.data() + end, 0, kPadding);
-    peak = std::max(peak, buffer.capacity() + held_rows_bytes());
+    peak = std::max(peak, buffer.capacity() + held_rows_bytes() + source->held_bytes());
   }
 
   std::size_t held_rows_bytes() const { return rows_bytes; }
@@ -222,9 +216,7 @@ struct CsvStream::State {
   void start_part() {
     const bool at_records_begin = part.begin == part.records_begin;
     const std::uint64_t origin = at_records_begin ? part.begin : part.begin - 1;
-    if (::lseek(fd, static_cast<off_t>(origin), SEEK_SET) < 0) {
-      throw Error(file + ": cannot read: " + std::strerror(errno));
-    }
+    source->seek(origin);
     buffer_offset = origin;
     limit = part.records_end;
     lines_before = part.header_lines + static_cast<std::int64_t>(before.newlines);
@@ -270,7 +262,7 @@ struct CsvStream::State {
   }
 
   bool next(Dataset& chunk) {
-    if (fd < 0) open();
+    if (source == nullptr) open();
     if (!started) {
       dropped = 0;
       start();
@@ -350,7 +342,7 @@ struct CsvStream::State {
     if (!standardization.empty()) standardization.apply(chunk);
     rows_bytes = (chunk.features.capacity() + chunk.targets.capacity()) * sizeof(float) +
                  labels.capacity() * sizeof(detail::LabelText);
-    peak = std::max(peak, buffer.capacity() + rows_bytes);
+    peak = std::max(peak, buffer.capacity() + rows_bytes + source->held_bytes());
   }
 
   void map_labels(Dataset& chunk, const detail::FaultReport& report) {
@@ -382,7 +374,7 @@ CsvStream::CsvStream(const std::filesystem::path& path, const CsvOptions& option
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.path = path;
-  s.file = path.string();
+  s.file = detail::input_name(path);
   s.options = options;
   detail::check_csv_options(s.file, options);  // as read_csv does, before the file is opened
   if (block_bytes == 0) throw Error(s.file + ": the stream's block size must be at least 1 byte");
