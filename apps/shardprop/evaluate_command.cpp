@@ -201,9 +201,10 @@ int evaluate(const EvaluateOptions& o) {
                 std::to_string(needed));
   }
   const std::unique_ptr<CsvStream> stream = open_model_input(trained, o.data, csv);
+  UnseenCategoryCount counted(*stream);
   EvaluationReport report;
   try {
-    report = evaluate_model(trained.model, *stream);
+    report = evaluate_model(trained.model, counted);
   } catch (const Error& e) {
     // CSV messages name the file already; the evaluation's own (a bad target) do not.
     const std::string what = e.what();
@@ -211,10 +212,11 @@ int evaluate(const EvaluateOptions& o) {
     throw Error(o.data + ": " + what);
   }
   if (report.rows == 0) throw Error(o.data + ": no data rows");
+  counted.report(o.data);
   if (o.json) {
-    std::printf("%s\n", report_json(o, report, trained, csv.targets)
-                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                            .c_str());
+    nlohmann::json j = report_json(o, report, trained, csv.targets);
+    if (!trained.categorical.empty()) j["unseen_category_rows"] = counted.rows();
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_report(o, report, trained, csv.targets);
   }

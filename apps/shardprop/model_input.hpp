@@ -2,6 +2,7 @@
 // columns by header name, or the first N columns without a header) and the --delimiter rule.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,14 +16,27 @@ namespace shardprop::cli {
 // One character, or "tab". Throws Error otherwise.
 char parse_delimiter(const std::string& text);
 
-// The feature columns for `model`: its recorded feature names with a header; positions 0..N-1
-// without a header, or when the file records no names.
-std::vector<std::string> feature_columns(const TrainedModel& model, bool header);
-
 // A stream over `data` that yields the model's features, standardized as in training, in
-// blocks of bounded size. `csv` says the delimiter, header and targets; its feature list is
-// filled in here. For xent the target is read as the model's class labels.
+// blocks of bounded size. `csv` says the delimiter, header and targets; its feature columns and
+// categories are filled in here (read_options_for). For xent the target is read as the model's
+// class labels.
 std::unique_ptr<CsvStream> open_model_input(const TrainedModel& model, const std::string& data,
                                             CsvOptions csv);
+
+// Passes a stream's chunks through, counting the rows that held a category not seen in
+// training (Dataset::unseen_category_rows), which evaluate and predict report.
+class UnseenCategoryCount final : public DataStream {
+ public:
+  explicit UnseenCategoryCount(DataStream& source);
+  void rewind() override;
+  bool next(Dataset& chunk) override;
+  // Prints "N rows had a category not seen in training" to stderr, when N > 0.
+  void report(const std::string& data) const;
+  std::int64_t rows() const { return rows_; }
+
+ private:
+  DataStream& source_;
+  std::int64_t rows_ = 0;
+};
 
 }  // namespace shardprop::cli

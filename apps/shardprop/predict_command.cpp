@@ -55,8 +55,10 @@ int predict(const PredictOptions& o) {
   format.probabilities = o.probabilities;
   PredictionCsvWriter writer(o.output, trained, format);
   // The next block is parsed while this one's predictions are computed and written.
-  for_each_chunk(*stream, [&](const Dataset& block) { writer.write(block.features); });
+  UnseenCategoryCount counted(*stream);
+  for_each_chunk(counted, [&](const Dataset& block) { writer.write(block.features); });
   writer.commit();
+  counted.report(o.data);
   std::printf("wrote %lld predictions to %s\n", static_cast<long long>(writer.rows_written()),
               o.output.c_str());
   return 0;

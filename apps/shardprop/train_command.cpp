@@ -81,11 +81,13 @@ std::optional<RunCheckpoint> open_resumed_run(TrainOptions& o, const CLI::App& c
   return checkpoint;
 }
 
-// What a resumed run reuses rather than refits: the label order and the standardization.
+// What a resumed run reuses rather than refits: the label order, the categories and the
+// standardization.
 StoredDataState stored_data_state(const std::optional<RunCheckpoint>& resumed) {
   StoredDataState stored;
   if (!resumed) return stored;
   stored.class_names = resumed->trained().class_names;
+  stored.categorical = resumed->trained().categorical;
   if (!resumed->trained().standardization.empty()) {
     stored.standardization = resumed->trained().standardization;
   }
@@ -203,6 +205,7 @@ RunMetadata run_metadata(const TrainOptions& o, const TrainingData& data,
   m.target_names = data.shape.target_names;
   m.class_names = data.shape.class_names;
   m.standardization = data.standardization;
+  m.categorical = data.shape.categorical;
   try {
     m.settings = to_json(o).dump();
   } catch (const nlohmann::json::exception&) {

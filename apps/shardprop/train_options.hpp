@@ -18,6 +18,8 @@ struct TrainOptions {
   double validation_split = 0.0;
   std::vector<std::string> targets;
   std::vector<std::string> ignore;
+  std::vector<std::string> categorical;
+  int max_categories = 1000;
   std::string delimiter = ",";
   bool no_header = false;
   bool eval_train = false;  // without validation: a full inference pass over the training data

@@ -50,6 +50,8 @@ struct RunMetadata {
   std::vector<std::string> target_names;
   std::vector<std::string> class_names;
   Standardization standardization;
+  // "shardprop.categorical" (when not empty), as TrainedModel describes it.
+  std::vector<CategoricalColumn> categorical;
   // "shardprop.train_options": the caller's settings as the text of a JSON object (what the
   // caller needs to continue the run; the library only checks that it is an object).
   std::string settings = "{}";

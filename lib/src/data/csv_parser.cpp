@@ -140,7 +140,8 @@ class RecordParser {
   const char* number_field(const char* record, const char* field, std::int64_t column,
                            ColumnRole role, float* destination);
   const char* other_field(const char* record, const char* field, const char* separator,
-                          std::int64_t column, float* targets, LabelText* label);
+                          std::int64_t column, float* targets, LabelText* label,
+                          LabelText* categories);
   // Records the fault of a record whose field `column` has a bad value (or whose field count
   // is wrong, problem == field_count): a quoting problem anywhere in the record comes first,
   // then a blank record or a wrong field count, then the bad value. Returns nullptr.
@@ -181,6 +182,10 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
         sink_.labels == nullptr
             ? nullptr
             : sink_.labels + row * static_cast<std::int64_t>(sink_.label_stride);
+    LabelText* const categories =
+        sink_.categories == nullptr
+            ? nullptr
+            : sink_.categories + row * static_cast<std::int64_t>(sink_.category_stride);
     const char* terminator = p;
     for (const ColumnRun& run : runs_) {
       if (run.role == ColumnRole::feature || run.role == ColumnRole::target) [[likely]] {
@@ -206,7 +211,8 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
         }
       } else {
         const char* const separator = separators.next();
-        terminator = other_field(record, p, separator, run.first_column, targets, label);
+        terminator =
+            other_field(record, p, separator, run.first_column, targets, label, categories);
         if (terminator == nullptr) return stopped(row, record);
         if (terminator != separator && terminator < end) separators.restart(terminator + 1);
         if (*terminator != delimiter && run.first_column != last_column) {
@@ -260,7 +266,8 @@ const char* RecordParser::number_field(const char* record, const char* field, st
 }
 
 const char* RecordParser::other_field(const char* record, const char* field, const char* separator,
-                                      std::int64_t column, float* targets, LabelText* label) {
+                                      std::int64_t column, float* targets, LabelText* label,
+                                      LabelText* categories) {
   const ColumnRole role = layout_.roles[column];
   const std::int32_t slot = layout_.slots[column];
   if (role == ColumnRole::number_or_label) {
@@ -275,6 +282,13 @@ const char* RecordParser::other_field(const char* record, const char* field, con
   const CsvField scanned = scan_csv_field(field, text_.end, layout_.delimiter);
   if (!scanned.ok) return fail_quoting(record, field, column, scanned);
   if (role == ColumnRole::ignored) return scanned.terminator;
+  if (role == ColumnRole::category) {
+    // Empty or missing texts are the encoder's to judge (CsvOptions::na_values).
+    categories[slot] = {static_cast<std::uint64_t>(scanned.begin - text_.begin),
+                        static_cast<std::uint64_t>(scanned.end - scanned.begin) << 1 |
+                            static_cast<std::uint64_t>(scanned.escaped)};
+    return scanned.terminator;
+  }
   if (scanned.begin == scanned.end) {
     return fail(record, field, column, CsvProblem::empty_field, scanned.begin, scanned.end);
   }

@@ -17,6 +17,7 @@ enum class ColumnRole : std::uint8_t {
   label,            // a class label: its text is recorded, its index filled in later
   number_or_label,  // a number in the target row when it is one; its text is recorded anyway
   ignored,          // only its quoting is checked
+  category,         // a categorical feature: its text is recorded (any text, empty too)
 };
 
 struct CsvLayout {
@@ -24,6 +25,11 @@ struct CsvLayout {
   bool allow_non_finite = false;
   std::vector<ColumnRole> roles;    // one per column of the file
   std::vector<std::int32_t> slots;  // each column's index in its feature or target row
+  // The category columns in input order: column category_columns[k] has slot k (its text goes
+  // to the row's k-th category LabelText), and its one-hot inputs come after the first
+  // category_positions[k] numeric features of the row.
+  std::vector<std::int64_t> category_columns;
+  std::vector<std::int32_t> category_positions;
 };
 
 // Where a label's text is, relative to the start of the text; escaped when it still holds ""
@@ -48,6 +54,7 @@ enum class CsvProblem : std::uint8_t {
   text_after_quote,    // something other than blanks, a delimiter or a line end after the quote
   quote_in_field,      // a '"' inside an unquoted field
   chunk_mismatch,      // a chunk did not end where the next one begins (malformed quoting)
+  missing_value,       // a field in CsvOptions::na_values where the policy needs a value
 };
 
 struct CsvFault {
@@ -61,8 +68,9 @@ struct CsvFault {
 };
 
 // Where row r's values go: features + r·feature_stride, targets + r·target_stride,
-// labels + r·label_stride (labels only for a label or number_or_label column). A stride of 0
-// makes every row overwrite one scratch row.
+// labels + r·label_stride (labels only for a label or number_or_label column), categories +
+// r·category_stride (the texts of the category columns, by slot). A stride of 0 makes every row
+// overwrite one scratch row.
 struct CsvRowSink {
   float* features = nullptr;
   std::size_t feature_stride = 0;
@@ -70,6 +78,8 @@ struct CsvRowSink {
   std::size_t target_stride = 0;
   LabelText* labels = nullptr;
   std::size_t label_stride = 0;
+  LabelText* categories = nullptr;
+  std::size_t category_stride = 0;
 };
 
 struct CsvText {

@@ -165,6 +165,16 @@ EpochPosition position_from(const Entry& e) {
   return p;
 }
 
+// kCategoricalKey's JSON: [{"column", "categories", "counts"}...].
+std::string categorical_text(const std::vector<CategoricalColumn>& columns,
+                             const std::string& data) {
+  json array = json::array();
+  for (const CategoricalColumn& c : columns) {
+    array.push_back({{"column", c.column}, {"categories", c.categories}, {"counts", c.counts}});
+  }
+  return json_text(array, data + ": a categorical column name or category");
+}
+
 }  // namespace
 
 std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
@@ -189,6 +199,7 @@ std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
                                         {"scale", json_floats(m.standardization.scale)}}
                                        .dump();
   }
+  if (!m.categorical.empty()) entries[kCategoricalKey] = categorical_text(m.categorical, data);
   const json settings = json::parse(m.settings, nullptr, false);
   if (!settings.is_object()) throw Error("run settings are not a JSON object: " + m.settings);
   entries[kSettingsKey] = json_text(settings, "a file name among the options");
@@ -238,6 +249,7 @@ RunMetadata read_run_metadata(const TrainedModel& trained, const std::string& fi
   m.target_names = trained.target_names;
   if (trained.metadata.contains(kClassesKey)) m.class_names = trained.class_names;
   m.standardization = trained.standardization;
+  m.categorical = trained.categorical;
   return m;
 }
 
