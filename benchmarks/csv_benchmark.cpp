@@ -3,7 +3,7 @@
 // limit (BM_ReadSyscall: read() into a buffer; BM_MmapTouch: mmap and touch every page) and a bare
 // fast_float loop over the mapped bytes with no validation (BM_BareFromChars, one thread). The
 // files are read from the page cache: this leaves out the disk. BM_ReadCsvCategorical reads a
-// file of 12 float columns, 3 columns of integer codes (8, 100 and 1000 distinct) and a 0/1
+// file of 12 float columns, 3 columns of integer codes (3, 5 and 7 distinct) and a 0/1
 // target twice: with the codes as numbers (one_hot:0), and one-hot encoded (one_hot:1).
 //
 // A file is made by shardprop_make_csv only when a benchmark that reads it runs (never for
@@ -219,7 +219,7 @@ void BM_ReadCsv(benchmark::State& state, CsvFile* file) {
   set_rates(state, *file);
 }
 
-// The categorical file: 12 floats, 3 integer codes with 8, 100 and 1000 values, a 0/1 target;
+// The categorical file: 12 floats, 3 integer codes with 3, 5 and 7 values, a 0/1 target;
 // written to a temporary name and renamed.
 void generate_categorical(const CsvFile& file, int megabytes) {
   const fs::path temporary = file.path.string() + ".tmp";
@@ -243,8 +243,8 @@ void generate_categorical(const CsvFile& file, int megabytes) {
                          static_cast<double>(next() % 2000000) / 1e6 - 1.0);
     }
     n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "%d,%d,%d,%d\n",
-                       static_cast<int>(next() % 8), static_cast<int>(next() % 100),
-                       static_cast<int>(next() % 1000), static_cast<int>(next() % 2));
+                       static_cast<int>(next() % 3), static_cast<int>(next() % 5),
+                       static_cast<int>(next() % 7), static_cast<int>(next() % 2));
     std::fwrite(line, 1, static_cast<std::size_t>(n), out);
     written += static_cast<std::uint64_t>(n);
   }
