@@ -2,7 +2,9 @@
 // (785 integer columns) and a HIGGS-like (29 float columns) file of at least 200 MB, beside the I/O
 // limit (BM_ReadSyscall: read() into a buffer; BM_MmapTouch: mmap and touch every page) and a bare
 // fast_float loop over the mapped bytes with no validation (BM_BareFromChars, one thread). The
-// files are read from the page cache: this leaves out the disk.
+// files are read from the page cache: this leaves out the disk. BM_ReadCsvCategorical reads a
+// file of 12 float columns, 3 columns of integer codes (3, 5 and 7 distinct) and a 0/1
+// target twice: with the codes as numbers (one_hot:0), and one-hot encoded (one_hot:1).
 //
 // Compressed input: the same files as gzip (zlib level 6) and zstd (level 3), written next to
 // them on first use, read by read_csv (BM_ReadCsvCompressed) and by one CsvStream pass
@@ -30,6 +32,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -212,6 +215,67 @@ void BM_ReadCsv(benchmark::State& state, CsvFile* file) {
   tbb::task_arena arena(static_cast<int>(state.range(0)));
   arena.initialize();
   const shardprop::CsvOptions options;
+  for (auto _ : state) {
+    try {
+      std::int64_t rows = 0;
+      arena.execute([&] {
+        const shardprop::Dataset data = shardprop::read_csv(file->path, options);
+        benchmark::DoNotOptimize(data.features.data());
+        rows = data.rows;
+      });
+      if (rows != file->rows) {
+        state.SkipWithError("read_csv returned the wrong number of rows");
+        break;
+      }
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+      break;
+    }
+  }
+  set_rates(state, *file);
+}
+
+// The categorical file: 12 floats, 3 integer codes with 3, 5 and 7 values, a 0/1 target;
+// written to a temporary name and renamed.
+void generate_categorical(const CsvFile& file, int megabytes) {
+  const fs::path temporary = file.path.string() + ".tmp";
+  std::FILE* out = std::fopen(temporary.c_str(), "w");
+  if (out == nullptr) throw system_error("cannot write " + temporary.string());
+  std::fputs("f0,f1,f2,f3,f4,f5,f6,f7,f8,f9,f10,f11,small,medium,large,y\n", out);
+  std::uint64_t state = kSeed;
+  auto next = [&] {  // splitmix64
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  const std::uint64_t target = static_cast<std::uint64_t>(megabytes) << 20;
+  std::uint64_t written = 0;
+  char line[512];
+  while (written < target) {
+    int n = 0;
+    for (int c = 0; c < 12; ++c) {
+      n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "%.6f,",
+                         static_cast<double>(next() % 2000000) / 1e6 - 1.0);
+    }
+    n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), "%d,%d,%d,%d\n",
+                       static_cast<int>(next() % 3), static_cast<int>(next() % 5),
+                       static_cast<int>(next() % 7), static_cast<int>(next() % 2));
+    std::fwrite(line, 1, static_cast<std::size_t>(n), out);
+    written += static_cast<std::uint64_t>(n);
+  }
+  if (std::fclose(out) != 0) throw system_error("cannot write " + temporary.string());
+  fs::rename(temporary, file.path);
+}
+
+// read_csv of the categorical file at state.range(0) threads, its code columns read as numbers
+// (state.range(1) == 0) or one-hot encoded (1): what the encoding costs over plain parsing.
+void BM_ReadCsvCategorical(benchmark::State& state, CsvFile* file) {
+  if (!ensure_ready(state, *file)) return;
+  tbb::task_arena arena(static_cast<int>(state.range(0)));
+  arena.initialize();
+  shardprop::CsvOptions options;
+  if (state.range(1) != 0) options.categorical = {"small", "medium", "large"};
   for (auto _ : state) {
     try {
       std::int64_t rows = 0;
@@ -446,6 +510,10 @@ void BM_Decompress(benchmark::State& state, CsvFile* file) {
 
 // Runs shardprop_make_csv to write file.path (it writes a temporary file and renames it).
 void generate(const CsvFile& file, int megabytes) {
+  if (file.like == "categorical") {
+    generate_categorical(file, megabytes);
+    return;
+  }
   const std::string tool = environment_value("SHARDPROP_MAKE_CSV").empty()
                                ? std::string(SHARDPROP_MAKE_CSV)
                                : environment_value("SHARDPROP_MAKE_CSV");
@@ -565,11 +633,13 @@ bool ensure_ready(benchmark::State& state, CsvFile& file) {
 
 std::vector<CsvFile>& csv_files() {
   static std::vector<CsvFile> files = [] {
-    std::vector<CsvFile> made(2);
+    std::vector<CsvFile> made(3);
     made[0].name = "fashion_mnist_like";
     made[0].like = "fashion-mnist";
     made[1].name = "higgs_like";
     made[1].like = "higgs";
+    made[2].name = "categorical_like";
+    made[2].like = "categorical";
     return made;
   }();
   return files;
@@ -579,6 +649,12 @@ std::vector<CsvFile>& csv_files() {
 // selects (a file is still made on first use if this guess misses).
 std::vector<std::string> run_names(const CsvFile& file) {
   const std::string suffix = "/" + file.name;
+  if (file.like == "categorical") {
+    return {"BM_ReadCsvCategorical" + suffix + "/threads:1/one_hot:0/real_time",
+            "BM_ReadCsvCategorical" + suffix + "/threads:1/one_hot:1/real_time",
+            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:0/real_time",
+            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:1/real_time"};
+  }
   return {"BM_ReadSyscall" + suffix + "/real_time",
           "BM_MmapTouch" + suffix + "/real_time",
           "BM_BareFromChars" + suffix + "/real_time",
@@ -611,6 +687,15 @@ bool selected(const CsvFile& file, std::string filter) {
 void register_benchmarks(std::vector<CsvFile>& files) {
   for (CsvFile& file : files) {
     CsvFile* f = &file;
+    if (file.like == "categorical") {
+      benchmark::RegisterBenchmark(("BM_ReadCsvCategorical/" + file.name).c_str(),
+                                   BM_ReadCsvCategorical, f)
+          ->ArgNames({"threads", "one_hot"})
+          ->ArgsProduct({{1, 2}, {0, 1}})
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      continue;
+    }
     benchmark::RegisterBenchmark(("BM_ReadSyscall/" + file.name).c_str(), BM_ReadSyscall, f)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();

@@ -212,9 +212,10 @@ int evaluate(const EvaluateOptions& o) {
   }
   const std::unique_ptr<CsvStream> stream = open_model_input(trained, o.data, csv);
   const std::string input = o.data == "-" ? "<stdin>" : o.data;  // as CSV messages name it
+  UnseenCategoryCount counted(*stream);
   EvaluationReport report;
   try {
-    report = evaluate_model(trained.model, *stream);
+    report = evaluate_model(trained.model, counted);
   } catch (const Error& e) {
     // CSV messages name the file already; the evaluation's own (a bad target) do not.
     const std::string what = e.what();
@@ -223,9 +224,11 @@ int evaluate(const EvaluateOptions& o) {
   }
   if (report.rows == 0) throw Error(input + ": no data rows");
   const std::int64_t dropped = stream->dropped_rows();
+  counted.report(input);
   if (o.json) {
     nlohmann::json j = report_json(o, report, trained, csv.targets);
     if (trained.imputation.policy == MissingPolicy::drop) j["dropped_rows"] = dropped;
+    if (!trained.categorical.empty()) j["unseen_category_rows"] = counted.rows();
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_report(o, report, trained, csv.targets);

@@ -172,6 +172,10 @@ int run_info(const InfoOptions& o) {
     std::printf("classes:     %s%s\n", list_text(file.class_names, 12).c_str(),
                 file.metadata.contains(kClassesKey) ? "" : " (no names recorded)");
   }
+  for (const CategoricalColumn& column : file.categorical) {
+    std::printf("categorical: %s: %zu categories (inputs %s=...)\n", column.column.c_str(),
+                column.categories.size(), column.column.c_str());
+  }
   std::printf("standardize: %s\n", file.standardization.empty()
                                        ? "no (features are used as they are)"
                                        : "yes (z-score statistics of the training data stored)");

@@ -1,6 +1,7 @@
 // Reading CSV input for a trained model, shared by `shardprop evaluate` and `shardprop predict`.
 #include "model_input.hpp"
 
+#include <cstdio>
 #include <utility>
 
 #include "shardprop/error.hpp"
@@ -28,16 +29,9 @@ std::vector<std::string> parse_na_values(const std::string& list) {
   }
 }
 
-std::vector<std::string> feature_columns(const TrainedModel& model, bool header) {
-  if (header && !model.feature_names.empty()) return model.feature_names;
-  std::vector<std::string> positions;
-  for (int c = 0; c < model.model.inputs(); ++c) positions.push_back(std::to_string(c));
-  return positions;
-}
-
 std::unique_ptr<CsvStream> open_model_input(const TrainedModel& model, const std::string& data,
                                             CsvOptions csv) {
-  csv.features = feature_columns(model, csv.header);
+  read_options_for(model, csv);
   const bool labels = model.model.spec().loss == Loss::xent && !csv.no_target;
   csv.target_kind = labels ? TargetKind::classes : TargetKind::numeric;
   csv.missing = model.imputation.policy;
@@ -47,6 +41,27 @@ std::unique_ptr<CsvStream> open_model_input(const TrainedModel& model, const std
   stream->set_imputation(model.imputation);
   if (!model.standardization.empty()) stream->set_standardization(model.standardization);
   return stream;
+}
+
+UnseenCategoryCount::UnseenCategoryCount(DataStream& source) : source_(source) {}
+
+void UnseenCategoryCount::rewind() {
+  source_.rewind();
+  rows_ = 0;
+}
+
+bool UnseenCategoryCount::next(Dataset& chunk) {
+  if (!source_.next(chunk)) return false;
+  rows_ += chunk.unseen_category_rows;
+  return true;
+}
+
+void UnseenCategoryCount::report(const std::string& data) const {
+  if (rows_ == 0) return;
+  std::fprintf(stderr,
+               "shardprop: note: %s: %lld rows had a category not seen in training (their "
+               "inputs for that column are all zero)\n",
+               data.c_str(), static_cast<long long>(rows_));
 }
 
 }  // namespace shardprop::cli

@@ -70,8 +70,9 @@ int predict(const PredictOptions& o) {
   format.probabilities = o.probabilities;
   PredictionCsvWriter writer(o.output, trained, format);
   // The next block is parsed while this one's predictions are computed and written.
+  UnseenCategoryCount counted(*stream);
   try {
-    for_each_chunk(*stream, [&](const Dataset& block) { writer.write(block.features); });
+    for_each_chunk(counted, [&](const Dataset& block) { writer.write(block.features); });
   } catch (const Error& e) {
     // A drop model's missing cells are read as errors: every row needs a prediction.
     const std::string what = e.what();
@@ -82,6 +83,7 @@ int predict(const PredictOptions& o) {
                 "of its predictions; fill the cell in");
   }
   writer.commit();
+  counted.report(o.data == "-" ? "<stdin>" : o.data);
   std::printf("wrote %lld predictions to %s\n", static_cast<long long>(writer.rows_written()),
               o.output.c_str());
   return 0;

@@ -88,13 +88,14 @@ std::optional<RunCheckpoint> open_resumed_run(TrainOptions& o, const CLI::App& c
   return checkpoint;
 }
 
-// What a resumed run reuses rather than refits: the label order, the imputation and the
-// standardization.
+// What a resumed run reuses rather than refits: the label order, the categories, the
+// imputation and the standardization.
 StoredDataState stored_data_state(const std::optional<RunCheckpoint>& resumed) {
   StoredDataState stored;
   if (!resumed) return stored;
   stored.class_names = resumed->trained().class_names;
   stored.imputation = resumed->trained().imputation;
+  stored.categorical = resumed->trained().categorical;
   if (!resumed->trained().standardization.empty()) {
     stored.standardization = resumed->trained().standardization;
   }
@@ -214,6 +215,7 @@ RunMetadata run_metadata(const TrainOptions& o, const TrainingData& data,
   m.standardization = data.standardization;
   m.imputation = data.imputation;
   m.na_values = o.na_values;
+  m.categorical = data.shape.categorical;
   try {
     m.settings = to_json(o).dump();
   } catch (const nlohmann::json::exception&) {

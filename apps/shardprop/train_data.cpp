@@ -24,6 +24,8 @@ CsvOptions csv_options(const TrainOptions& o, Loss loss) {
   CsvOptions csv;
   csv.targets = o.targets;
   csv.ignore = o.ignore;
+  csv.categorical = o.categorical;
+  csv.max_categories = o.max_categories;
   csv.header = !o.no_header;
   csv.delimiter = parse_delimiter(o.delimiter);
   set_preamble_options(csv, o.skip_rows, o.comment);
@@ -37,6 +39,9 @@ CsvOptions csv_options(const TrainOptions& o, Loss loss) {
 Loss choose_loss(const TrainOptions& o, std::string& reason) {
   if (o.loss != "auto") return parse_loss(o.loss);
   CsvOptions csv = csv_options(o, Loss::mse);
+  // Only the target matters here: categorical columns are skipped rather than counted.
+  csv.ignore.insert(csv.ignore.end(), csv.categorical.begin(), csv.categorical.end());
+  csv.categorical.clear();
   if (csv.targets.size() > 1) {
     reason = "several target columns";
     return Loss::mse;
@@ -98,9 +103,10 @@ void check_shape(const Dataset& other, const Dataset& shape, const std::string& 
 }
 
 // Each rank reads its part of every file (a cached file is read whole: one process only).
-TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss loss,
+TrainingData load_in_memory(const TrainOptions& o, CsvOptions csv, Loss loss,
                             const StoredDataState& stored, const Communicator& comm) {
   TrainingData d;
+  if (!csv.categorical.empty()) csv.categories = stored.categorical;
   const bool cached = o.cache || !o.cache_dir.empty();
   if (cached && comm.size() > 1) {
     throw UsageError(
@@ -117,6 +123,8 @@ TrainingData load_in_memory(const TrainOptions& o, const CsvOptions& csv, Loss l
     use_class_names(*d.train, stored.class_names, comm);
   }
   if (!o.validation.empty()) {
+    // Validation rows are encoded with the training set's categories.
+    if (!csv.categorical.empty()) csv.categories = d.train->rows.categorical;
     d.validation = load(o.validation);
     check_shape(d.validation->rows, d.train->rows, o.validation);
     if (loss == Loss::xent) use_class_names(*d.validation, d.train->rows.class_names, comm);
@@ -155,7 +163,7 @@ Dataset first_rows(const std::string& file, const CsvOptions& csv,
 }
 
 // Each rank streams its part of every file; one process streams the whole.
-TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss loss,
+TrainingData load_streaming(const TrainOptions& o, CsvOptions csv, Loss loss,
                             const StoredDataState& stored, const Communicator& comm) {
   if (o.cache || !o.cache_dir.empty()) {
     // With --stream itself this is refused earlier; here the file's size chose streaming.
@@ -165,6 +173,12 @@ TrainingData load_streaming(const TrainOptions& o, const CsvOptions& csv, Loss l
                      "leave it out");
   }
   TrainingData d;
+  // Streams encode categories they have not all seen yet: a pass over the training file first
+  // fits them (a resumed run keeps its own), and every stream encodes with those.
+  if (!csv.categorical.empty()) {
+    csv.categories =
+        stored.categorical.empty() ? collect_categories(o.data, csv, comm) : stored.categorical;
+  }
   // Labels are sorted over the whole file, so they must all be seen before any target is read:
   // the pass that counts the training rows collects them. On several ranks with --val-split,
   // placing the split needs a pass before that one, so a first pass collects them there.

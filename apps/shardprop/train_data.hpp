@@ -40,10 +40,11 @@ bool should_stream(const TrainOptions& options, const Communicator& comm);
 constexpr int kMaxAutoClasses = 32;
 Loss choose_loss(const TrainOptions& options, std::string& reason);
 
-// What a resumed run must reuse rather than refit: the label order, the imputation and the
-// standardization.
+// What a resumed run must reuse rather than refit: the label order, the categories, the
+// imputation and the standardization.
 struct StoredDataState {
   std::vector<std::string> class_names;
+  std::vector<CategoricalColumn> categorical;  // the vocabularies the inputs were encoded with
   std::optional<Imputation> imputation;
   std::optional<Standardization> standardization;
 };

@@ -94,6 +94,15 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--ignore", o.ignore,
                   "Columns to skip: names or 0-based indices, comma-separated")
       ->delimiter(',');
+  cmd->add_option("--categorical", o.categorical,
+                  "Feature columns of text to one-hot encode (one input per category, named "
+                  "COLUMN=CATEGORY): names or 0-based indices, comma-separated")
+      ->delimiter(',');
+  cmd->add_option("--max-categories", o.max_categories,
+                  "More distinct categories than this in a --categorical column is an error "
+                  "(0: no cap)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--delimiter", o.delimiter, "Field delimiter: one character, or 'tab'")
       ->capture_default_str();
   cmd->add_flag("--no-header", o.no_header, "The first line is data; columns are named 0, 1, ...");
@@ -305,6 +314,9 @@ const std::vector<StoredField>& stored_fields() {
       field("--val-split", &TrainOptions::validation_split),
       field("--target", &TrainOptions::targets),
       field("--ignore", &TrainOptions::ignore),
+      // Runs recorded before these options had no categorical columns.
+      with_default(field("--categorical", &TrainOptions::categorical), nlohmann::json::array()),
+      with_default(field("--max-categories", &TrainOptions::max_categories), 1000),
       field("--delimiter", &TrainOptions::delimiter),
       field("--no-header", &TrainOptions::no_header),
       // Checkpoints without them read files with no preamble and no comments.

@@ -20,6 +20,8 @@ struct TrainOptions {
   double validation_split = 0.0;
   std::vector<std::string> targets;
   std::vector<std::string> ignore;
+  std::vector<std::string> categorical;
+  int max_categories = 1000;
   std::string delimiter = ",";
   bool no_header = false;
   std::int64_t skip_rows = 0;

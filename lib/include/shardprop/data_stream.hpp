@@ -43,7 +43,9 @@ void for_each_chunk(DataStream& stream, const std::function<void(const Dataset& 
 // the whole label set up front, since a stream cannot sort labels it has not seen: pass
 // `class_names` (from collect_class_names, or the training set's) and the target is read as
 // labels; without them an automatic target is read as numbers. With CsvOptions::no_target the
-// chunks have no targets (target_width 0), as prediction input needs. `path` is what read_csv
+// chunks have no targets (target_width 0), as prediction input needs. Categorical columns need
+// their vocabularies up front too, in CsvOptions::categories (from collect_categories, or a
+// trained model's); each chunk's unseen_category_rows counts its rows. `path` is what read_csv
 // takes: a plain, gzip or zstd file, or "-" for standard input. Compressed input is
 // decompressed by a thread of its own up to one block ahead (held besides the block buffer),
 // so a block is parsed while the next is decompressed. Standard input (or another pipe) can
@@ -114,5 +116,11 @@ class SplitStream final : public DataStream {
 // read_csv sorts them.
 std::vector<std::string> collect_class_names(const std::filesystem::path& path,
                                              const CsvOptions& options);
+
+// One streaming pass that fits the vocabularies of the categorical columns
+// (CsvOptions::categorical) as read_csv fits them: distinct texts sorted by bytes, with counts,
+// missing cells left out. Throws Error when one has more than CsvOptions::max_categories.
+std::vector<CategoricalColumn> collect_categories(const std::filesystem::path& path,
+                                                  const CsvOptions& options);
 
 }  // namespace shardprop

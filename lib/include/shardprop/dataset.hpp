@@ -47,6 +47,9 @@ struct Dataset {
   std::vector<std::string> class_names;
   // The categorical columns' vocabularies, in input order (see CsvOptions::categorical).
   std::vector<CategoricalColumn> categorical;
+  // Rows holding a category not in its given vocabulary (CsvOptions::categories): encoded as
+  // all zeros in that column's inputs. Always 0 when the vocabularies were fit on these rows.
+  std::int64_t unseen_category_rows = 0;
 
   // Throws Error when sizes disagree or a value is not finite; with allow_missing, NaN features
   // (missing cells not filled in yet, see Imputation) pass.

@@ -42,6 +42,8 @@ DatasetPart whole_dataset(Dataset data);
 // (after the header), cut at record boundaries; lines in messages count from the start of the
 // file. With TargetKind::classes the labels of all ranks are collected, sorted as read_csv sorts
 // them and indexed alike on every rank (TargetKind::automatic is refused: ranks could disagree).
+// Categorical columns fit without given vocabularies: each rank's are merged (union, counts
+// summed, sorted by bytes, capped as read_csv caps them) and every rank's rows encoded with them.
 // Bad input on any rank throws CollectiveError on every rank, naming that rank, file, line and
 // column.
 DatasetPart read_csv_part(const std::filesystem::path& path, const CsvOptions& options,
@@ -59,6 +61,12 @@ std::unique_ptr<CsvStream> open_csv_stream_part(
 // in one streaming pass; sorted as read_csv sorts them.
 std::vector<std::string> collect_class_names(const std::filesystem::path& path,
                                              const CsvOptions& options, const Communicator& comm);
+
+// Collective: the vocabularies of the whole file's categorical columns, each rank counting its
+// part in one streaming pass; the result of collect_categories(path, options) on every rank.
+std::vector<CategoricalColumn> collect_categories(const std::filesystem::path& path,
+                                                  const CsvOptions& options,
+                                                  const Communicator& comm);
 
 // The class labels of a streamed CSV file learnt by scan_stream_part's pass rather than by a
 // pass of their own (collect_class_names). `source`: this rank's part of the file

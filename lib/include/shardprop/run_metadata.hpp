@@ -54,6 +54,8 @@ struct RunMetadata {
   // without the key stands for (policy error, the default na_values).
   Imputation imputation;
   std::vector<std::string> na_values = CsvOptions{}.na_values;
+  // "shardprop.categorical" (when not empty), as TrainedModel describes it.
+  std::vector<CategoricalColumn> categorical;
   // "shardprop.train_options": the caller's settings as the text of a JSON object (what the
   // caller needs to continue the run; the library only checks that it is an object).
   std::string settings = "{}";

@@ -23,6 +23,9 @@ inline constexpr const char* kStandardizationKey = "shardprop.standardization";
 // {"policy": "error"|"mean"|"median"|"zero"|"drop", "na_values": [texts], "fill": [one per
 // input for mean, median and zero; [] otherwise]}: how missing cells were read and filled in.
 inline constexpr const char* kImputationKey = "shardprop.imputation";
+// [{"column": NAME, "categories": [...], "counts": [...]}, ...]: the categorical columns in
+// input order, each one-hot encoded as the inputs "NAME=CATEGORY" (absent: none).
+inline constexpr const char* kCategoricalKey = "shardprop.categorical";
 
 struct TrainedModel {
   Model model;
@@ -43,15 +46,29 @@ struct TrainedModel {
   std::vector<std::string> na_values = CsvOptions{}.na_values;
   // Every string metadata entry of the file, including keys this library does not know.
   std::map<std::string, std::string> metadata;
+  // The categorical columns' vocabularies, in input order: column c's inputs are the
+  // feature_names "c.column=CATEGORY", one per category, consecutive (empty: none).
+  std::vector<CategoricalColumn> categorical = {};
 };
 
 // load_model(path) plus the metadata above, validated: each key that is present must be valid
 // JSON of the documented shape, feature names as many as the model's inputs and distinct, target
 // names 1 (xent) or outputs() many, class names (xent only) one per output and distinct, and a
-// standardization with one finite mean and one finite positive scale per input, and an
+// standardization with one finite mean and one finite positive scale per input, an
 // imputation with a known policy, texts for na_values and one finite fill per input (none for
-// error and drop). Throws Error
-// naming the file and the key (or, from load_model, the tensor).
+// error and drop), and categorical columns whose inputs "COLUMN=CATEGORY" are consecutive
+// feature names, in vocabulary order. Throws Error naming the file and the key (or, from
+// load_model, the tensor).
 TrainedModel load_trained_model(const std::filesystem::path& path);
+
+// The CSV columns a trained model reads, in the order to read them: its feature names with each
+// categorical column's inputs collapsed back to the column's name (positions "0", "1", ...
+// without names). With `header` false, the positions of the model's inputs.
+std::vector<std::string> source_columns(const TrainedModel& model, bool header);
+
+// Fills csv's features, categorical and categories so that read_csv, read_csv_part or CsvStream
+// read a file's columns as `model`'s inputs, one-hot encoding its categorical columns with the
+// stored vocabularies (a category not among them: all zeros). The other options are kept.
+void read_options_for(const TrainedModel& model, CsvOptions& csv);
 
 }  // namespace shardprop

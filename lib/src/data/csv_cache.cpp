@@ -38,6 +38,15 @@ std::string target_kind_name(TargetKind kind) {
   return "?";
 }
 
+// Vocabularies as [{"column", "categories", "counts"}...].
+json categories_json(const std::vector<CategoricalColumn>& columns) {
+  json array = json::array();
+  for (const CategoricalColumn& c : columns) {
+    array.push_back({{"column", c.column}, {"categories", c.categories}, {"counts", c.counts}});
+  }
+  return array;
+}
+
 // Everything the parsed result depends on. chunk_bytes is not part of it: results do not
 // depend on the chunking.
 std::string cache_key(const std::filesystem::path& path, const CsvOptions& options) {
@@ -65,6 +74,11 @@ std::string cache_key(const std::filesystem::path& path, const CsvOptions& optio
   if (options.missing != MissingPolicy::error) {
     key["missing"] = std::string(to_string(options.missing));
     key["na_values"] = options.na_values;
+  }
+  if (!options.categorical.empty()) {
+    key["categorical"] = options.categorical;
+    key["max_categories"] = options.max_categories;
+    if (!options.categories.empty()) key["categories"] = categories_json(options.categories);
   }
   // A file or column name need not be UTF-8; the key only has to tell option sets apart.
   return key.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -104,6 +118,14 @@ bool load(const std::filesystem::path& cache, const std::string& key, MissingPol
     d.feature_names = header.at("feature_names").get<std::vector<std::string>>();
     d.target_names = header.at("target_names").get<std::vector<std::string>>();
     d.class_names = header.at("class_names").get<std::vector<std::string>>();
+    if (header.contains("categorical")) {
+      for (const json& c : header.at("categorical")) {
+        d.categorical.push_back({c.at("column").get<std::string>(),
+                                 c.at("categories").get<std::vector<std::string>>(),
+                                 c.at("counts").get<std::vector<std::int64_t>>()});
+      }
+    }
+    d.unseen_category_rows = header.value("unseen_category_rows", std::int64_t{0});
     if (d.rows < 0 || d.feature_count < 1 || d.target_width < 1) return false;
     const std::size_t begin = (16 + header_length + kAlign - 1) / kAlign * kAlign;
     const std::size_t features = static_cast<std::size_t>(d.rows) * d.feature_count;
@@ -131,14 +153,18 @@ bool load(const std::filesystem::path& cache, const std::string& key, MissingPol
 void store(const std::filesystem::path& cache, const std::string& key, const Dataset& d) {
   std::string header;
   try {
-    header = json{{"key", key},
-                  {"rows", d.rows},
-                  {"feature_count", d.feature_count},
-                  {"target_width", d.target_width},
-                  {"feature_names", d.feature_names},
-                  {"target_names", d.target_names},
-                  {"class_names", d.class_names}}
-                 .dump();
+    json fields{{"key", key},
+                {"rows", d.rows},
+                {"feature_count", d.feature_count},
+                {"target_width", d.target_width},
+                {"feature_names", d.feature_names},
+                {"target_names", d.target_names},
+                {"class_names", d.class_names}};
+    if (!d.categorical.empty()) {
+      fields["categorical"] = categories_json(d.categorical);
+      fields["unseen_category_rows"] = d.unseen_category_rows;
+    }
+    header = fields.dump();
   } catch (const json::exception&) {
     throw Error(cache.string() +
                 ": a column or class name is not valid UTF-8 text; the cache "

@@ -129,6 +129,19 @@ std::string FaultReport::message(const CsvFault& fault) const {
   return file_ + ": internal error: unknown CSV problem";
 }
 
+std::string FaultReport::message(const CsvFault& fault, const CsvLayout& layout) const {
+  std::string text = message(fault);
+  const auto column = static_cast<std::size_t>(fault.column);
+  if (fault.problem == CsvProblem::not_a_number && column < layout.roles.size() &&
+      layout.roles[column] == ColumnRole::feature) {
+    const std::string name =
+        names_ != nullptr && column < names_->size() ? (*names_)[column] : std::to_string(column);
+    text +=
+        "; if column '" + name + "' holds categories, one-hot encode it with --categorical " + name;
+  }
+  return text;
+}
+
 // The header (or, without one, the first data record, for its field count).
 FirstRecord read_first_record(std::string_view text, const std::string& file, char delimiter,
                               bool header, bool needs_target, std::int64_t lines_before) {
@@ -279,7 +292,7 @@ CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const s
 }
 
 // Which option list a column name comes from, for messages.
-enum class ColumnList { target, ignore, feature };
+enum class ColumnList { target, ignore, feature, categorical };
 
 // A column by header name or by 0-based index.
 static std::size_t resolve_column(const std::string& wanted, const std::vector<std::string>& names,
@@ -300,9 +313,10 @@ static std::size_t resolve_column(const std::string& wanted, const std::vector<s
   const auto [ptr, ec] = std::from_chars(first, last, index);
   if (ec == std::errc() && ptr == last && !wanted.empty()) {
     if (index < 0 || static_cast<unsigned long long>(index) >= names.size()) {
-      const char* what = list == ColumnList::target   ? ": target column index "
-                         : list == ColumnList::ignore ? ": ignored column index "
-                                                      : ": feature column index ";
+      const char* what = list == ColumnList::target        ? ": target column index "
+                         : list == ColumnList::ignore      ? ": ignored column index "
+                         : list == ColumnList::categorical ? ": categorical column index "
+                                                           : ": feature column index ";
       throw Error(file + what + wanted + " is out of range (" + std::to_string(names.size()) +
                   " columns)");
     }
@@ -312,7 +326,9 @@ static std::size_t resolve_column(const std::string& wanted, const std::vector<s
     throw Error(file + ": the feature column '" + wanted + "' is missing from the header");
   }
   throw Error(file + ": no column named '" + wanted + "' in the header" +
-              (list == ColumnList::target ? "" : " (ignore list)"));
+              (list == ColumnList::target        ? ""
+               : list == ColumnList::categorical ? " (categorical list)"
+                                                 : " (ignore list)"));
 }
 
 std::string column_label(std::size_t column, const std::vector<std::string>& names) {
@@ -374,6 +390,30 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
     }
     listed_features.push_back(column);
   }
+  std::vector<char> categorical(columns, 0);
+  for (const std::string& wanted : options.categorical) {
+    const std::size_t column = resolve_column(wanted, names, file, ColumnList::categorical);
+    if (std::find(targets.begin(), targets.end(), column) != targets.end()) {
+      throw Error(file + ": " + column_label(column, names) + " is both a target and categorical");
+    }
+    if (ignored[column] != 0) {
+      throw Error(file + ": " + column_label(column, names) + " is both categorical and ignored");
+    }
+    if (!listed_features.empty() && std::find(listed_features.begin(), listed_features.end(),
+                                              column) == listed_features.end()) {
+      throw Error(file + ": " + column_label(column, names) +
+                  " is categorical but not one of the listed features");
+    }
+    if (categorical[column] != 0) {
+      throw Error(file + ": " + column_label(column, names) + " is listed twice as categorical");
+    }
+    categorical[column] = 1;
+  }
+  if (!options.categories.empty() && options.categories.size() != options.categorical.size()) {
+    throw Error(file + ": " + std::to_string(options.categories.size()) +
+                " category vocabularies for " + std::to_string(options.categorical.size()) +
+                " categorical columns (one each)");
+  }
   const auto ignored_count =
       static_cast<std::size_t>(std::count(ignored.begin(), ignored.end(), 1));
   if (targets.size() + ignored_count >= columns) {
@@ -405,17 +445,24 @@ CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& 
     data.target_names.push_back(names[targets[t]]);
   }
   std::int32_t features = 0;
+  auto add_feature = [&](std::size_t c) {
+    if (categorical[c] != 0) {
+      layout.roles[c] = ColumnRole::category;
+      layout.slots[c] = static_cast<std::int32_t>(layout.category_columns.size());
+      layout.category_columns.push_back(static_cast<std::int64_t>(c));
+      layout.category_positions.push_back(features);
+      data.categorical.push_back({names[c], {}, {}});
+      return;
+    }
+    layout.roles[c] = ColumnRole::feature;
+    layout.slots[c] = features++;
+    data.feature_names.push_back(names[c]);
+  };
   for (std::size_t c = 0; c < columns && listed_features.empty(); ++c) {
     if (ignored[c] != 0 || layout.roles[c] != ColumnRole::ignored) continue;
-    layout.roles[c] = ColumnRole::feature;
-    layout.slots[c] = features++;
-    data.feature_names.push_back(names[c]);
+    add_feature(c);
   }
-  for (const std::size_t c : listed_features) {
-    layout.roles[c] = ColumnRole::feature;
-    layout.slots[c] = features++;
-    data.feature_names.push_back(names[c]);
-  }
+  for (const std::size_t c : listed_features) add_feature(c);
   data.feature_count = features;
   data.target_width = static_cast<int>(targets.size());
   return layout;
@@ -445,7 +492,10 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
               out.targets + first_row * out.target_stride,
               out.target_stride,
               out.labels != nullptr ? out.labels + first_row * out.label_stride : nullptr,
-              out.label_stride};
+              out.label_stride,
+              out.categories != nullptr ? out.categories + first_row * out.category_stride
+                                        : nullptr,
+              out.category_stride};
           ParsedChunk& result = parsed[k];
           result = parse_csv_records(layout, text, base + chunk.begin, base + chunk.end, chunk.rows,
                                      sink);
@@ -471,8 +521,9 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
     const std::size_t targets = std::max<std::size_t>(out.target_stride, 1);
     std::vector<float> scratch_features(features), scratch_targets(targets);
     LabelText scratch_label{};
-    const CsvRowSink scratch{scratch_features.data(), 0, scratch_targets.data(), 0,
-                             &scratch_label,          0};
+    std::vector<LabelText> scratch_categories(std::max<std::size_t>(out.category_stride, 1));
+    const CsvRowSink scratch{scratch_features.data(), 0, scratch_targets.data(),    0,
+                             &scratch_label,          0, scratch_categories.data(), 0};
     const ParsedChunk again = parse_csv_records(layout, text, base + chunks[failed].begin, text.end,
                                                 std::numeric_limits<std::int64_t>::max(), scratch);
     if (!again.failed) {
@@ -483,7 +534,7 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
         layout.roles[static_cast<std::size_t>(fault.column)] != ColumnRole::feature) {
       throw Error(report.missing_target_message(fault));
     }
-    throw Error(report.message(fault));
+    throw Error(report.message(fault, layout));
   }
   return parsed;
 }

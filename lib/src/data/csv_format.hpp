@@ -38,6 +38,8 @@ class FaultReport {
   // A missing_value fault in a target column, which no policy but drop can get past.
   std::string missing_target_message(const CsvFault& fault) const;
   std::string location(const char* field, std::int64_t column) const;  // FILE:LINE:COL (…):
+  // The message, with a hint for a feature column's text: it may be a categorical column.
+  std::string message(const CsvFault& fault, const CsvLayout& layout) const;
 
  private:
   std::int64_t line_of(const char* at) const;
@@ -98,6 +100,9 @@ CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const s
 std::string column_label(std::size_t column, const std::vector<std::string>& names);
 
 // Roles and slots of every column; fills the dataset's names, feature count and target width.
+// With categorical columns (CsvOptions::categorical) the feature count and names are the
+// numeric features' only, as the parser writes them, and data.categorical names the columns
+// (without categories): encode_categories (csv_categorical.hpp) makes the final features.
 CsvLayout plan_columns(const std::vector<std::string>& names, const CsvOptions& options,
                        const std::string& file, Dataset& data);
 

@@ -146,7 +146,8 @@ class RecordParser {
   const char* number_field(const char* record, const char* field, std::int64_t column,
                            ColumnRole role, float* destination);
   const char* other_field(const char* record, const char* field, const char* separator,
-                          std::int64_t column, float* targets, LabelText* label);
+                          std::int64_t column, float* targets, LabelText* label,
+                          LabelText* categories);
   // Whether the field's text is one of layout.na_values.
   bool is_missing(const CsvField& scanned, const NumberText& text) const;
   // A missing cell: writes NaN and returns true when the policy keeps the row for now, else
@@ -198,6 +199,10 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
         sink_.labels == nullptr
             ? nullptr
             : sink_.labels + row * static_cast<std::int64_t>(sink_.label_stride);
+    LabelText* const categories =
+        sink_.categories == nullptr
+            ? nullptr
+            : sink_.categories + row * static_cast<std::int64_t>(sink_.category_stride);
     const char* terminator = p;
     for (const ColumnRun& run : runs_) {
       if (run.role == ColumnRole::feature || run.role == ColumnRole::target) [[likely]] {
@@ -223,7 +228,8 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
         }
       } else {
         const char* const separator = separators.next();
-        terminator = other_field(record, p, separator, run.first_column, targets, label);
+        terminator =
+            other_field(record, p, separator, run.first_column, targets, label, categories);
         if (terminator == nullptr) return stopped(row, record);
         if (terminator != separator && terminator < end) separators.restart(terminator + 1);
         if (*terminator != delimiter && run.first_column != last_column) {
@@ -315,7 +321,8 @@ bool RecordParser::missing(const char* record, const char* field, std::int64_t c
 }
 
 const char* RecordParser::other_field(const char* record, const char* field, const char* separator,
-                                      std::int64_t column, float* targets, LabelText* label) {
+                                      std::int64_t column, float* targets, LabelText* label,
+                                      LabelText* categories) {
   const ColumnRole role = layout_.roles[column];
   const std::int32_t slot = layout_.slots[column];
   if (role == ColumnRole::number_or_label) {
@@ -330,6 +337,13 @@ const char* RecordParser::other_field(const char* record, const char* field, con
   const CsvField scanned = scan_csv_field(field, text_.end, layout_.delimiter);
   if (!scanned.ok) return fail_quoting(record, field, column, scanned);
   if (role == ColumnRole::ignored) return scanned.terminator;
+  if (role == ColumnRole::category) {
+    // Empty or missing texts are the encoder's to judge (CsvOptions::na_values).
+    categories[slot] = {static_cast<std::uint64_t>(scanned.begin - text_.begin),
+                        static_cast<std::uint64_t>(scanned.end - scanned.begin) << 1 |
+                            static_cast<std::uint64_t>(scanned.escaped)};
+    return scanned.terminator;
+  }
   if (!layout_.na_values.empty()) {
     const NumberText text = number_text(scanned, layout_.delimiter);
     if (is_missing(scanned, text)) {

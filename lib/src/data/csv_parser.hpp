@@ -20,6 +20,7 @@ enum class ColumnRole : std::uint8_t {
   label,            // a class label: its text is recorded, its index filled in later
   number_or_label,  // a number in the target row when it is one; its text is recorded anyway
   ignored,          // only its quoting is checked
+  category,         // a categorical feature: its text is recorded (any text, empty too)
 };
 
 // The texts of CsvOptions::na_values. Only fields that are not short numbers reach the lookup,
@@ -55,6 +56,11 @@ struct CsvLayout {
   // drop (the row is then left out) or a missing_value fault.
   NaTokens na_values;
   MissingPolicy missing = MissingPolicy::error;
+  // The category columns in input order: column category_columns[k] has slot k (its text goes
+  // to the row's k-th category LabelText), and its one-hot inputs come after the first
+  // category_positions[k] numeric features of the row.
+  std::vector<std::int64_t> category_columns;
+  std::vector<std::int32_t> category_positions;
 };
 
 // Where a label's text is, relative to the start of the text; escaped when it still holds ""
@@ -94,8 +100,9 @@ struct CsvFault {
 };
 
 // Where row r's values go: features + r·feature_stride, targets + r·target_stride,
-// labels + r·label_stride (labels only for a label or number_or_label column). A stride of 0
-// makes every row overwrite one scratch row.
+// labels + r·label_stride (labels only for a label or number_or_label column), categories +
+// r·category_stride (the texts of the category columns, by slot). A stride of 0 makes every row
+// overwrite one scratch row.
 struct CsvRowSink {
   float* features = nullptr;
   std::size_t feature_stride = 0;
@@ -103,6 +110,8 @@ struct CsvRowSink {
   std::size_t target_stride = 0;
   LabelText* labels = nullptr;
   std::size_t label_stride = 0;
+  LabelText* categories = nullptr;
+  std::size_t category_stride = 0;
 };
 
 struct CsvText {

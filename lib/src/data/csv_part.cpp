@@ -155,6 +155,7 @@ CsvPart read_csv_part(const std::filesystem::path& path, const CsvOptions& optio
                            static_cast<std::int64_t>(range.names.size()), lines_before);
   read_csv_rows(in.file, layout, range.names, options, {text.data(), text.data() + text.size()},
                 text.substr(0, stop - first), report, result.data);
+  result.category_positions = layout.category_positions;
   return result;
 }
 
@@ -182,6 +183,20 @@ std::vector<std::string> collect_class_names_part(const std::filesystem::path& p
   const std::unique_ptr<CsvStream> stream =
       open_csv_stream_part(path, labels, {}, CsvStream::kDefaultBlockBytes, part, parts, before);
   return CsvStreamAccess::collect_class_names(*stream);
+}
+
+}  // namespace shardprop::detail
+
+namespace shardprop::detail {
+
+std::vector<CategoricalColumn> collect_categories_part(const std::filesystem::path& path,
+                                                       const CsvOptions& options, int part,
+                                                       int parts, CsvPartScan before) {
+  CsvOptions plan = options;
+  plan.categories.clear();
+  const std::unique_ptr<CsvStream> stream =
+      open_csv_stream_part(path, plan, {}, CsvStream::kDefaultBlockBytes, part, parts, before);
+  return CsvStreamAccess::collect_categories(*stream);
 }
 
 }  // namespace shardprop::detail

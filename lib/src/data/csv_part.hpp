@@ -44,6 +44,8 @@ struct CsvPart {
   // names with sort_class_labels, then use_class_names).
   Dataset data;
   std::int64_t first_line = 0;  // 1-based line of its first record; 0 when it has none
+  // CsvLayout::category_positions of the read, for recode_categories (csv_categorical.hpp).
+  std::vector<std::int32_t> category_positions;
   // Bytes of the file read beyond the header: the nominal range, the byte before it and the rest
   // of its last record. Without a header the first record is read for its field count too.
   std::uint64_t bytes_read = 0;
@@ -69,6 +71,11 @@ std::vector<std::string> collect_class_names_part(const std::filesystem::path& p
                                                   const CsvOptions& options, int part, int parts,
                                                   CsvPartScan before);
 
+// The vocabularies of part `part`'s categorical columns (uncapped), in one streaming pass.
+std::vector<CategoricalColumn> collect_categories_part(const std::filesystem::path& path,
+                                                       const CsvOptions& options, int part,
+                                                       int parts, CsvPartScan before);
+
 // Part `part`'s place in the file, in file offsets.
 struct CsvPartRange {
   std::vector<std::string> names;   // as read_csv names the columns
@@ -86,6 +93,9 @@ struct CsvStreamAccess {
   // Runs a new stream, made with target_kind classes and no class names, to its end and
   // returns its labels in class order.
   static std::vector<std::string> collect_class_names(CsvStream& stream);
+  // Runs a new stream to its end counting the texts of its categorical columns (its
+  // CsvOptions::categories are not used) and returns their vocabularies, not capped.
+  static std::vector<CategoricalColumn> collect_categories(CsvStream& stream);
   // The same collection during another pass (scan_stream_part's): from the next rewind() the
   // stream, made with target_kind classes and no class names, reads labels instead of targets.
   // end_label_collection returns them sorted; use_class_names then makes the stream read its

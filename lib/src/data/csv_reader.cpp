@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "data/csv_categorical.hpp"
 #include "data/csv_format.hpp"
 #include "data/csv_labels.hpp"
 #include "data/csv_parser.hpp"
@@ -61,19 +62,51 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
       layout.roles.begin());
   const bool has_labels = label_column < names.size();
 
-  // Every row's label is written by the parse (no zero fill needed).
+  // Every row's label is written by the parse (no zero fill needed); so is every numeric
+  // feature and category text of a row with categorical columns, which are encoded afterwards.
   std::unique_ptr<LabelText[]> labels;
   std::size_t label_rows = 0;
+  const std::size_t category_columns = layout.category_columns.size();
+  std::unique_ptr<float[]> numeric;
+  std::unique_ptr<LabelText[]> categories;
   const std::vector<ParsedChunk> parsed =
       parse_rows(layout, text, records, options.chunk_bytes, report, [&](std::int64_t rows) {
         data.rows = rows;
-        resize_zeroed(data.features, static_cast<std::size_t>(rows) * feature_count);
-        resize_zeroed(data.targets, static_cast<std::size_t>(rows) * target_width);
-        label_rows = has_labels ? static_cast<std::size_t>(rows) : 0;
+        const auto count = static_cast<std::size_t>(rows);
+        float* features = nullptr;
+        if (category_columns == 0) {
+          resize_zeroed(data.features, count * feature_count);
+          features = data.features.data();
+        } else {
+          numeric = std::make_unique_for_overwrite<float[]>(count * feature_count);
+          categories = std::make_unique_for_overwrite<LabelText[]>(count * category_columns);
+          features = numeric.get();
+        }
+        resize_zeroed(data.targets, count * target_width);
+        label_rows = has_labels ? count : 0;
         labels = std::make_unique_for_overwrite<LabelText[]>(label_rows);
-        return CsvRowSink{data.features.data(), feature_count, data.targets.data(),
-                          target_width,         labels.get(),  1};
+        return CsvRowSink{features,         feature_count,   data.targets.data(),
+                          target_width,     labels.get(),    1,
+                          categories.get(), category_columns};
       });
+  if (category_columns > 0) {
+    const CategoryCells cells{text.begin, categories.get(), data.rows, category_columns};
+    std::vector<CategoricalColumn> vocabularies;
+    if (options.categories.empty()) {
+      CategoryCounts counts;
+      count_categories(cells, options, counts);
+      vocabularies = category_vocabularies(data.categorical, counts);
+      check_category_cap(file, vocabularies, options.max_categories);
+    } else {
+      vocabularies = given_vocabularies(file, data.categorical, options);
+    }
+    set_encoded_shape(data, layout, std::move(vocabularies));
+    resize_zeroed(data.features, static_cast<std::size_t>(data.rows) *
+                                     static_cast<std::size_t>(data.feature_count));
+    data.unseen_category_rows = encode_categories(
+        cells, layout, data.categorical, numeric.get(), static_cast<int>(feature_count),
+        data.features.data(), data.feature_count, options, report);
+  }
 
   if (layout.missing == MissingPolicy::drop) {
     detail::drop_missing_rows(data, has_labels ? labels.get() : nullptr);

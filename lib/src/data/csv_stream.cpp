@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/mapped_file.hpp"
+#include "data/csv_categorical.hpp"
 #include "data/csv_chunks.hpp"
 #include "data/csv_format.hpp"
 #include "data/csv_labels.hpp"
@@ -76,6 +77,13 @@ struct CsvStream::State {
   std::unordered_map<std::string, float, LabelHash, std::equal_to<>> class_index;
   bool collect_labels = false;  // collect_class_names' pass: record label texts only
   std::set<std::string, std::less<>> seen_labels;
+  // Categorical columns: encoded with options.categories, or, in collect_categories' pass,
+  // counted into category_counts (targets are not read then).
+  bool collect_categories = false;
+  detail::CategoryCounts category_counts;
+  int numeric_features = 0;  // of a parsed row, before encoding
+  std::vector<float> numeric;
+  std::vector<detail::LabelText> categories;
 
   std::unique_ptr<detail::InputSource> source;
   std::vector<char> buffer;  // [begin, end) unparsed, then kPadding bytes
@@ -201,6 +209,26 @@ struct CsvStream::State {
           class_names.empty() && !collect_labels ? TargetKind::numeric : TargetKind::classes;
     }
     layout = detail::plan_columns(names, plan, file, shape);
+    numeric_features = shape.feature_count;
+    if (!layout.category_columns.empty()) {
+      if (collect_categories) {
+        // Only the category texts matter: the targets are skipped, whatever they hold.
+        for (ColumnRole& role : layout.roles) {
+          if (role != ColumnRole::feature && role != ColumnRole::category) {
+            role = ColumnRole::ignored;
+          }
+        }
+        category_counts.assign(layout.category_columns.size(), {});
+      } else {
+        if (options.categories.empty()) {
+          throw Error(file +
+                      ": streaming categorical columns needs their categories up front "
+                      "(collect_categories makes them in one pass)");
+        }
+        detail::set_encoded_shape(shape, layout,
+                                  detail::given_vocabularies(file, shape.categorical, options));
+      }
+    }
     const auto label = std::find(layout.roles.begin(), layout.roles.end(), ColumnRole::label);
     has_labels = label != layout.roles.end();
     label_column = static_cast<std::int64_t>(label - layout.roles.begin());
@@ -313,7 +341,11 @@ struct CsvStream::State {
     chunk.feature_names = shape.feature_names;
     chunk.target_names = shape.target_names;
     chunk.class_names = class_names;
-    const auto features = static_cast<std::size_t>(shape.feature_count);
+    chunk.categorical = shape.categorical;
+    chunk.unseen_category_rows = 0;
+    const std::size_t category_columns = layout.category_columns.size();
+    const bool encode = category_columns > 0 && !collect_categories;
+    const auto features = static_cast<std::size_t>(encode ? numeric_features : shape.feature_count);
     const auto targets = static_cast<std::size_t>(shape.target_width);
     try {
       detail::parse_rows(
@@ -321,16 +353,26 @@ struct CsvStream::State {
             chunk.rows = rows;
             // Exact sizes: geometric growth would let the held memory creep
             // towards twice a block's rows.
-            resize_exactly(chunk.features, static_cast<std::size_t>(rows) * features);
+            std::vector<float>& parsed = encode ? numeric : chunk.features;
+            resize_exactly(parsed, static_cast<std::size_t>(rows) * features);
             resize_exactly(chunk.targets, static_cast<std::size_t>(rows) * targets);
             resize_exactly(labels, has_labels ? static_cast<std::size_t>(rows) : 0);
-            return detail::CsvRowSink{chunk.features.data(), features,
-                                      chunk.targets.data(),  targets,
-                                      labels.data(),         has_labels ? 1u : 0u};
+            resize_exactly(categories, static_cast<std::size_t>(rows) * category_columns);
+            return detail::CsvRowSink{parsed.data(),     features,        chunk.targets.data(),
+                                      targets,           labels.data(),   has_labels ? 1u : 0u,
+                                      categories.data(), category_columns};
           });
     } catch (...) {
       std::memcpy(after, saved, kPadding);
       throw;
+    }
+    if (category_columns > 0) {
+      try {
+        categorize(chunk, report);
+      } catch (...) {
+        std::memcpy(after, saved, kPadding);
+        throw;
+      }
     }
     std::memcpy(after, saved, kPadding);
     if (layout.missing == MissingPolicy::drop) {
@@ -340,9 +382,27 @@ struct CsvStream::State {
     if (has_labels) map_labels(chunk, report);
     imputation.apply(chunk);
     if (!standardization.empty()) standardization.apply(chunk);
-    rows_bytes = (chunk.features.capacity() + chunk.targets.capacity()) * sizeof(float) +
-                 labels.capacity() * sizeof(detail::LabelText);
+    rows_bytes = (chunk.features.capacity() + chunk.targets.capacity() + numeric.capacity()) *
+                     sizeof(float) +
+                 (labels.capacity() + categories.capacity()) * sizeof(detail::LabelText);
     peak = std::max(peak, buffer.capacity() + rows_bytes + source->held_bytes());
+  }
+
+  // Counts the block's categories (collect_categories), or encodes its rows with them.
+  void categorize(Dataset& chunk, const detail::FaultReport& report) {
+    const detail::CategoryCells cells{buffer.data(), categories.data(), chunk.rows,
+                                      layout.category_columns.size()};
+    if (collect_categories) {
+      detail::count_categories(cells, options, category_counts);
+      return;
+    }
+    const auto count =
+        static_cast<std::size_t>(chunk.rows) * static_cast<std::size_t>(shape.feature_count);
+    resize_exactly(chunk.features, count);
+    std::fill(chunk.features.begin(), chunk.features.end(), 0.0f);
+    chunk.unseen_category_rows = detail::encode_categories(
+        cells, layout, shape.categorical, numeric.data(), numeric_features, chunk.features.data(),
+        shape.feature_count, options, report);
   }
 
   void map_labels(Dataset& chunk, const detail::FaultReport& report) {
@@ -407,6 +467,16 @@ std::int64_t CsvStream::dropped_rows() const { return state_->dropped; }
 
 std::size_t CsvStream::peak_bytes() const { return state_->peak; }
 
+std::vector<CategoricalColumn> collect_categories(const std::filesystem::path& path,
+                                                  const CsvOptions& options) {
+  CsvOptions plan = options;
+  plan.categories.clear();
+  CsvStream stream(path, plan);
+  std::vector<CategoricalColumn> vocabularies = detail::CsvStreamAccess::collect_categories(stream);
+  detail::check_category_cap(path.string(), vocabularies, options.max_categories);
+  return vocabularies;
+}
+
 std::vector<std::string> collect_class_names(const std::filesystem::path& path,
                                              const CsvOptions& options) {
   CsvOptions labels = options;
@@ -430,6 +500,21 @@ std::vector<std::string> CsvStreamAccess::collect_class_names(CsvStream& stream)
   while (stream.next(chunk)) {
   }
   return end_label_collection(stream);
+}
+
+std::vector<CategoricalColumn> CsvStreamAccess::collect_categories(CsvStream& stream) {
+  CsvStream::State& s = *stream.state_;
+  s.collect_categories = true;
+  s.open();
+  Dataset chunk;
+  while (stream.next(chunk)) {
+  }
+  std::vector<CategoricalColumn> vocabularies =
+      detail::category_vocabularies(s.shape.categorical, s.category_counts);
+  s.collect_categories = false;
+  s.category_counts.clear();
+  s.open();
+  return vocabularies;
 }
 
 void CsvStreamAccess::begin_label_collection(CsvStream& stream) {

@@ -14,6 +14,7 @@
 
 #include "base/agreement.hpp"
 #include "base/communicator.hpp"
+#include "data/csv_categorical.hpp"
 #include "data/csv_labels.hpp"
 #include "data/csv_part.hpp"
 #include "data/dataset_rows.hpp"
@@ -86,6 +87,34 @@ std::vector<std::string> union_of_labels(detail::Communicator& c,
   return names;
 }
 
+// Every rank's vocabularies merged: the union of each column's categories, counts summed,
+// sorted by bytes. Collective; every rank gets the same result.
+std::vector<CategoricalColumn> union_of_categories(detail::Communicator& c,
+                                                   const std::vector<CategoricalColumn>& mine) {
+  // Per column: its category count, then each category and its count, as names.
+  std::vector<std::string> fields;
+  for (const CategoricalColumn& column : mine) {
+    fields.push_back(std::to_string(column.categories.size()));
+    for (std::size_t i = 0; i < column.categories.size(); ++i) {
+      fields.push_back(column.categories[i]);
+      fields.push_back(std::to_string(column.counts[i]));
+    }
+  }
+  detail::CategoryCounts counts(mine.size());
+  for (const std::string& text : c.allgather_strings(encode_names(fields))) {
+    std::vector<std::string> theirs;
+    decode_names(text, theirs);
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < mine.size() && at < theirs.size(); ++k) {
+      const std::size_t size = std::stoull(theirs[at++]);
+      for (std::size_t i = 0; i < size; ++i, at += 2) {
+        counts[k][theirs[at]] += std::stoll(theirs[at + 1]);
+      }
+    }
+  }
+  return detail::category_vocabularies(mine, counts);
+}
+
 // The whole's first row, held by the first rank with rows (`first` on the ranks with rows).
 // Collective; throws CollectiveError when no rank has a row.
 std::vector<float> first_row_of_whole(detail::Communicator& c, std::span<const float> first,
@@ -130,13 +159,25 @@ DatasetPart read_csv_part(const std::filesystem::path& path, const CsvOptions& o
   const int rank = c.rank(), ranks = c.size();
   const detail::CsvPartScan before = scan_before(path, options, c);
   DatasetPart part;
-  detail::agree(
-      c, [&] { part.rows = detail::read_csv_part(path, options, rank, ranks, before).data; });
+  std::vector<std::int32_t> positions;
+  detail::agree(c, [&] {
+    detail::CsvPart read = detail::read_csv_part(path, options, rank, ranks, before);
+    part.rows = std::move(read.data);
+    positions = std::move(read.category_positions);
+  });
   const std::vector<std::int64_t> starts = part_starts(c, part.rows.rows);
   part.first_row = starts[static_cast<std::size_t>(rank)];
   part.total_rows = starts.back();
   if (options.target_kind == TargetKind::classes && !options.no_target && ranks > 1) {
     use_class_names(part, union_of_labels(c, part.rows.class_names), comm);
+  }
+  // Each rank fit its own rows' vocabularies: all of them go by the union, as one read would.
+  if (!options.categorical.empty() && options.categories.empty() && ranks > 1) {
+    const std::vector<CategoricalColumn> all = union_of_categories(c, part.rows.categorical);
+    detail::agree(c, [&] {
+      detail::check_category_cap(path.string(), all, options.max_categories);
+      detail::recode_categories(part.rows, positions, all);
+    });
   }
   return part;
 }
@@ -164,6 +205,20 @@ std::vector<std::string> collect_class_names(const std::filesystem::path& path,
     mine = detail::collect_class_names_part(path, options, c.rank(), c.size(), before);
   });
   return union_of_labels(c, mine);
+}
+
+std::vector<CategoricalColumn> collect_categories(const std::filesystem::path& path,
+                                                  const CsvOptions& options,
+                                                  const Communicator& comm) {
+  detail::Communicator& c = detail::CommunicatorAccess::of(comm);
+  const detail::CsvPartScan before = scan_before(path, options, c);
+  std::vector<CategoricalColumn> mine;
+  detail::agree(c, [&] {
+    mine = detail::collect_categories_part(path, options, c.rank(), c.size(), before);
+  });
+  std::vector<CategoricalColumn> all = union_of_categories(c, mine);
+  detail::agree(c, [&] { detail::check_category_cap(path.string(), all, options.max_categories); });
+  return all;
 }
 
 StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,

@@ -18,6 +18,7 @@ inline Dataset empty_like(const Dataset& data, std::int64_t rows = 0) {
   d.feature_names = data.feature_names;
   d.target_names = data.target_names;
   d.class_names = data.class_names;
+  d.categorical = data.categorical;
   d.features.reserve(static_cast<std::size_t>(rows) * static_cast<std::size_t>(data.feature_count));
   d.targets.reserve(static_cast<std::size_t>(rows) * static_cast<std::size_t>(data.target_width));
   return d;

@@ -165,6 +165,16 @@ EpochPosition position_from(const Entry& e) {
   return p;
 }
 
+// kCategoricalKey's JSON: [{"column", "categories", "counts"}...].
+std::string categorical_text(const std::vector<CategoricalColumn>& columns,
+                             const std::string& data) {
+  json array = json::array();
+  for (const CategoricalColumn& c : columns) {
+    array.push_back({{"column", c.column}, {"categories", c.categories}, {"counts", c.counts}});
+  }
+  return json_text(array, data + ": a categorical column name or category");
+}
+
 }  // namespace
 
 std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
@@ -197,6 +207,7 @@ std::map<std::string, std::string> run_metadata_entries(const RunMetadata& m) {
                        {"fill", json_floats(m.imputation.fill)}},
                   "a missing-value token");
   }
+  if (!m.categorical.empty()) entries[kCategoricalKey] = categorical_text(m.categorical, data);
   const json settings = json::parse(m.settings, nullptr, false);
   if (!settings.is_object()) throw Error("run settings are not a JSON object: " + m.settings);
   entries[kSettingsKey] = json_text(settings, "a file name among the options");
@@ -248,6 +259,7 @@ RunMetadata read_run_metadata(const TrainedModel& trained, const std::string& fi
   m.standardization = trained.standardization;
   m.imputation = trained.imputation;
   m.na_values = trained.na_values;
+  m.categorical = trained.categorical;
   return m;
 }
 

@@ -105,6 +105,69 @@ void read_imputation(const MetadataEntry& e, std::size_t inputs, TrainedModel& t
   trained.imputation.fill = e.numbers(value, "fill", fills ? inputs : 0);
 }
 
+// kCategoricalKey: each column's inputs must be the consecutive feature names
+// "COLUMN=CATEGORY", in order, with categories distinct and sorted by bytes.
+std::vector<CategoricalColumn> categorical_columns(const MetadataEntry& e,
+                                                   const std::vector<std::string>& feature_names,
+                                                   std::size_t inputs) {
+  const json value = e.parse();
+  if (!value.is_array()) {
+    e.fail("expected a JSON array of {\"column\", \"categories\", \"counts\"} objects");
+  }
+  if (feature_names.empty()) {
+    e.fail("categorical columns need the feature names ('" + std::string(kFeaturesKey) + "')");
+  }
+  std::vector<CategoricalColumn> columns;
+  std::size_t next = 0;  // feature name searched from
+  for (const json& item : value) {
+    if (!item.is_object() || !item.contains("column") || !item["column"].is_string() ||
+        !item.contains("categories") || !item["categories"].is_array() ||
+        !item.contains("counts") || !item["counts"].is_array()) {
+      e.fail("expected {\"column\": NAME, \"categories\": [...], \"counts\": [...]}, found " +
+             item.dump());
+    }
+    CategoricalColumn column;
+    column.column = item["column"].get<std::string>();
+    for (const json& category : item["categories"]) {
+      if (!category.is_string()) e.fail("a category of '" + column.column + "' is not a string");
+      column.categories.push_back(category.get<std::string>());
+    }
+    for (const json& count : item["counts"]) {
+      if (!count.is_number_integer() || count.get<std::int64_t>() < 0) {
+        e.fail("a count of '" + column.column + "' is not a count");
+      }
+      column.counts.push_back(count.get<std::int64_t>());
+    }
+    if (column.counts.size() != column.categories.size()) {
+      e.fail("'" + column.column + "' has " + std::to_string(column.categories.size()) +
+             " categories and " + std::to_string(column.counts.size()) + " counts");
+    }
+    for (std::size_t i = 1; i < column.categories.size(); ++i) {
+      if (!(column.categories[i - 1] < column.categories[i])) {
+        e.fail("the categories of '" + column.column + "' are not distinct and sorted by bytes");
+      }
+    }
+    if (column.categories.empty()) continue;  // a column with no inputs
+    const std::string first = column.column + "=" + column.categories.front();
+    const auto at = std::find(feature_names.begin() + static_cast<std::ptrdiff_t>(next),
+                              feature_names.end(), first);
+    const auto start = static_cast<std::size_t>(at - feature_names.begin());
+    if (at == feature_names.end() || start + column.categories.size() > inputs) {
+      e.fail("the inputs of '" + column.column + "' ('" + first +
+             "', ...) are not among the feature names, in input order");
+    }
+    for (std::size_t i = 0; i < column.categories.size(); ++i) {
+      if (feature_names[start + i] != column.column + "=" + column.categories[i]) {
+        e.fail("input " + std::to_string(start + i) + " is '" + feature_names[start + i] +
+               "', expected '" + column.column + "=" + column.categories[i] + "'");
+      }
+    }
+    next = start + column.categories.size();
+    columns.push_back(std::move(column));
+  }
+  return columns;
+}
+
 }  // namespace
 
 TrainedModel load_trained_model(const std::filesystem::path& path) {
@@ -114,7 +177,7 @@ TrainedModel load_trained_model(const std::filesystem::path& path) {
 TrainedModel detail::load_trained_model(const SafetensorsFile& parsed) {
   const std::string& file = parsed.name();
   TrainedModel trained{load_model(parsed), {}, {}, {}, {}, {}, CsvOptions{}.na_values,
-                       parsed.metadata()};
+                       parsed.metadata(), {}};
   const Model& model = trained.model;
   const auto inputs = static_cast<std::size_t>(model.inputs());
   const auto outputs = static_cast<std::size_t>(model.outputs());
@@ -159,7 +222,52 @@ TrainedModel detail::load_trained_model(const SafetensorsFile& parsed) {
   if (const std::string* text = entry(kImputationKey)) {
     read_imputation(MetadataEntry{file, kImputationKey, *text}, inputs, trained);
   }
+  if (const std::string* text = entry(kCategoricalKey)) {
+    trained.categorical = categorical_columns(MetadataEntry{file, kCategoricalKey, *text},
+                                              trained.feature_names, inputs);
+  }
   return trained;
+}
+
+std::vector<std::string> source_columns(const TrainedModel& model, bool header) {
+  std::vector<std::string> columns;
+  if (!header || model.feature_names.empty()) {
+    for (int c = 0; c < model.model.inputs(); ++c) columns.push_back(std::to_string(c));
+    return columns;
+  }
+  const std::vector<std::string>& names = model.feature_names;
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < names.size();) {
+    if (next < model.categorical.size() &&
+        names[i] == model.categorical[next].column + "=" +
+                        (model.categorical[next].categories.empty()
+                             ? std::string()
+                             : model.categorical[next].categories.front())) {
+      columns.push_back(model.categorical[next].column);
+      i += model.categorical[next].categories.size();
+      ++next;
+      continue;
+    }
+    columns.push_back(names[i++]);
+  }
+  return columns;
+}
+
+void read_options_for(const TrainedModel& model, CsvOptions& csv) {
+  csv.categorical.clear();
+  csv.categories.clear();
+  if (!csv.header && !model.categorical.empty()) {
+    throw Error(
+        "the model one-hot encodes categorical columns, found by header name: its input "
+        "needs a header line");
+  }
+  // Without names the model's inputs are the file's first columns, all numeric.
+  csv.features = source_columns(model, csv.header);
+  if (!csv.header || model.feature_names.empty()) return;
+  for (const CategoricalColumn& column : model.categorical) {
+    csv.categorical.push_back(column.column);
+    csv.categories.push_back(column);
+  }
 }
 
 }  // namespace shardprop

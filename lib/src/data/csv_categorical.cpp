@@ -1,0 +1,339 @@
+// Categorical columns: per block of rows in parallel, a hash map from each text to its rows
+// (counting) or to its input (encoding); the blocks' counts merge in block order, so the
+// vocabularies do not depend on the scheduling.
+#include "data/csv_categorical.hpp"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "shardprop/error.hpp"
+
+namespace shardprop::detail {
+namespace {
+
+constexpr std::int64_t kRowsPerTask = std::int64_t{1} << 14;
+
+struct TextHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
+template <class Value>
+using TextMap = std::unordered_map<std::string, Value, TextHash, std::equal_to<>>;
+using TextSet = std::unordered_set<std::string, TextHash, std::equal_to<>>;
+
+std::int64_t task_count(std::int64_t rows) { return (rows + kRowsPerTask - 1) / kRowsPerTask; }
+
+// A cell's text; an escaped one is unescaped into scratch.
+std::string_view cell_text(const char* text, const LabelText& cell, std::string& scratch) {
+  const char* begin = text + cell.offset;
+  if (!cell.escaped()) return {begin, static_cast<std::size_t>(cell.size())};
+  scratch = unescape_quotes(begin, begin + cell.size());
+  return scratch;
+}
+
+TextSet missing_texts(const CsvOptions& options) {
+  return TextSet(options.na_values.begin(), options.na_values.end());
+}
+
+}  // namespace
+
+void count_categories(const CategoryCells& cells, const CsvOptions& options,
+                      CategoryCounts& counts) {
+  counts.resize(cells.columns);
+  const TextSet missing = missing_texts(options);
+  const std::int64_t tasks = task_count(cells.rows);
+  std::vector<std::vector<TextMap<std::int64_t>>> found(static_cast<std::size_t>(tasks));
+  tbb::parallel_for(
+      tbb::blocked_range<std::int64_t>(0, tasks, 1),
+      [&](const tbb::blocked_range<std::int64_t>& range) {
+        std::string scratch;
+        for (std::int64_t task = range.begin(); task != range.end(); ++task) {
+          std::vector<TextMap<std::int64_t>>& mine = found[static_cast<std::size_t>(task)];
+          mine.resize(cells.columns);
+          const std::int64_t last = std::min(cells.rows, (task + 1) * kRowsPerTask);
+          for (std::int64_t r = task * kRowsPerTask; r < last; ++r) {
+            const LabelText* row = cells.cells + static_cast<std::size_t>(r) * cells.columns;
+            for (std::size_t k = 0; k < cells.columns; ++k) {
+              const std::string_view text = cell_text(cells.text, row[k], scratch);
+              TextMap<std::int64_t>& column = mine[k];
+              if (const auto at = column.find(text); at != column.end()) {
+                ++at->second;
+              } else {
+                column.emplace(text, 1);
+              }
+            }
+          }
+        }
+      });
+  // Counts are integers: their sum is the same in any order.
+  for (const std::vector<TextMap<std::int64_t>>& task : found) {
+    for (std::size_t k = 0; k < task.size(); ++k) {
+      for (const auto& [text, count] : task[k]) {
+        if (text.empty() || missing.contains(text)) continue;
+        counts[k][text] += count;
+      }
+    }
+  }
+}
+
+void merge_category_counts(CategoryCounts& counts, const CategoryCounts& more) {
+  counts.resize(std::max(counts.size(), more.size()));
+  for (std::size_t k = 0; k < more.size(); ++k) {
+    for (const auto& [text, count] : more[k]) counts[k][text] += count;
+  }
+}
+
+std::vector<CategoricalColumn> category_vocabularies(std::vector<CategoricalColumn> columns,
+                                                     const CategoryCounts& counts) {
+  for (std::size_t k = 0; k < columns.size(); ++k) {
+    columns[k].categories.clear();
+    columns[k].counts.clear();
+    if (k >= counts.size()) continue;
+    for (const auto& [text, count] : counts[k]) {
+      columns[k].categories.push_back(text);
+      columns[k].counts.push_back(count);
+    }
+  }
+  return columns;
+}
+
+std::vector<CategoricalColumn> given_vocabularies(const std::string& file,
+                                                  const std::vector<CategoricalColumn>& columns,
+                                                  const CsvOptions& options) {
+  std::vector<CategoricalColumn> vocabularies;
+  for (const CategoricalColumn& column : columns) {
+    const auto found =
+        std::find_if(options.categories.begin(), options.categories.end(),
+                     [&](const CategoricalColumn& given) { return given.column == column.column; });
+    if (found == options.categories.end()) {
+      throw Error(file + ": no category vocabulary was given for the categorical column '" +
+                  column.column + "'");
+    }
+    if (!std::is_sorted(found->categories.begin(), found->categories.end()) ||
+        std::adjacent_find(found->categories.begin(), found->categories.end()) !=
+            found->categories.end()) {
+      throw Error(file + ": the categories given for column '" + column.column +
+                  "' are not distinct and sorted by bytes");
+    }
+    vocabularies.push_back(*found);
+  }
+  return vocabularies;
+}
+
+void check_category_cap(const std::string& file, const std::vector<CategoricalColumn>& vocabularies,
+                        int max_categories) {
+  if (max_categories <= 0) return;
+  for (const CategoricalColumn& column : vocabularies) {
+    if (column.categories.size() <= static_cast<std::size_t>(max_categories)) continue;
+    throw Error(file + ": categorical column '" + column.column + "' has " +
+                std::to_string(column.categories.size()) + " distinct categories, more than the " +
+                "cap of " + std::to_string(max_categories) +
+                " (max_categories); raise the cap with --max-categories or leave the column out "
+                "with --ignore " +
+                column.column);
+  }
+}
+
+void set_encoded_shape(Dataset& data, const CsvLayout& layout,
+                       std::vector<CategoricalColumn> vocabularies) {
+  std::vector<std::string> names;
+  const std::vector<std::string>& numeric = data.feature_names;
+  std::size_t next = 0;
+  for (std::size_t k = 0; k < vocabularies.size(); ++k) {
+    const auto position = static_cast<std::size_t>(layout.category_positions[k]);
+    for (; next < position && next < numeric.size(); ++next) names.push_back(numeric[next]);
+    for (const std::string& category : vocabularies[k].categories) {
+      names.push_back(vocabularies[k].column + "=" + category);
+    }
+  }
+  for (; next < numeric.size(); ++next) names.push_back(numeric[next]);
+  data.feature_count = static_cast<int>(names.size());
+  data.feature_names = std::move(names);
+  data.categorical = std::move(vocabularies);
+}
+
+std::int64_t encode_categories(const CategoryCells& cells, const CsvLayout& layout,
+                               const std::vector<CategoricalColumn>& vocabularies,
+                               const float* parsed, int numeric, float* out, int encoded,
+                               const CsvOptions& options, const FaultReport& report) {
+  const std::size_t columns = cells.columns;
+  const TextSet missing = missing_texts(options);
+  // Each column's first input in an encoded row, and its categories' indices.
+  std::vector<std::size_t> first_input(columns);
+  std::vector<TextMap<std::int32_t>> index(columns);
+  std::size_t inputs_before = 0;
+  for (std::size_t k = 0; k < columns; ++k) {
+    first_input[k] = static_cast<std::size_t>(layout.category_positions[k]) + inputs_before;
+    inputs_before += vocabularies[k].categories.size();
+    for (std::size_t i = 0; i < vocabularies[k].categories.size(); ++i) {
+      index[k].emplace(vocabularies[k].categories[i], static_cast<std::int32_t>(i));
+    }
+  }
+  // The numeric features between the groups: [start, end) of the parsed row goes to `to`.
+  struct Span {
+    std::size_t start, end, to;
+  };
+  std::vector<Span> spans;
+  std::size_t start = 0;
+  for (std::size_t k = 0; k <= columns; ++k) {
+    const std::size_t end = k < columns ? static_cast<std::size_t>(layout.category_positions[k])
+                                        : static_cast<std::size_t>(numeric);
+    const std::size_t to = k == 0 ? 0 : first_input[k - 1] + vocabularies[k - 1].categories.size();
+    if (end > start) spans.push_back({start, end, to});
+    start = end;
+  }
+
+  const std::int64_t tasks = task_count(cells.rows);
+  std::vector<std::int64_t> unseen(static_cast<std::size_t>(tasks), 0);
+  std::vector<CsvFault> faults(static_cast<std::size_t>(tasks));
+  std::vector<char> failed(static_cast<std::size_t>(tasks), 0);
+  tbb::parallel_for(
+      tbb::blocked_range<std::int64_t>(0, tasks, 1),
+      [&](const tbb::blocked_range<std::int64_t>& range) {
+        std::string scratch;
+        for (std::int64_t task = range.begin(); task != range.end(); ++task) {
+          const auto t = static_cast<std::size_t>(task);
+          const std::int64_t last = std::min(cells.rows, (task + 1) * kRowsPerTask);
+          for (std::int64_t r = task * kRowsPerTask; r < last && failed[t] == 0; ++r) {
+            const auto row_index = static_cast<std::size_t>(r);
+            const float* from = parsed + row_index * static_cast<std::size_t>(numeric);
+            float* to = out + row_index * static_cast<std::size_t>(encoded);
+            for (const Span& span : spans) {
+              std::copy(from + span.start, from + span.end, to + span.to);
+            }
+            const LabelText* row = cells.cells + row_index * columns;
+            bool row_unseen = false;
+            for (std::size_t k = 0; k < columns; ++k) {
+              const std::string_view text = cell_text(cells.text, row[k], scratch);
+              if (const auto at = index[k].find(text); at != index[k].end()) [[likely]] {
+                to[first_input[k] + static_cast<std::size_t>(at->second)] = 1.0f;
+                continue;
+              }
+              const bool is_missing = missing.contains(text);
+              if (!is_missing && !text.empty()) {
+                row_unseen = true;
+                continue;
+              }
+              if (is_missing && options.missing == MissingPolicy::drop) {
+                const std::size_t marked = vocabularies[k].categories.empty() ? 0 : first_input[k];
+                if (marked < static_cast<std::size_t>(encoded)) {
+                  to[marked] = std::numeric_limits<float>::quiet_NaN();
+                }
+                continue;
+              }
+              if (is_missing && options.missing != MissingPolicy::error) continue;
+              // The first bad cell of the row in file order: the smallest column.
+              const auto column = layout.category_columns[k];
+              if (failed[t] != 0 && faults[t].column < column) continue;
+              const char* at = cells.text + row[k].offset;
+              faults[t] = {is_missing ? CsvProblem::missing_value : CsvProblem::empty_field,
+                           at,
+                           at,
+                           at,
+                           at + row[k].size(),
+                           column,
+                           0};
+              failed[t] = 1;
+            }
+            if (row_unseen) ++unseen[t];
+          }
+        }
+      });
+  for (std::size_t t = 0; t < failed.size(); ++t) {
+    if (failed[t] != 0) throw Error(report.message(faults[t]));
+  }
+  std::int64_t rows = 0;
+  for (const std::int64_t count : unseen) rows += count;
+  return rows;
+}
+
+void recode_categories(Dataset& data, const std::vector<std::int32_t>& category_positions,
+                       const std::vector<CategoricalColumn>& vocabularies) {
+  const std::vector<CategoricalColumn>& mine = data.categorical;
+  const std::size_t columns = vocabularies.size();
+  // Where each of the row's inputs goes in the recoded row.
+  std::vector<std::size_t> destination;
+  std::size_t old_before = 0, new_before = 0, numeric_done = 0;
+  for (std::size_t k = 0; k <= columns; ++k) {
+    const std::size_t numeric_end = k < columns
+                                        ? static_cast<std::size_t>(category_positions[k])
+                                        : static_cast<std::size_t>(data.feature_count) - old_before;
+    for (; numeric_done < numeric_end; ++numeric_done) {
+      destination.push_back(numeric_done + new_before);
+    }
+    if (k == columns) break;
+    std::size_t j = 0;
+    const std::vector<std::string>& all = vocabularies[k].categories;
+    for (const std::string& category : mine[k].categories) {
+      j = static_cast<std::size_t>(std::lower_bound(all.begin(), all.end(), category) -
+                                   all.begin());
+      if (j == all.size() || all[j] != category) {
+        throw Error("recode_categories: category '" + category + "' of column '" +
+                    vocabularies[k].column + "' is not in the merged vocabulary");
+      }
+      destination.push_back(numeric_end + new_before + j);
+    }
+    old_before += mine[k].categories.size();
+    new_before += all.size();
+  }
+  const std::size_t old_width = static_cast<std::size_t>(data.feature_count);
+  const std::size_t new_width = old_width - old_before + new_before;
+  std::vector<float> recoded(static_cast<std::size_t>(data.rows) * new_width, 0.0f);
+  tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, data.rows, 1024),
+                    [&](const tbb::blocked_range<std::int64_t>& range) {
+                      for (std::int64_t r = range.begin(); r != range.end(); ++r) {
+                        const float* from =
+                            data.features.data() + static_cast<std::size_t>(r) * old_width;
+                        float* to = recoded.data() + static_cast<std::size_t>(r) * new_width;
+                        for (std::size_t i = 0; i < old_width; ++i) to[destination[i]] = from[i];
+                      }
+                    });
+  // A row marked for dropping (NaN in a column's first input) stays marked at the new first.
+  std::vector<std::string> numeric;
+  std::size_t group = 0;
+  old_before = 0;
+  for (std::size_t k = 0; k < columns; ++k) {
+    const std::size_t old_first = static_cast<std::size_t>(category_positions[k]) + old_before;
+    const std::size_t new_first = static_cast<std::size_t>(category_positions[k]) + group;
+    if (!mine[k].categories.empty() && !vocabularies[k].categories.empty()) {
+      for (std::int64_t r = 0; r < data.rows; ++r) {
+        const float value = data.features[static_cast<std::size_t>(r) * old_width + old_first];
+        if (std::isnan(value)) {
+          float* to = recoded.data() + static_cast<std::size_t>(r) * new_width + new_first;
+          std::fill(to, to + vocabularies[k].categories.size(), 0.0f);
+          to[0] = value;
+        }
+      }
+    }
+    old_before += mine[k].categories.size();
+    group += vocabularies[k].categories.size();
+  }
+  // The numeric features' names, then the shape with the merged vocabularies.
+  const CsvLayout layout{',', false, {}, {}, {}, category_positions};
+  old_before = 0;
+  std::size_t position = 0;
+  for (std::size_t k = 0; k <= columns; ++k) {
+    const std::size_t numeric_end =
+        k < columns ? static_cast<std::size_t>(category_positions[k]) + old_before : old_width;
+    for (; position < numeric_end; ++position) numeric.push_back(data.feature_names[position]);
+    if (k == columns) break;
+    position += mine[k].categories.size();
+    old_before += mine[k].categories.size();
+  }
+  data.features = std::move(recoded);
+  data.feature_names = std::move(numeric);
+  set_encoded_shape(data, layout, vocabularies);
+}
+
+}  // namespace shardprop::detail

@@ -1,0 +1,456 @@
+// Categorical feature columns, one-hot encoded: the vocabulary (sorted by bytes, with counts),
+// the inputs' names and rows checked by hand; the same dataset in memory, cached, streamed at
+// several block sizes and read in parts; unseen and missing categories, the cap, the hint
+// without --categorical, the model metadata, and train → predict/evaluate through the CLI.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli_runner.hpp"
+#include "data/csv_categorical.hpp"
+#include "data/csv_part.hpp"
+#include "shardprop/checkpoint.hpp"
+#include "shardprop/data_stream.hpp"
+#include "shardprop/dataset.hpp"
+#include "shardprop/dataset_part.hpp"
+#include "shardprop/error.hpp"
+#include "shardprop/model.hpp"
+#include "shardprop/run_metadata.hpp"
+#include "shardprop/trained_model.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using Catch::Matchers::Contains;
+using shardprop::CategoricalColumn;
+using shardprop::CsvOptions;
+using shardprop::CsvStream;
+using shardprop::Dataset;
+using shardprop::Error;
+using shardprop::MissingPolicy;
+using shardprop::read_csv;
+using shardprop::TargetKind;
+using shardprop::test::TempDir;
+using shardprop::test::write_text;
+
+using Names = std::vector<std::string>;
+using Counts = std::vector<std::int64_t>;
+
+// Two categorical columns around a numeric one; the target in the middle.
+constexpr const char* kSmall =
+    "x,color,y,size\n"
+    "1.5,red,0,S\n"
+    "2,blue,1,M\n"
+    "-1,red,0,\"L\"\n"
+    "0.5,green,1,S\n";
+
+// Inputs: x, color=blue, color=green, color=red, size=L, size=M, size=S.
+const std::vector<float> kSmallFeatures = {
+    1.5f,  0, 0, 1, 0, 0, 1,  //
+    2.0f,  1, 0, 0, 0, 1, 0,  //
+    -1.0f, 0, 0, 1, 1, 0, 0,  //
+    0.5f,  0, 1, 0, 0, 0, 1,  //
+};
+const Names kSmallNames = {"x",      "color=blue", "color=green", "color=red",
+                           "size=L", "size=M",     "size=S"};
+
+CsvOptions small_options() {
+  CsvOptions options;
+  options.targets = {"y"};
+  options.target_kind = TargetKind::numeric;
+  options.categorical = {"color", "size"};
+  return options;
+}
+
+void check_small_vocabularies(const std::vector<CategoricalColumn>& columns) {
+  REQUIRE(columns.size() == 2);
+  CHECK(columns[0].column == "color");
+  CHECK(columns[0].categories == Names{"blue", "green", "red"});
+  CHECK(columns[0].counts == Counts{1, 1, 2});
+  CHECK(columns[1].column == "size");
+  CHECK(columns[1].categories == Names{"L", "M", "S"});
+  CHECK(columns[1].counts == Counts{1, 1, 2});
+}
+
+void check_same_rows(const Dataset& a, const Dataset& b) {
+  CHECK(a.rows == b.rows);
+  CHECK(a.feature_count == b.feature_count);
+  CHECK(a.feature_names == b.feature_names);
+  CHECK(a.features == b.features);
+  CHECK(a.targets == b.targets);
+}
+
+// Appends `more`'s rows to `all`; the first piece gives `all` its columns and names.
+void append_rows(std::optional<Dataset>& all, const Dataset& more) {
+  if (!all) {
+    all = more;
+    return;
+  }
+  all->features.insert(all->features.end(), more.features.begin(), more.features.end());
+  all->targets.insert(all->targets.end(), more.targets.begin(), more.targets.end());
+  all->rows += more.rows;
+}
+
+std::string message_of(const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("categorical columns become one input per category in sorted order",
+          "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "small.csv", kSmall);
+  CsvOptions options = small_options();
+  options.chunk_bytes = GENERATE(std::size_t{1}, std::size_t{9}, std::size_t{4} << 20);
+  CAPTURE(options.chunk_bytes);
+  const Dataset data = read_csv(dir / "small.csv", options);
+  CHECK(data.rows == 4);
+  CHECK(data.feature_count == 7);
+  CHECK(data.feature_names == kSmallNames);
+  CHECK(data.features == kSmallFeatures);
+  CHECK(data.targets == std::vector<float>{0, 1, 0, 1});
+  CHECK(data.unseen_category_rows == 0);
+  check_small_vocabularies(data.categorical);
+
+  SECTION("a listed feature order places the inputs in it") {
+    options.features = {"size", "x", "color"};
+    const Dataset ordered = read_csv(dir / "small.csv", options);
+    CHECK(ordered.feature_names ==
+          Names{"size=L", "size=M", "size=S", "x", "color=blue", "color=green", "color=red"});
+    CHECK(std::vector<float>(ordered.features.begin(), ordered.features.begin() + 7) ==
+          std::vector<float>{0, 0, 1, 1.5f, 0, 0, 1});
+  }
+  SECTION("numbers are categories as texts") {
+    write_text(dir / "numbers.csv", "code,y\n10,0\n9,1\n10.0,0\n9,1\n");
+    CsvOptions numbers;
+    numbers.categorical = {"code"};
+    const Dataset coded = read_csv(dir / "numbers.csv", numbers);
+    REQUIRE(coded.categorical.size() == 1);
+    CHECK(coded.categorical[0].categories == Names{"10", "10.0", "9"});
+    CHECK(coded.categorical[0].counts == Counts{1, 1, 2});
+    CHECK(coded.features == std::vector<float>{1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1});
+  }
+}
+
+TEST_CASE("a categorical column cannot also be a target or ignored", "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "small.csv", kSmall);
+  CsvOptions options = small_options();
+  SECTION("target") {
+    options.categorical = {"y"};
+    CHECK_THAT(message_of([&] { read_csv(dir / "small.csv", options); }),
+               Contains("column 3 'y' is both a target and categorical"));
+  }
+  SECTION("ignored") {
+    options.ignore = {"size"};
+    CHECK_THAT(message_of([&] { read_csv(dir / "small.csv", options); }),
+               Contains("column 4 'size' is both categorical and ignored"));
+  }
+  SECTION("unknown") {
+    options.categorical = {"colour"};
+    CHECK_THAT(message_of([&] { read_csv(dir / "small.csv", options); }),
+               Contains("no column named 'colour' in the header (categorical list)"));
+  }
+}
+
+TEST_CASE("cached, streamed and part reads encode categories as read_csv does",
+          "[csv][categorical]") {
+  TempDir dir;
+  // Enough rows for several blocks and chunks: categories cycle, one column quoted.
+  std::string text = "id,animal,value,city,target\n";
+  const char* animals[] = {"cat", "dog", "emu", "\"ant, red\"", "bee"};
+  const char* cities[] = {"Oslo", "Lima", "Rome"};
+  for (int r = 0; r < 500; ++r) {
+    text += std::to_string(r) + "," + animals[(r * 7) % 5] + "," + std::to_string(r % 13) + "," +
+            cities[(r / 3) % 3] + "," + std::to_string(r % 2) + "\n";
+  }
+  write_text(dir / "many.csv", text);
+  CsvOptions options;
+  options.target_kind = TargetKind::numeric;
+  options.categorical = {"animal", "3"};
+  options.chunk_bytes = 97;
+  const Dataset whole = read_csv(dir / "many.csv", options);
+  REQUIRE(whole.categorical.size() == 2);
+  CHECK(whole.categorical[0].categories == Names{"ant, red", "bee", "cat", "dog", "emu"});
+  CHECK(whole.categorical[0].counts == Counts{100, 100, 100, 100, 100});
+  CHECK(whole.categorical[1].categories == Names{"Lima", "Oslo", "Rome"});
+  CHECK(whole.feature_count == 1 + 5 + 1 + 3);
+
+  SECTION("cached") {
+    const Dataset first = shardprop::read_csv_cached(dir / "many.csv", options, dir / "cache");
+    const Dataset second = shardprop::read_csv_cached(dir / "many.csv", options, dir / "cache");
+    check_same_rows(first, whole);
+    check_same_rows(second, whole);
+    CHECK(second.categorical.size() == 2);
+    CHECK(second.categorical[0].counts == whole.categorical[0].counts);
+    // Another cap is another key: a second cache file.
+    CHECK(shardprop::test::directory_entries(dir / "cache").size() == 1);
+    options.max_categories = 5;
+    const Dataset other = shardprop::read_csv_cached(dir / "many.csv", options, dir / "cache");
+    check_same_rows(other, whole);
+    CHECK(shardprop::test::directory_entries(dir / "cache").size() == 2);
+  }
+  SECTION("streamed") {
+    const std::vector<CategoricalColumn> collected =
+        shardprop::collect_categories(dir / "many.csv", options);
+    REQUIRE(collected.size() == 2);
+    CHECK(collected[0].categories == whole.categorical[0].categories);
+    CHECK(collected[0].counts == whole.categorical[0].counts);
+    CHECK(collected[1].counts == whole.categorical[1].counts);
+    CsvOptions streamed = options;
+    streamed.categories = collected;
+    const std::size_t block = GENERATE(std::size_t{1}, std::size_t{100}, std::size_t{4096});
+    CAPTURE(block);
+    CsvStream stream(dir / "many.csv", streamed, {}, block);
+    std::optional<Dataset> all;
+    Dataset chunk;
+    while (stream.next(chunk)) append_rows(all, chunk);
+    REQUIRE(all);
+    check_same_rows(*all, whole);
+  }
+  SECTION("without vocabularies a stream refuses categorical columns") {
+    CHECK_THAT(message_of([&] {
+                 CsvStream stream(dir / "many.csv", options);
+                 Dataset chunk;
+                 stream.next(chunk);
+               }),
+               Contains("streaming categorical columns needs their categories up front"));
+  }
+  SECTION("parts") {
+    const int parts = GENERATE(1, 2, 3);
+    CAPTURE(parts);
+    std::vector<shardprop::detail::CsvPart> read;
+    shardprop::detail::CsvPartScan before;
+    for (int p = 0; p < parts; ++p) {
+      read.push_back(shardprop::detail::read_csv_part(dir / "many.csv", options, p, parts, before));
+      const auto scan = shardprop::detail::scan_csv_part(dir / "many.csv", options, p, parts);
+      before.quotes += scan.quotes;
+      before.newlines += scan.newlines;
+    }
+    // The merge read_csv_part does across ranks: the union of the parts' vocabularies.
+    shardprop::detail::CategoryCounts counts(2);
+    for (const auto& part : read) {
+      for (std::size_t k = 0; k < 2; ++k) {
+        for (std::size_t i = 0; i < part.data.categorical[k].categories.size(); ++i) {
+          counts[k][part.data.categorical[k].categories[i]] += part.data.categorical[k].counts[i];
+        }
+      }
+    }
+    const std::vector<CategoricalColumn> merged =
+        shardprop::detail::category_vocabularies(read.front().data.categorical, counts);
+    std::optional<Dataset> all;
+    for (auto& part : read) {
+      shardprop::detail::recode_categories(part.data, part.category_positions, merged);
+      append_rows(all, part.data);
+    }
+    REQUIRE(all);
+    check_same_rows(*all, whole);
+    CHECK(merged[0].counts == whole.categorical[0].counts);
+  }
+  SECTION("the collective read of one process") {
+    const shardprop::DatasetPart part = shardprop::read_csv_part(dir / "many.csv", options);
+    check_same_rows(part.rows, whole);
+    const std::vector<CategoricalColumn> collected =
+        shardprop::collect_categories(dir / "many.csv", options, shardprop::Communicator{});
+    CHECK(collected[1].categories == whole.categorical[1].categories);
+  }
+}
+
+TEST_CASE("a category not in the given vocabulary encodes as all zeros", "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "small.csv", kSmall);
+  write_text(dir / "new.csv", "x,color,y,size\n3,purple,1,M\n4,red,0,XL\n5,blue,0,S\n");
+  const Dataset train = read_csv(dir / "small.csv", small_options());
+  CsvOptions options = small_options();
+  options.categories = train.categorical;
+  const Dataset data = read_csv(dir / "new.csv", options);
+  CHECK(data.feature_names == kSmallNames);
+  CHECK(data.features == std::vector<float>{3, 0, 0, 0, 0, 1, 0,  //
+                                            4, 0, 0, 1, 0, 0, 0,  //
+                                            5, 1, 0, 0, 0, 0, 1});
+  CHECK(data.unseen_category_rows == 2);
+  // The stored vocabularies are the given ones, counts included.
+  CHECK(data.categorical[0].counts == Counts{1, 1, 2});
+}
+
+TEST_CASE("more categories than the cap is an error naming the column", "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "small.csv", kSmall);
+  CsvOptions options = small_options();
+  options.max_categories = 2;
+  const std::string message = message_of([&] { read_csv(dir / "small.csv", options); });
+  CHECK_THAT(message, Contains((dir / "small.csv").string() +
+                               ": categorical column 'color' has 3 distinct categories, more "
+                               "than the cap of 2") &&
+                          Contains("--max-categories") && Contains("--ignore color"));
+  CHECK_THAT(message_of([&] { shardprop::collect_categories(dir / "small.csv", options); }),
+             Contains("'color' has 3 distinct categories"));
+  options.max_categories = 3;
+  CHECK(read_csv(dir / "small.csv", options).feature_count == 7);
+}
+
+TEST_CASE("a text feature column without --categorical suggests it", "[csv][categorical]") {
+  TempDir dir;
+  CsvOptions options;
+  options.targets = {"y"};
+  SECTION("every row holds text") {
+    write_text(dir / "small.csv", kSmall);
+    options.ignore = {"size"};
+    CHECK(message_of([&] { read_csv(dir / "small.csv", options); }) ==
+          (dir / "small.csv").string() +
+              ":2:5 (column 2 'color'): 'red' is not a number; if column 'color' holds "
+              "categories, one-hot encode it with --categorical color");
+  }
+  SECTION("only some rows hold text, streamed too") {
+    write_text(dir / "some.csv", "x,shade,y\n1,2,0\n2,3,1\n3,dark,0\n");
+    const std::string expected = (dir / "some.csv").string() +
+                                 ":4:3 (column 2 'shade'): 'dark' is not a number; if column "
+                                 "'shade' holds categories, one-hot encode it with "
+                                 "--categorical shade";
+    CHECK(message_of([&] { read_csv(dir / "some.csv", options); }) == expected);
+    CHECK(message_of([&] {
+            CsvStream stream(dir / "some.csv", options);
+            Dataset chunk;
+            while (stream.next(chunk)) {
+            }
+          }) == expected);
+  }
+}
+
+TEST_CASE("a missing categorical cell follows the missing-value policy", "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "gaps.csv", "x,color,y\n1,red,0\n2,NA,1\n3,,0\n4,blue,1\n");
+  CsvOptions options;
+  options.categorical = {"color"};
+  SECTION("error names the first missing cell") {
+    CHECK(message_of([&] { read_csv(dir / "gaps.csv", options); }) ==
+          (dir / "gaps.csv").string() +
+              ":3:3 (column 2 'color'): missing value 'NA' (CsvOptions::missing is error); fill "
+              "it in with --missing mean|median|zero or leave the row out with --missing drop");
+  }
+  SECTION("zero and mean give all-zero inputs") {
+    options.missing = GENERATE(MissingPolicy::zero, MissingPolicy::mean, MissingPolicy::median);
+    const Dataset data = read_csv(dir / "gaps.csv", options);
+    REQUIRE(data.categorical.size() == 1);
+    CHECK(data.categorical[0].categories == Names{"blue", "red"});
+    CHECK(data.categorical[0].counts == Counts{1, 1});
+    CHECK(data.features == std::vector<float>{1, 0, 1, 2, 0, 0, 3, 0, 0, 4, 1, 0});
+    CHECK(data.unseen_category_rows == 0);
+  }
+  SECTION("drop marks the row with NaN in the column's first input") {
+    options.missing = MissingPolicy::drop;
+    const Dataset data = read_csv(dir / "gaps.csv", options);
+    REQUIRE(data.features.size() == 12);
+    CHECK(std::isnan(data.features[4]));
+    CHECK(data.features[5] == 0.0f);
+    CHECK(std::isnan(data.features[7]));
+    CHECK(data.features[9] == 4.0f);
+    CHECK(data.features[10] == 1.0f);
+  }
+  SECTION("an empty cell that is not a missing value is an empty field") {
+    options.na_values = {"NA"};
+    CHECK_THAT(message_of([&] { read_csv(dir / "gaps.csv", options); }),
+               Contains(":3:3 (column 2 'color'): missing value 'NA'"));
+    options.missing = MissingPolicy::zero;
+    CHECK(message_of([&] { read_csv(dir / "gaps.csv", options); }) ==
+          (dir / "gaps.csv").string() + ":4:3 (column 2 'color'): empty field");
+  }
+}
+
+TEST_CASE("categorical vocabularies round trip through the model metadata",
+          "[csv][categorical][checkpoint]") {
+  using namespace shardprop;
+  TempDir dir;
+  Model model(ModelSpec::mlp(4, std::vector<int>{}, 1, Activation::relu, Loss::mse));
+  RunMetadata m;
+  m.feature_names = {"x", "color=blue", "color=red", "z"};
+  m.target_names = {"y"};
+  m.categorical = {{"color", {"blue", "red"}, {3, 5}}};
+  save_safetensors(model, dir / "m.st", run_metadata_entries(m));
+  const TrainedModel trained = load_trained_model(dir / "m.st");
+  REQUIRE(trained.categorical.size() == 1);
+  CHECK(trained.categorical[0].column == "color");
+  CHECK(trained.categorical[0].categories == Names{"blue", "red"});
+  CHECK(trained.categorical[0].counts == Counts{3, 5});
+  CHECK(source_columns(trained, true) == Names{"x", "color", "z"});
+  CsvOptions csv;
+  read_options_for(trained, csv);
+  CHECK(csv.features == Names{"x", "color", "z"});
+  CHECK(csv.categorical == Names{"color"});
+  REQUIRE(csv.categories.size() == 1);
+  CHECK(csv.categories[0].categories == Names{"blue", "red"});
+
+  SECTION("inputs that do not line up with the feature names are an error") {
+    std::map<std::string, std::string> entries = run_metadata_entries(m);
+    entries["shardprop.categorical"] =
+        R"([{"column": "color", "categories": ["blue", "green"], "counts": [3, 5]}])";
+    save_safetensors(model, dir / "bad.st", entries);
+    CHECK_THAT(message_of([&] { load_trained_model(dir / "bad.st"); }),
+               Contains("metadata 'shardprop.categorical'") &&
+                   Contains("input 2 is 'color=red', expected 'color=green'"));
+    entries["shardprop.categorical"] =
+        R"([{"column": "color", "categories": ["red", "blue"], "counts": [3, 5]}])";
+    save_safetensors(model, dir / "bad.st", entries);
+    CHECK_THAT(message_of([&] { load_trained_model(dir / "bad.st"); }),
+               Contains("not distinct and sorted by bytes"));
+  }
+}
+
+TEST_CASE("train with --categorical then predict and evaluate a file with an unseen category",
+          "[cli][categorical]") {
+  using shardprop::test::run_cli;
+  TempDir dir;
+  // y = 1 for the colours red and blue, whatever x says.
+  std::string train = "x,color,y\n";
+  const char* colours[] = {"red", "green", "blue", "black"};
+  for (int r = 0; r < 200; ++r) {
+    const int c = r % 4;
+    train += std::to_string((r % 7) * 0.1) + "," + colours[c] + "," +
+             (c == 0 || c == 2 ? "1" : "0") + "\n";
+  }
+  write_text(dir / "train.csv", train);
+  write_text(dir / "test.csv", "x,color,y\n0.1,red,1\n0.2,green,0\n0.3,purple,0\n0.4,blue,1\n");
+  const bool stream = GENERATE(false, true);
+  CAPTURE(stream);
+  shardprop::test::Args args = {
+      "train", "--data",   "train.csv", "--categorical", "color",    "--loss", "xent", "--epochs",
+      "30",    "--layers", "8",         "--out",         "model.st", "--quiet"};
+  if (stream) args.push_back("--stream");
+  const shardprop::test::Run trained = run_cli(dir, args);
+  REQUIRE(trained.exit_code == 0);
+
+  const shardprop::test::Run info = run_cli(dir, {"info", "model.st"});
+  CHECK(info.exit_code == 0);
+  CHECK_THAT(info.out, Contains("categorical: color: 4 categories"));
+
+  const shardprop::test::Run evaluated =
+      run_cli(dir, {"evaluate", "--model", "model.st", "--data", "test.csv", "--json"});
+  REQUIRE(evaluated.exit_code == 0);
+  const nlohmann::json report = nlohmann::json::parse(evaluated.out);
+  CHECK(report["rows"] == 4);
+  CHECK(report["unseen_category_rows"] == 1);
+  CHECK_THAT(evaluated.err, Contains("1 rows had a category not seen in training"));
+
+  const shardprop::test::Run predicted =
+      run_cli(dir, {"predict", "--model", "model.st", "--data", "test.csv", "--output", "out.csv"});
+  REQUIRE(predicted.exit_code == 0);
+  CHECK_THAT(predicted.err, Contains("test.csv: 1 rows had a category not seen in training"));
+  const std::vector<std::string> lines =
+      shardprop::test::lines_of(shardprop::test::read_text(dir / "out.csv"));
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[1] == "1");
+  CHECK(lines[2] == "0");
+  CHECK(lines[4] == "1");
+}
