@@ -345,7 +345,8 @@ TEST_CASE("Messages count skipped and comment lines", "[csv][preamble]") {
     write_text(path, "a\nb\nx,y\n\"1\n#2\",3\n");
     options.target_kind = TargetKind::numeric;
     CHECK_THAT(message_of([&] { read_csv(path, options); }),
-               Equals(file + ":4:1 (column 1 'x'): '1\\n#2' is not a number"));
+               Equals(file + ":4:1 (column 1 'x'): '1\\n#2' is not a number; if column 'x' holds "
+                             "categories, one-hot encode it with --categorical x"));
   }
 }
 

@@ -372,8 +372,12 @@ TEST_CASE(
   SECTION("3 shards against 1") {
     const Model unsharded = train(1, 1);
     const Model sharded = train(3, 2);
-    // Tolerances as in optimizer_test's sharded runs: 1e-6 relative, a floor near zero.
-    check_trained(initial, sharded.parameters(), copy_of(unsharded.parameters()), 1e-6, 1e-7,
+    // 1e-6 relative, as in optimizer_test's sharded runs, with a floor of 1e-5 of the tensor's
+    // largest value: behind batch norm a first-layer gradient element can be a sum of terms of
+    // both signs that nearly cancel, which a BLAS with another summation order for the shards'
+    // shapes (OpenBLAS's Zen kernels) moves by a few 1e-6 of the scale. Wrong math moves it by far
+    // more.
+    check_trained(initial, sharded.parameters(), copy_of(unsharded.parameters()), 1e-6, 1e-5,
                   "weights");
     CHECK(moved_elements(initial, sharded.parameters(), initial) * 10 >=
           trained_elements(initial) * 9);

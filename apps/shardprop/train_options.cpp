@@ -15,8 +15,8 @@
 
 #include "input_file.hpp"
 #include "json_number.hpp"
-#include "preamble_options.hpp"
 #include "model_input.hpp"
+#include "preamble_options.hpp"
 #include "shardprop/error.hpp"
 #include "shardprop/memory_estimate.hpp"
 #include "usage_error.hpp"

@@ -52,7 +52,8 @@ struct CsvSummary {
   std::int64_t target = -1;
 };
 
-// One streaming pass over `path` with read_csv's rules for quoting, skipped and comment lines,
+// One streaming pass over `path` (as read_csv takes it: a plain, gzip or zstd file, or "-" for
+// standard input) with read_csv's rules for quoting, skipped and comment lines,
 // blank lines and field counts (same FILE:LINE:COLUMN messages): blocks of the file are read in
 // turn and each block's chunks (options.chunk_bytes) are summarized in parallel in the caller's
 // task_arena, so memory stays bounded whatever the file's size. options.targets, ignore and

@@ -320,7 +320,8 @@ void recode_categories(Dataset& data, const std::vector<std::int32_t>& category_
     group += vocabularies[k].categories.size();
   }
   // The numeric features' names, then the shape with the merged vocabularies.
-  const CsvLayout layout{',', false, {}, {}, {}, category_positions};
+  CsvLayout layout;
+  layout.category_positions = category_positions;
   old_before = 0;
   std::size_t position = 0;
   for (std::size_t k = 0; k <= columns; ++k) {

@@ -25,6 +25,7 @@
 #include "data/csv_number.hpp"
 #include "data/csv_parser.hpp"
 #include "data/csv_summary.hpp"
+#include "data/input_source.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop {
@@ -35,32 +36,6 @@ using detail::CsvProblem;
 
 constexpr std::size_t kPadding = 64;  // zeros after the bytes read: parse_short_float reads ahead
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-
-// The file's bytes in order: the one place summarize_csv reads the file, so that another input
-// (a decompressing one) can take its place.
-class FileBytes {
- public:
-  explicit FileBytes(const std::filesystem::path& path) : file_(path.string()) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw Error(file_ + ": cannot open: " + std::strerror(errno));
-  }
-  ~FileBytes() { ::close(fd_); }
-  FileBytes(const FileBytes&) = delete;
-  FileBytes& operator=(const FileBytes&) = delete;
-
-  // Up to `size` bytes into `out`; 0 at the end of the file.
-  std::size_t read(char* out, std::size_t size) {
-    for (;;) {
-      const ssize_t n = ::read(fd_, out, size);
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) throw Error(file_ + ": cannot read: " + std::strerror(errno));
-    }
-  }
-
- private:
-  std::string file_;
-  int fd_ = -1;
-};
 
 // The offset just past the last '\n' outside quotes in text, or 0; `total` is the quotes in
 // text, which starts outside quotes.
@@ -365,7 +340,9 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
   const std::size_t block = std::max<std::size_t>(block_bytes, 1);
   const std::string file = path.string();
   detail::check_csv_options(file, options);
-  FileBytes input(path);
+  // Plain, gzip or zstd, or "-" for standard input; compressed input is decompressed a block
+  // ahead of the summary.
+  const std::unique_ptr<detail::InputSource> input = detail::InputSource::open(path, block);
 
   // [begin, end) of buffer not yet summarized, then kPadding zeros.
   std::vector<char> buffer;
@@ -382,7 +359,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
     }
     if (buffer.size() < want + kPadding) buffer.resize(want + kPadding);
     while (!eof && end < want) {
-      const std::size_t n = input.read(buffer.data() + end, want - end);
+      const std::size_t n = input->read(buffer.data() + end, want - end);
       if (n == 0) eof = true;
       end += n;
     }

@@ -177,7 +177,7 @@ TrainedModel load_trained_model(const std::filesystem::path& path) {
 TrainedModel detail::load_trained_model(const SafetensorsFile& parsed) {
   const std::string& file = parsed.name();
   TrainedModel trained{load_model(parsed), {}, {}, {}, {}, {}, CsvOptions{}.na_values,
-                       parsed.metadata(), {}};
+                       parsed.metadata(),  {}};
   const Model& model = trained.model;
   const auto inputs = static_cast<std::size_t>(model.inputs());
   const auto outputs = static_cast<std::size_t>(model.outputs());
