@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <system_error>
@@ -129,6 +130,29 @@ std::string FaultReport::message(const CsvFault& fault) const {
   return file_ + ": internal error: unknown CSV problem";
 }
 
+namespace {
+
+// A column name as a shell command line needs it: in single quotes when it holds anything but
+// letters, digits and -_.=/ (a name with a space would otherwise become two arguments).
+std::string shell_word(const std::string& text) {
+  const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
+           c == '=' || c == '/';
+  });
+  if (plain) return text;
+  std::string quoted = "'";
+  for (const char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+}  // namespace
+
 std::string FaultReport::message(const CsvFault& fault, const CsvLayout& layout) const {
   std::string text = message(fault);
   const auto column = static_cast<std::size_t>(fault.column);
@@ -136,8 +160,8 @@ std::string FaultReport::message(const CsvFault& fault, const CsvLayout& layout)
       layout.roles[column] == ColumnRole::feature) {
     const std::string name =
         names_ != nullptr && column < names_->size() ? (*names_)[column] : std::to_string(column);
-    text +=
-        "; if column '" + name + "' holds categories, one-hot encode it with --categorical " + name;
+    text += "; if column '" + name + "' holds categories, one-hot encode it with --categorical " +
+            shell_word(name);
   }
   return text;
 }
