@@ -224,4 +224,16 @@ std::vector<CsvChunk> split_csv_chunks(std::string_view text, std::size_t chunk_
   return chunks;
 }
 
+std::size_t last_record_end(std::string_view text, std::size_t quotes) {
+  std::size_t quotes_after = 0;
+  for (std::size_t i = text.size(); i-- > 0;) {
+    if (text[i] == '"') {
+      ++quotes_after;
+    } else if (text[i] == '\n' && (quotes - quotes_after) % 2 == 0) {
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
 }  // namespace shardprop::detail

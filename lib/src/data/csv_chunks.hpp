@@ -52,6 +52,11 @@ QuoteAndNewlineCounts count_quotes_and_newlines(std::string_view text);
 // The same counts, over pieces of text in parallel in the caller's task_arena.
 QuoteAndNewlineCounts count_quotes_and_newlines_in_parallel(std::string_view text);
 
+// The offset just past the last '\n' outside quotes in text, or 0; `quotes` is the '"' in text,
+// which starts outside quotes (so a position is outside quotes when the quotes before it are
+// even). For cutting a block of records after its last complete one.
+std::size_t last_record_end(std::string_view text, std::size_t quotes);
+
 inline constexpr std::size_t kNoRecordStart = static_cast<std::size_t>(-1);
 
 // The offset just past the first '\n' outside quotes in text[from, to), or kNoRecordStart;

@@ -34,21 +34,6 @@ using detail::ColumnRole;
 
 constexpr std::size_t kPadding = detail::MappedFile::kPadding;
 
-// The offset just past the last '\n' outside quotes in text, or 0; `total` is the quotes in
-// text. Text starts outside quotes, so a position is outside quotes when the quotes before it
-// are even.
-std::size_t last_record_end(std::string_view text, std::size_t total) {
-  std::size_t quotes_after = 0;
-  for (std::size_t i = text.size(); i-- > 0;) {
-    if (text[i] == '"') {
-      ++quotes_after;
-    } else if (text[i] == '\n' && (total - quotes_after) % 2 == 0) {
-      return i + 1;
-    }
-  }
-  return 0;
-}
-
 template <class T>
 void resize_exactly(std::vector<T>& values, std::size_t size) {
   if (size > values.capacity()) {
@@ -186,9 +171,9 @@ struct CsvStream::State {
       // an empty file.
       const detail::CsvPreamble preamble = detail::skip_csv_preamble(text, eof, file, options);
       const std::string_view first = text.substr(preamble.end);
-      if (!eof &&
-          (!preamble.complete || last_record_end(first, detail::count_byte(first, '"')) == 0 ||
-           detail::records_end(first, options.delimiter) == 0)) {
+      if (!eof && (!preamble.complete ||
+                   detail::last_record_end(first, detail::count_byte(first, '"')) == 0 ||
+                   detail::records_end(first, options.delimiter) == 0)) {
         want *= 2;
         continue;
       }
@@ -304,8 +289,8 @@ struct CsvStream::State {
       // the line ends number the next block's lines.
       const detail::QuoteAndNewlineCounts counts =
           detail::count_quotes_and_newlines_in_parallel(text);
-      std::size_t cut =
-          eof ? detail::records_end(text, options.delimiter) : last_record_end(text, counts.quotes);
+      std::size_t cut = eof ? detail::records_end(text, options.delimiter)
+                            : detail::last_record_end(text, counts.quotes);
       // Blank lines at the end of a block may be the file's trailing blank lines: keep them for
       // the next block, which knows whether records follow.
       if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);

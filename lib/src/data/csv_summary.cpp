@@ -37,20 +37,6 @@ using detail::CsvProblem;
 constexpr std::size_t kPadding = 64;  // zeros after the bytes read: parse_short_float reads ahead
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
-// The offset just past the last '\n' outside quotes in text, or 0; `total` is the quotes in
-// text, which starts outside quotes.
-std::size_t last_record_end(std::string_view text, std::size_t total) {
-  std::size_t quotes_after = 0;
-  for (std::size_t i = text.size(); i-- > 0;) {
-    if (text[i] == '"') {
-      ++quotes_after;
-    } else if (text[i] == '\n' && (total - quotes_after) % 2 == 0) {
-      return i + 1;
-    }
-  }
-  return 0;
-}
-
 struct TextHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view text) const {
@@ -375,9 +361,9 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
     if (text.starts_with(detail::kByteOrderMark)) text.remove_prefix(detail::kByteOrderMark.size());
     const detail::CsvPreamble preamble = detail::skip_csv_preamble(text, eof, file, options);
     const std::string_view first = text.substr(preamble.end);
-    if (!eof &&
-        (!preamble.complete || last_record_end(first, detail::count_byte(first, '"')) == 0 ||
-         detail::records_end(first, options.delimiter) == 0)) {
+    if (!eof && (!preamble.complete ||
+                 detail::last_record_end(first, detail::count_byte(first, '"')) == 0 ||
+                 detail::records_end(first, options.delimiter) == 0)) {
       continue;
     }
     const detail::CsvRecordsRegion region = detail::find_csv_records(bytes, eof, file, options);
@@ -404,7 +390,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
     fill(want);
     const std::string_view text(buffer.data(), end);
     std::size_t cut = eof ? detail::records_end(text, options.delimiter)
-                          : last_record_end(text, detail::count_byte(text, '"'));
+                          : detail::last_record_end(text, detail::count_byte(text, '"'));
     // Blank lines at the end of a block may be the file's trailing ones: the next block knows.
     if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);
     if (cut == 0 && eof) break;
