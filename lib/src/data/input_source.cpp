@@ -429,23 +429,40 @@ std::string input_name(const std::filesystem::path& path) {
 
 Compression file_compression(const std::filesystem::path& path) {
   if (is_standard_input(path)) return Compression::none;
+  // Only a regular file is opened: opening a named pipe would wait for its writer and, closed
+  // again, throw away what the writer sent.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode) && !S_ISDIR(info.st_mode)) {
+    return Compression::none;
+  }
   RawInput raw(path, path.string());
   return raw.seekable() ? raw.peek_compression() : Compression::none;
 }
 
 InputSource::~InputSource() = default;
 
-std::unique_ptr<InputSource> InputSource::open(const std::filesystem::path& path,
-                                               std::size_t read_ahead_bytes) {
+namespace {
+
+// The source reading an input already opened as `raw`; `compression` is raw's.
+std::unique_ptr<InputSource> source_of(std::unique_ptr<RawInput> raw, Compression compression,
+                                       const std::filesystem::path& path,
+                                       std::size_t read_ahead_bytes) {
   std::string name = input_name(path);
-  auto raw = std::make_unique<RawInput>(path, name);
-  const Compression compression = raw->peek_compression();
   const bool standard_input = is_standard_input(path);
   if (compression == Compression::none) {
     return std::make_unique<PlainSource>(std::move(name), std::move(raw), standard_input);
   }
   return std::make_unique<DecompressingSource>(std::move(name), compression, std::move(raw),
                                                standard_input, read_ahead_bytes);
+}
+
+}  // namespace
+
+std::unique_ptr<InputSource> InputSource::open(const std::filesystem::path& path,
+                                               std::size_t read_ahead_bytes) {
+  auto raw = std::make_unique<RawInput>(path, input_name(path));
+  const Compression compression = raw->peek_compression();
+  return source_of(std::move(raw), compression, path, read_ahead_bytes);
 }
 
 struct InputText::Storage {
@@ -457,16 +474,17 @@ struct InputText::Storage {
 };
 
 InputText::InputText(const std::filesystem::path& path) : storage_(std::make_unique<Storage>()) {
-  if (!is_standard_input(path)) {
-    RawInput raw(path, path.string());
-    if (raw.seekable() && raw.peek_compression() == Compression::none) {
-      storage_->mapped.emplace(path);
-      data_ = storage_->mapped->data();
-      size_ = storage_->mapped->size();
-      return;
-    }
+  // Opened once: a named pipe opened a second time would wait for a writer that has gone.
+  auto raw = std::make_unique<RawInput>(path, input_name(path));
+  const Compression compression = raw->peek_compression();
+  if (!is_standard_input(path) && raw->seekable() && compression == Compression::none) {
+    raw.reset();
+    storage_->mapped.emplace(path);
+    data_ = storage_->mapped->data();
+    size_ = storage_->mapped->size();
+    return;
   }
-  const std::unique_ptr<InputSource> source = InputSource::open(path);
+  const std::unique_ptr<InputSource> source = source_of(std::move(raw), compression, path, 0);
   compression_ = source->compression();
   // realloc grows a large buffer by remapping its pages, without copying them.
   std::size_t capacity = std::size_t{4} << 20;
