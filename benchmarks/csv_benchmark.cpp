@@ -4,7 +4,9 @@
 // fast_float loop over the mapped bytes with no validation (BM_BareFromChars, one thread). The
 // files are read from the page cache: this leaves out the disk. BM_ReadCsvCategorical reads a
 // file of 12 float columns, 3 columns of integer codes (3, 5 and 7 distinct) and a 0/1
-// target twice: with the codes as numbers (one_hot:0), and one-hot encoded (one_hot:1).
+// target three times: with the codes as numbers (one_hot:0), one-hot encoded with the
+// vocabularies fitted by the read (one_hot:1, as training does), and with them given (one_hot:2,
+// as evaluate, predict and streams do).
 //
 // Compressed input: the same files as gzip (zlib level 6) and zstd (level 3), written next to
 // them on first use, read by read_csv (BM_ReadCsvCompressed) and by one CsvStream pass
@@ -276,6 +278,10 @@ void BM_ReadCsvCategorical(benchmark::State& state, CsvFile* file) {
   arena.initialize();
   shardprop::CsvOptions options;
   if (state.range(1) != 0) options.categorical = {"small", "medium", "large"};
+  if (state.range(1) == 2) {
+    // What evaluate, predict and streams do: the vocabularies are the model's.
+    options.categories = shardprop::read_csv(file->path, options).categorical;
+  }
   for (auto _ : state) {
     try {
       std::int64_t rows = 0;
@@ -653,7 +659,9 @@ std::vector<std::string> run_names(const CsvFile& file) {
     return {"BM_ReadCsvCategorical" + suffix + "/threads:1/one_hot:0/real_time",
             "BM_ReadCsvCategorical" + suffix + "/threads:1/one_hot:1/real_time",
             "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:0/real_time",
-            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:1/real_time"};
+            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:1/real_time",
+            "BM_ReadCsvCategorical" + suffix + "/threads:1/one_hot:2/real_time",
+            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:2/real_time"};
   }
   return {"BM_ReadSyscall" + suffix + "/real_time",
           "BM_MmapTouch" + suffix + "/real_time",
@@ -691,7 +699,7 @@ void register_benchmarks(std::vector<CsvFile>& files) {
       benchmark::RegisterBenchmark(("BM_ReadCsvCategorical/" + file.name).c_str(),
                                    BM_ReadCsvCategorical, f)
           ->ArgNames({"threads", "one_hot"})
-          ->ArgsProduct({{1, 2}, {0, 1}})
+          ->ArgsProduct({{1, 2}, {0, 1, 2}})
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
       continue;

@@ -15,6 +15,7 @@
 #include "cli_runner.hpp"
 #include "data/csv_categorical.hpp"
 #include "data/csv_part.hpp"
+#include "data/text_index.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
@@ -283,6 +284,50 @@ TEST_CASE("a category not in the given vocabulary encodes as all zeros", "[csv][
   CHECK(data.unseen_category_rows == 2);
   // The stored vocabularies are the given ones, counts included.
   CHECK(data.categorical[0].counts == Counts{1, 1, 2});
+}
+
+TEST_CASE("given vocabularies give the fitted read's rows in any feature order",
+          "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "small.csv", kSmall);
+  CsvOptions options = small_options();
+  options.features = GENERATE(Names{}, Names{"size", "x", "color"}, Names{"color", "size", "x"});
+  options.chunk_bytes = GENERATE(std::size_t{1}, std::size_t{4} << 20);
+  CAPTURE(options.features, options.chunk_bytes);
+  const Dataset fitted = read_csv(dir / "small.csv", options);
+  options.categories = fitted.categorical;
+  // The given read parses the numbers straight into their places between the one-hot inputs.
+  const Dataset given = read_csv(dir / "small.csv", options);
+  CHECK(given.feature_names == fitted.feature_names);
+  CHECK(given.features == fitted.features);
+  CHECK(given.targets == fitted.targets);
+}
+
+TEST_CASE("the text index finds each text it holds and no other", "[csv][categorical]") {
+  shardprop::detail::TextIndex index(2);
+  std::vector<std::string> texts{""};
+  for (int i = 0; i < 3000; ++i) {
+    // Short, exactly 8 and 16 bytes, and long texts that share their first 16 bytes.
+    texts.push_back(std::to_string(i));
+    texts.push_back("abcdefg" + std::string(1, static_cast<char>('a' + i % 26)) +
+                    std::to_string(i));
+    texts.push_back("0123456789abcdef-" + std::to_string(i));
+  }
+  texts.push_back("abcdefgh");
+  texts.push_back("abcdefghabcdefgh");
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    CHECK(index.insert(texts[i], static_cast<std::int32_t>(i)) == static_cast<std::int32_t>(i));
+  }
+  CHECK(index.size() == texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    CHECK(index.find(texts[i]) == static_cast<std::int32_t>(i));
+    // A second insert keeps the first value.
+    CHECK(index.insert(texts[i], 7) == static_cast<std::int32_t>(i));
+  }
+  CHECK(index.size() == texts.size());
+  for (const char* absent : {"3000", "abcdefg", "0123456789abcdef-", "abcdefgh ", " "}) {
+    CHECK(index.find(absent) == shardprop::detail::TextIndex::kAbsent);
+  }
 }
 
 TEST_CASE("more categories than the cap is an error naming the column", "[csv][categorical]") {

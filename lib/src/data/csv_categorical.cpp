@@ -1,6 +1,6 @@
-// Categorical columns: per block of rows in parallel, a hash map from each text to its rows
-// (counting) or to its input (encoding); the blocks' counts merge in block order, so the
-// vocabularies do not depend on the scheduling.
+// Categorical columns: per block of rows in parallel, a hash table (TextIndex) from each text to
+// its count (counting) or to its input (encoding); the blocks' counts merge in block order, so
+// the vocabularies do not depend on the scheduling.
 #include "data/csv_categorical.hpp"
 
 #include <tbb/blocked_range.h>
@@ -8,12 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
+#include "data/text_index.hpp"
 #include "shardprop/error.hpp"
 
 namespace shardprop::detail {
@@ -28,8 +29,6 @@ struct TextHash {
   }
 };
 
-template <class Value>
-using TextMap = std::unordered_map<std::string, Value, TextHash, std::equal_to<>>;
 using TextSet = std::unordered_set<std::string, TextHash, std::equal_to<>>;
 
 std::int64_t task_count(std::int64_t rows) { return (rows + kRowsPerTask - 1) / kRowsPerTask; }
@@ -46,6 +45,34 @@ TextSet missing_texts(const CsvOptions& options) {
   return TextSet(options.na_values.begin(), options.na_values.end());
 }
 
+// One task's distinct texts of one column, in the order met, with their counts. The texts are
+// views of the CSV text, or of `unescaped` for quoted texts with "" pairs.
+struct ColumnTally {
+  TextIndex index;
+  std::vector<std::string_view> texts;
+  std::vector<std::int64_t> counts;
+  std::deque<std::string> unescaped;
+
+  void add(const char* text, const LabelText& cell, std::string& scratch) {
+    std::string_view view = cell_text(text, cell, scratch);
+    auto next = static_cast<std::int32_t>(texts.size());
+    if (cell.escaped()) {
+      const std::int32_t found = index.find(view);
+      if (found != TextIndex::kAbsent) {
+        ++counts[static_cast<std::size_t>(found)];
+        return;
+      }
+      view = unescaped.emplace_back(view);
+    }
+    const std::int32_t id = index.insert(view, next);
+    if (id == next) {
+      texts.push_back(view);
+      counts.push_back(0);
+    }
+    ++counts[static_cast<std::size_t>(id)];
+  }
+};
+
 }  // namespace
 
 void count_categories(const CategoryCells& cells, const CsvOptions& options,
@@ -53,35 +80,32 @@ void count_categories(const CategoryCells& cells, const CsvOptions& options,
   counts.resize(cells.columns);
   const TextSet missing = missing_texts(options);
   const std::int64_t tasks = task_count(cells.rows);
-  std::vector<std::vector<TextMap<std::int64_t>>> found(static_cast<std::size_t>(tasks));
-  tbb::parallel_for(
-      tbb::blocked_range<std::int64_t>(0, tasks, 1),
-      [&](const tbb::blocked_range<std::int64_t>& range) {
-        std::string scratch;
-        for (std::int64_t task = range.begin(); task != range.end(); ++task) {
-          std::vector<TextMap<std::int64_t>>& mine = found[static_cast<std::size_t>(task)];
-          mine.resize(cells.columns);
-          const std::int64_t last = std::min(cells.rows, (task + 1) * kRowsPerTask);
-          for (std::int64_t r = task * kRowsPerTask; r < last; ++r) {
-            const LabelText* row = cells.cells + static_cast<std::size_t>(r) * cells.columns;
-            for (std::size_t k = 0; k < cells.columns; ++k) {
-              const std::string_view text = cell_text(cells.text, row[k], scratch);
-              TextMap<std::int64_t>& column = mine[k];
-              if (const auto at = column.find(text); at != column.end()) {
-                ++at->second;
-              } else {
-                column.emplace(text, 1);
-              }
-            }
-          }
-        }
-      });
+  std::vector<std::vector<ColumnTally>> found(static_cast<std::size_t>(tasks));
+  tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, tasks, 1),
+                    [&](const tbb::blocked_range<std::int64_t>& range) {
+                      std::string scratch;
+                      for (std::int64_t task = range.begin(); task != range.end(); ++task) {
+                        std::vector<ColumnTally>& mine = found[static_cast<std::size_t>(task)];
+                        mine.resize(cells.columns);
+                        const std::int64_t last = std::min(cells.rows, (task + 1) * kRowsPerTask);
+                        for (std::int64_t r = task * kRowsPerTask; r < last; ++r) {
+                          const LabelText* row =
+                              cells.cells + static_cast<std::size_t>(r) * cells.columns;
+                          for (std::size_t k = 0; k < cells.columns; ++k)
+                            mine[k].add(cells.text, row[k], scratch);
+                        }
+                      }
+                    });
   // Counts are integers: their sum is the same in any order.
-  for (const std::vector<TextMap<std::int64_t>>& task : found) {
+  for (const std::vector<ColumnTally>& task : found) {
     for (std::size_t k = 0; k < task.size(); ++k) {
-      for (const auto& [text, count] : task[k]) {
+      const ColumnTally& tally = task[k];
+      for (std::size_t i = 0; i < tally.texts.size(); ++i) {
+        const std::string_view text = tally.texts[i];
         if (text.empty() || missing.contains(text)) continue;
-        counts[k][text] += count;
+        auto at = counts[k].find(text);
+        if (at == counts[k].end()) at = counts[k].emplace(std::string(text), 0).first;
+        at->second += tally.counts[i];
       }
     }
   }
@@ -163,6 +187,22 @@ void set_encoded_shape(Dataset& data, const CsvLayout& layout,
   data.categorical = std::move(vocabularies);
 }
 
+CsvLayout encoded_row_layout(const CsvLayout& layout,
+                             const std::vector<CategoricalColumn>& vocabularies) {
+  CsvLayout encoded = layout;
+  for (std::size_t c = 0; c < encoded.roles.size(); ++c) {
+    if (encoded.roles[c] != ColumnRole::feature) continue;
+    std::int32_t inputs_before = 0;
+    for (std::size_t k = 0; k < vocabularies.size(); ++k) {
+      if (layout.category_positions[k] <= layout.slots[c]) {
+        inputs_before += static_cast<std::int32_t>(vocabularies[k].categories.size());
+      }
+    }
+    encoded.slots[c] += inputs_before;
+  }
+  return encoded;
+}
+
 std::int64_t encode_categories(const CategoryCells& cells, const CsvLayout& layout,
                                const std::vector<CategoricalColumn>& vocabularies,
                                const float* parsed, int numeric, float* out, int encoded,
@@ -171,13 +211,14 @@ std::int64_t encode_categories(const CategoryCells& cells, const CsvLayout& layo
   const TextSet missing = missing_texts(options);
   // Each column's first input in an encoded row, and its categories' indices.
   std::vector<std::size_t> first_input(columns);
-  std::vector<TextMap<std::int32_t>> index(columns);
+  std::vector<TextIndex> index;
   std::size_t inputs_before = 0;
   for (std::size_t k = 0; k < columns; ++k) {
     first_input[k] = static_cast<std::size_t>(layout.category_positions[k]) + inputs_before;
     inputs_before += vocabularies[k].categories.size();
+    TextIndex& column = index.emplace_back(vocabularies[k].categories.size());
     for (std::size_t i = 0; i < vocabularies[k].categories.size(); ++i) {
-      index[k].emplace(vocabularies[k].categories[i], static_cast<std::int32_t>(i));
+      column.insert(vocabularies[k].categories[i], static_cast<std::int32_t>(i));
     }
   }
   // The numeric features between the groups: [start, end) of the parsed row goes to `to`.
@@ -207,17 +248,22 @@ std::int64_t encode_categories(const CategoryCells& cells, const CsvLayout& layo
           const std::int64_t last = std::min(cells.rows, (task + 1) * kRowsPerTask);
           for (std::int64_t r = task * kRowsPerTask; r < last && failed[t] == 0; ++r) {
             const auto row_index = static_cast<std::size_t>(r);
-            const float* from = parsed + row_index * static_cast<std::size_t>(numeric);
+            const float* from = parsed == nullptr
+                                    ? nullptr
+                                    : parsed + row_index * static_cast<std::size_t>(numeric);
             float* to = out + row_index * static_cast<std::size_t>(encoded);
-            for (const Span& span : spans) {
-              std::copy(from + span.start, from + span.end, to + span.to);
+            if (parsed != nullptr) {
+              for (const Span& span : spans) {
+                std::copy(from + span.start, from + span.end, to + span.to);
+              }
             }
             const LabelText* row = cells.cells + row_index * columns;
             bool row_unseen = false;
             for (std::size_t k = 0; k < columns; ++k) {
               const std::string_view text = cell_text(cells.text, row[k], scratch);
-              if (const auto at = index[k].find(text); at != index[k].end()) [[likely]] {
-                to[first_input[k] + static_cast<std::size_t>(at->second)] = 1.0f;
+              if (const std::int32_t at = index[k].find(text); at != TextIndex::kAbsent)
+                  [[likely]] {
+                to[first_input[k] + static_cast<std::size_t>(at)] = 1.0f;
                 continue;
               }
               const bool is_missing = missing.contains(text);

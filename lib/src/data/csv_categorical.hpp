@@ -59,8 +59,15 @@ void check_category_cap(const std::string& file, const std::vector<CategoricalCo
 void set_encoded_shape(Dataset& data, const CsvLayout& layout,
                        std::vector<CategoricalColumn> vocabularies);
 
+// `layout` with each numeric feature's slot moved to its place in the encoded row (after the
+// inputs of the category columns before it), so that a parse writes rows with gaps that
+// encode_categories fills.
+CsvLayout encoded_row_layout(const CsvLayout& layout,
+                             const std::vector<CategoricalColumn>& vocabularies);
+
 // Writes the encoded rows: `parsed` holds cells.rows rows of `numeric` numeric features, `out`
-// (zero-filled) the same rows of `encoded` inputs: the numeric features and, for each category
+// (zero-filled) the same rows of `encoded` inputs: the numeric features (already in place when
+// `parsed` is null: a parse with encoded_row_layout wrote them) and, for each category
 // column, 1 at its category's input. A category not in its vocabulary leaves its inputs 0; a
 // missing cell (options.na_values) too, except that MissingPolicy::drop marks the row with NaN
 // in the column's first input (the drop step after the parse removes it) and

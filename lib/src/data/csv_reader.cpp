@@ -67,42 +67,48 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
   std::unique_ptr<LabelText[]> labels;
   std::size_t label_rows = 0;
   const std::size_t category_columns = layout.category_columns.size();
+  // With the vocabularies given, the numeric features are parsed straight into their places in
+  // the encoded rows; otherwise into rows of their own, copied once the vocabularies are known.
+  const bool vocabularies_given = category_columns > 0 && !options.categories.empty();
+  CsvLayout encoded_layout;
+  if (vocabularies_given) {
+    set_encoded_shape(data, layout, given_vocabularies(file, data.categorical, options));
+    encoded_layout = encoded_row_layout(layout, data.categorical);
+  }
+  const CsvLayout& parse_layout = vocabularies_given ? encoded_layout : layout;
+  const auto row_width = static_cast<std::size_t>(data.feature_count);
   std::unique_ptr<float[]> numeric;
   std::unique_ptr<LabelText[]> categories;
   const std::vector<ParsedChunk> parsed =
-      parse_rows(layout, text, records, options.chunk_bytes, report, [&](std::int64_t rows) {
+      parse_rows(parse_layout, text, records, options.chunk_bytes, report, [&](std::int64_t rows) {
         data.rows = rows;
         const auto count = static_cast<std::size_t>(rows);
         float* features = nullptr;
-        if (category_columns == 0) {
-          resize_zeroed(data.features, count * feature_count);
+        if (category_columns == 0 || vocabularies_given) {
+          resize_zeroed(data.features, count * row_width);
           features = data.features.data();
         } else {
           numeric = std::make_unique_for_overwrite<float[]>(count * feature_count);
-          categories = std::make_unique_for_overwrite<LabelText[]>(count * category_columns);
           features = numeric.get();
         }
+        categories = std::make_unique_for_overwrite<LabelText[]>(count * category_columns);
         resize_zeroed(data.targets, count * target_width);
         label_rows = has_labels ? count : 0;
         labels = std::make_unique_for_overwrite<LabelText[]>(label_rows);
-        return CsvRowSink{features,         feature_count,   data.targets.data(),
-                          target_width,     labels.get(),    1,
-                          categories.get(), category_columns};
+        return CsvRowSink{features,     row_width, data.targets.data(), target_width,
+                          labels.get(), 1,         categories.get(),    category_columns};
       });
   if (category_columns > 0) {
     const CategoryCells cells{text.begin, categories.get(), data.rows, category_columns};
-    std::vector<CategoricalColumn> vocabularies;
-    if (options.categories.empty()) {
+    if (!vocabularies_given) {
       CategoryCounts counts;
       count_categories(cells, options, counts);
-      vocabularies = category_vocabularies(data.categorical, counts);
+      std::vector<CategoricalColumn> vocabularies = category_vocabularies(data.categorical, counts);
       check_category_cap(file, vocabularies, options.max_categories);
-    } else {
-      vocabularies = given_vocabularies(file, data.categorical, options);
+      set_encoded_shape(data, layout, std::move(vocabularies));
+      resize_zeroed(data.features, static_cast<std::size_t>(data.rows) *
+                                       static_cast<std::size_t>(data.feature_count));
     }
-    set_encoded_shape(data, layout, std::move(vocabularies));
-    resize_zeroed(data.features, static_cast<std::size_t>(data.rows) *
-                                     static_cast<std::size_t>(data.feature_count));
     data.unseen_category_rows = encode_categories(
         cells, layout, data.categorical, numeric.get(), static_cast<int>(feature_count),
         data.features.data(), data.feature_count, options, report);
