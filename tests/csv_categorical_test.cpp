@@ -303,6 +303,37 @@ TEST_CASE("given vocabularies give the fitted read's rows in any feature order",
   CHECK(given.targets == fitted.targets);
 }
 
+TEST_CASE("given vocabularies treat missing, empty and quoted cells as the fitted read does",
+          "[csv][categorical]") {
+  TempDir dir;
+  write_text(dir / "gaps.csv", "x,color,y\n1,red,0\n2,NA,1\n3,,0\n4,\"bl\"\"ue\",1\n5,blue,0\n");
+  CsvOptions options;
+  options.categorical = {"color"};
+  options.missing =
+      GENERATE(MissingPolicy::error, MissingPolicy::zero, MissingPolicy::mean, MissingPolicy::drop);
+  options.na_values = GENERATE(std::vector<std::string>{"", "NA"}, std::vector<std::string>{"NA"});
+  CAPTURE(options.missing, options.na_values);
+  CsvOptions fit = options;
+  fit.missing = MissingPolicy::zero;
+  fit.na_values = {"", "NA"};
+  CsvOptions given = options;
+  given.categories = read_csv(dir / "gaps.csv", fit).categorical;
+  const std::string fitted_error = message_of([&] { read_csv(dir / "gaps.csv", options); });
+  const std::string given_error = message_of([&] { read_csv(dir / "gaps.csv", given); });
+  CHECK(given_error == fitted_error);
+  if (fitted_error != "(no error)") return;
+  const Dataset fitted = read_csv(dir / "gaps.csv", options);
+  const Dataset read = read_csv(dir / "gaps.csv", given);
+  CHECK(read.rows == fitted.rows);
+  CHECK(read.features.size() == fitted.features.size());
+  for (std::size_t i = 0; i < std::min(read.features.size(), fitted.features.size()); ++i) {
+    // NaN marks a row to drop in both.
+    CHECK((read.features[i] == fitted.features[i] ||
+           (std::isnan(read.features[i]) && std::isnan(fitted.features[i]))));
+  }
+  CHECK(read.unseen_category_rows == fitted.unseen_category_rows);
+}
+
 TEST_CASE("the text index finds each text it holds and no other", "[csv][categorical]") {
   shardprop::detail::TextIndex index(2);
   std::vector<std::string> texts{""};

@@ -188,8 +188,27 @@ void set_encoded_shape(Dataset& data, const CsvLayout& layout,
 }
 
 CsvLayout encoded_row_layout(const CsvLayout& layout,
-                             const std::vector<CategoricalColumn>& vocabularies) {
+                             const std::vector<CategoricalColumn>& vocabularies,
+                             bool encode_in_parse) {
   CsvLayout encoded = layout;
+  if (encode_in_parse) {
+    auto inputs = std::make_shared<CategoryInputs>();
+    std::int32_t inputs_before = 0;
+    for (std::size_t k = 0; k < vocabularies.size(); ++k) {
+      const std::vector<std::string>& categories = vocabularies[k].categories;
+      inputs->first_input.push_back(layout.category_positions[k] + inputs_before);
+      inputs->categories.push_back(static_cast<std::int32_t>(categories.size()));
+      inputs_before += static_cast<std::int32_t>(categories.size());
+      TextIndex& index = inputs->index.emplace_back(categories.size());
+      for (std::size_t i = 0; i < categories.size(); ++i) {
+        index.insert(categories[i], static_cast<std::int32_t>(i));
+      }
+    }
+    std::int32_t numeric = 0;
+    for (const ColumnRole role : layout.roles) numeric += role == ColumnRole::feature ? 1 : 0;
+    inputs->row_inputs = numeric + inputs_before;
+    encoded.category_inputs = std::move(inputs);
+  }
   for (std::size_t c = 0; c < encoded.roles.size(); ++c) {
     if (encoded.roles[c] != ColumnRole::feature) continue;
     std::int32_t inputs_before = 0;

@@ -61,9 +61,11 @@ void set_encoded_shape(Dataset& data, const CsvLayout& layout,
 
 // `layout` with each numeric feature's slot moved to its place in the encoded row (after the
 // inputs of the category columns before it), so that a parse writes rows with gaps that
-// encode_categories fills.
+// encode_categories fills; with `encode_in_parse`, the parse fills them itself
+// (CsvLayout::category_inputs).
 CsvLayout encoded_row_layout(const CsvLayout& layout,
-                             const std::vector<CategoricalColumn>& vocabularies);
+                             const std::vector<CategoricalColumn>& vocabularies,
+                             bool encode_in_parse);
 
 // Writes the encoded rows: `parsed` holds cells.rows rows of `numeric` numeric features, `out`
 // (zero-filled) the same rows of `encoded` inputs: the numeric features (already in place when

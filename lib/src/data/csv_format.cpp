@@ -554,8 +554,9 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
       throw Error(report.message({CsvProblem::chunk_mismatch}));
     }
     const CsvFault& fault = again.fault;
-    if (fault.problem == CsvProblem::missing_value &&
-        layout.roles[static_cast<std::size_t>(fault.column)] != ColumnRole::feature) {
+    const ColumnRole role = layout.roles[static_cast<std::size_t>(fault.column)];
+    if (fault.problem == CsvProblem::missing_value && role != ColumnRole::feature &&
+        role != ColumnRole::category) {
       throw Error(report.missing_target_message(fault));
     }
     throw Error(report.message(fault, layout));

@@ -146,8 +146,11 @@ class RecordParser {
   const char* number_field(const char* record, const char* field, std::int64_t column,
                            ColumnRole role, float* destination);
   const char* other_field(const char* record, const char* field, const char* separator,
-                          std::int64_t column, float* targets, LabelText* label,
+                          std::int64_t column, float* features, float* targets, LabelText* label,
                           LabelText* categories);
+  // A category text with CsvLayout::category_inputs: its input of the feature row set to 1.
+  const char* category_field(const char* record, const char* field, std::int64_t column,
+                             std::int32_t slot, const CsvField& scanned, float* features);
   // Whether the field's text is one of layout.na_values.
   bool is_missing(const CsvField& scanned, const NumberText& text) const;
   // A missing cell: writes NaN and returns true when the policy keeps the row for now, else
@@ -174,6 +177,8 @@ class RecordParser {
   const std::int64_t columns_;
   const std::vector<ColumnRun> runs_;
   ParsedChunk result_;
+  bool row_unseen_ = false;  // the record holds a category not in its vocabulary
+  std::string scratch_;      // an escaped category text, unescaped
 };
 
 // Each field ends at a separator from the cursor; the byte there decides whether the record
@@ -228,8 +233,8 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
         }
       } else {
         const char* const separator = separators.next();
-        terminator =
-            other_field(record, p, separator, run.first_column, targets, label, categories);
+        terminator = other_field(record, p, separator, run.first_column, features, targets, label,
+                                 categories);
         if (terminator == nullptr) return stopped(row, record);
         if (terminator != separator && terminator < end) separators.restart(terminator + 1);
         if (*terminator != delimiter && run.first_column != last_column) {
@@ -242,6 +247,10 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
     if (*terminator == delimiter) [[unlikely]] {  // more fields than columns
       fail(record, record, last_column, CsvProblem::field_count, nullptr, nullptr);
       return stopped(row, record);
+    }
+    if (row_unseen_) [[unlikely]] {
+      ++result_.unseen_category_rows;
+      row_unseen_ = false;
     }
     if (p > end) p = end;  // the last record ended at the end of the text, without '\n'
     if (comments && p < stop && *p == layout_.comment) [[unlikely]] {
@@ -320,9 +329,42 @@ bool RecordParser::missing(const char* record, const char* field, std::int64_t c
   return true;
 }
 
+const char* RecordParser::category_field(const char* record, const char* field, std::int64_t column,
+                                         std::int32_t slot, const CsvField& scanned,
+                                         float* features) {
+  const CategoryInputs& inputs = *layout_.category_inputs;
+  const auto k = static_cast<std::size_t>(slot);
+  std::string_view text(scanned.begin, static_cast<std::size_t>(scanned.end - scanned.begin));
+  if (scanned.escaped) {
+    scratch_ = unescape_quotes(scanned.begin, scanned.end);
+    text = scratch_;
+  }
+  const std::int32_t category = inputs.index[k].find(text);
+  if (category != TextIndex::kAbsent) [[likely]] {
+    features[inputs.first_input[k] + category] = 1.0f;
+    return scanned.terminator;
+  }
+  const bool is_missing = layout_.na_values.contains(text);
+  if (!is_missing && !text.empty()) {
+    row_unseen_ = true;
+    return scanned.terminator;
+  }
+  if (is_missing && layout_.missing == MissingPolicy::drop) {
+    if (inputs.row_inputs > 0) {
+      features[inputs.categories[k] > 0 ? inputs.first_input[k] : 0] =
+          std::numeric_limits<float>::quiet_NaN();
+    }
+    return scanned.terminator;
+  }
+  if (is_missing && layout_.missing != MissingPolicy::error) return scanned.terminator;
+  return fail(record, field, column,
+              is_missing ? CsvProblem::missing_value : CsvProblem::empty_field, scanned.begin,
+              scanned.end);
+}
+
 const char* RecordParser::other_field(const char* record, const char* field, const char* separator,
-                                      std::int64_t column, float* targets, LabelText* label,
-                                      LabelText* categories) {
+                                      std::int64_t column, float* features, float* targets,
+                                      LabelText* label, LabelText* categories) {
   const ColumnRole role = layout_.roles[column];
   const std::int32_t slot = layout_.slots[column];
   if (role == ColumnRole::number_or_label) {
@@ -338,6 +380,9 @@ const char* RecordParser::other_field(const char* record, const char* field, con
   if (!scanned.ok) return fail_quoting(record, field, column, scanned);
   if (role == ColumnRole::ignored) return scanned.terminator;
   if (role == ColumnRole::category) {
+    if (layout_.category_inputs != nullptr) {
+      return category_field(record, field, column, slot, scanned, features);
+    }
     // Empty or missing texts are the encoder's to judge (CsvOptions::na_values).
     categories[slot] = {static_cast<std::uint64_t>(scanned.begin - text_.begin),
                         static_cast<std::uint64_t>(scanned.end - scanned.begin) << 1 |

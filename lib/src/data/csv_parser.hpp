@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "data/text_index.hpp"
 #include "shardprop/dataset.hpp"
 
 namespace shardprop::detail {
@@ -45,6 +47,16 @@ class NaTokens {
   std::uint64_t lengths_ = 0;  // bit n: a token of n bytes (bit 63: one of 63 or more)
 };
 
+// The one-hot inputs of the category columns when their vocabularies are known before the
+// parse: the parse looks each text up and writes 1 at its input of the feature row, while the
+// row is in cache, instead of recording the texts for a pass of their own.
+struct CategoryInputs {
+  std::vector<TextIndex> index;           // per category slot: its texts' category indices
+  std::vector<std::int32_t> first_input;  // per category slot: its first input in the row
+  std::vector<std::int32_t> categories;   // per category slot: how many
+  std::int32_t row_inputs = 0;            // numeric features and one-hot inputs of a row
+};
+
 struct CsvLayout {
   char delimiter = ',';
   bool allow_non_finite = false;
@@ -61,6 +73,12 @@ struct CsvLayout {
   // category_positions[k] numeric features of the row.
   std::vector<std::int64_t> category_columns;
   std::vector<std::int32_t> category_positions;
+  // Set: category texts are encoded by the parse (the feature rows hold the one-hot inputs, see
+  // encoded_row_layout), and none is recorded. A missing text follows `missing` (error: a
+  // missing_value fault; drop: NaN at the column's first input, or the row's first when it has
+  // no categories; else nothing), an empty one that is not missing is an empty_field fault, and
+  // any other text not in the vocabulary leaves the inputs 0 and counts its row as unseen.
+  std::shared_ptr<const CategoryInputs> category_inputs;
 };
 
 // Where a label's text is, relative to the start of the text; escaped when it still holds ""
@@ -131,6 +149,7 @@ struct ParsedChunk {
   bool labels_are_numbers = true;
   bool has_non_finite_label = false;
   CsvFault non_finite_label;
+  std::int64_t unseen_category_rows = 0;  // with CsvLayout::category_inputs
 };
 
 // Parses records from `begin` (a record start) while fewer than max_rows are done and the next

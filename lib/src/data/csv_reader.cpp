@@ -67,13 +67,14 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
   std::unique_ptr<LabelText[]> labels;
   std::size_t label_rows = 0;
   const std::size_t category_columns = layout.category_columns.size();
-  // With the vocabularies given, the numeric features are parsed straight into their places in
-  // the encoded rows; otherwise into rows of their own, copied once the vocabularies are known.
+  // With the vocabularies given, the parse writes the encoded rows (numbers and one-hot inputs)
+  // itself; otherwise the numbers go to rows of their own and the texts are recorded, to be
+  // counted and encoded once the vocabularies are known.
   const bool vocabularies_given = category_columns > 0 && !options.categories.empty();
   CsvLayout encoded_layout;
   if (vocabularies_given) {
     set_encoded_shape(data, layout, given_vocabularies(file, data.categorical, options));
-    encoded_layout = encoded_row_layout(layout, data.categorical);
+    encoded_layout = encoded_row_layout(layout, data.categorical, true);
   }
   const CsvLayout& parse_layout = vocabularies_given ? encoded_layout : layout;
   const auto row_width = static_cast<std::size_t>(data.feature_count);
@@ -91,24 +92,27 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
           numeric = std::make_unique_for_overwrite<float[]>(count * feature_count);
           features = numeric.get();
         }
-        categories = std::make_unique_for_overwrite<LabelText[]>(count * category_columns);
+        if (!vocabularies_given) {
+          categories = std::make_unique_for_overwrite<LabelText[]>(count * category_columns);
+        }
         resize_zeroed(data.targets, count * target_width);
         label_rows = has_labels ? count : 0;
         labels = std::make_unique_for_overwrite<LabelText[]>(label_rows);
         return CsvRowSink{features,     row_width, data.targets.data(), target_width,
                           labels.get(), 1,         categories.get(),    category_columns};
       });
-  if (category_columns > 0) {
+  if (vocabularies_given) {
+    data.unseen_category_rows = 0;
+    for (const ParsedChunk& chunk : parsed) data.unseen_category_rows += chunk.unseen_category_rows;
+  } else if (category_columns > 0) {
     const CategoryCells cells{text.begin, categories.get(), data.rows, category_columns};
-    if (!vocabularies_given) {
-      CategoryCounts counts;
-      count_categories(cells, options, counts);
-      std::vector<CategoricalColumn> vocabularies = category_vocabularies(data.categorical, counts);
-      check_category_cap(file, vocabularies, options.max_categories);
-      set_encoded_shape(data, layout, std::move(vocabularies));
-      resize_zeroed(data.features, static_cast<std::size_t>(data.rows) *
-                                       static_cast<std::size_t>(data.feature_count));
-    }
+    CategoryCounts counts;
+    count_categories(cells, options, counts);
+    std::vector<CategoricalColumn> vocabularies = category_vocabularies(data.categorical, counts);
+    check_category_cap(file, vocabularies, options.max_categories);
+    set_encoded_shape(data, layout, std::move(vocabularies));
+    resize_zeroed(data.features, static_cast<std::size_t>(data.rows) *
+                                     static_cast<std::size_t>(data.feature_count));
     data.unseen_category_rows = encode_categories(
         cells, layout, data.categorical, numeric.get(), static_cast<int>(feature_count),
         data.features.data(), data.feature_count, options, report);
