@@ -376,6 +376,19 @@ const char* RecordParser::other_field(const char* record, const char* field, con
       return separator;
     }
   }
+  if (role == ColumnRole::category && layout_.category_inputs != nullptr) {
+    // An unquoted field without blanks around it, as most are: its text ends at the separator.
+    const auto size = static_cast<std::size_t>(separator - field);
+    const Blanks blanks = blanks_for(layout_.delimiter);
+    if (size > 0 && std::memchr(field, '"', size) == nullptr && !blanks.contains(field[0]) &&
+        !blanks.contains(separator[-1]) && separator[-1] != '\r') {
+      CsvField plain;
+      plain.begin = field;
+      plain.end = separator;
+      plain.terminator = separator;
+      return category_field(record, field, column, slot, plain, features);
+    }
+  }
   const CsvField scanned = scan_csv_field(field, text_.end, layout_.delimiter);
   if (!scanned.ok) return fail_quoting(record, field, column, scanned);
   if (role == ColumnRole::ignored) return scanned.terminator;
