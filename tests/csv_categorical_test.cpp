@@ -334,6 +334,70 @@ TEST_CASE("given vocabularies treat missing, empty and quoted cells as the fitte
   CHECK(read.unseen_category_rows == fitted.unseen_category_rows);
 }
 
+TEST_CASE("categories first met deep in a large file are fitted and encoded as the rest",
+          "[csv][categorical]") {
+  // The read starts its vocabularies from the first rows; texts met later, quoted ones too,
+  // must land where a vocabulary of the whole file puts them.
+  TempDir dir;
+  const std::vector<std::string> color_texts{"red",  "green", "blue", "\"q\"\"uoted\"",
+                                             "aqua", "NA"};
+  const std::vector<std::string> color_values{"red", "green", "blue", "q\"uoted", "aqua", ""};
+  const Names colors{"aqua", "blue", "green", "q\"uoted", "red"};
+  const std::int64_t rows = 40000;
+  std::string csv = "x,color,n2,size,y\n";
+  std::vector<std::size_t> color_of(rows);
+  std::vector<char> size_of(rows);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    // The first 20000 rows hold red and green only; then every color, NA included.
+    const std::size_t color =
+        r < 20000 ? static_cast<std::size_t>(r % 2) : static_cast<std::size_t>((r * 7) % 6);
+    color_of[static_cast<std::size_t>(r)] = color;
+    size_of[static_cast<std::size_t>(r)] = r == rows - 1 ? 'L' : (r % 3 == 0 ? 'S' : 'M');
+    // Appended piecewise: GCC 12 misreports a chain of string + (-Wrestrict).
+    csv.append(std::to_string(r % 97)).append(",").append(color_texts[color]).append(",");
+    csv.append(std::to_string(r % 5)).append(",").push_back(size_of[static_cast<std::size_t>(r)]);
+    csv.append(",").append(std::to_string(r % 2)).append("\n");
+  }
+  write_text(dir / "deep.csv", csv);
+  CsvOptions options;
+  options.categorical = {"color", "size"};
+  options.targets = {"y"};
+  options.target_kind = TargetKind::numeric;
+  options.missing = GENERATE(MissingPolicy::zero, MissingPolicy::drop);
+  options.chunk_bytes = GENERATE(std::size_t{4096}, std::size_t{4} << 20);
+  CAPTURE(options.missing, options.chunk_bytes);
+  const Dataset data = read_csv(dir / "deep.csv", options);
+
+  REQUIRE(data.categorical.size() == 2);
+  CHECK(data.categorical[0].categories == colors);
+  CHECK(data.categorical[1].categories == Names{"L", "M", "S"});
+  Counts color_counts(colors.size(), 0);
+  Counts size_counts(3, 0);
+  std::vector<float> expected;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::size_t color = color_of[static_cast<std::size_t>(r)];
+    const char size = size_of[static_cast<std::size_t>(r)];
+    const auto color_index = static_cast<std::size_t>(
+        std::find(colors.begin(), colors.end(), color_values[color]) - colors.begin());
+    const std::size_t size_index = size == 'L' ? 0 : size == 'M' ? 1 : 2;
+    if (color_index < colors.size()) ++color_counts[color_index];
+    ++size_counts[size_index];
+    if (color_index == colors.size() && options.missing == MissingPolicy::drop) continue;
+    std::vector<float> row(1 + colors.size() + 1 + 3, 0.0f);
+    row[0] = static_cast<float>(r % 97);
+    if (color_index < colors.size()) row[1 + color_index] = 1.0f;
+    row[1 + colors.size()] = static_cast<float>(r % 5);
+    row[2 + colors.size() + size_index] = 1.0f;
+    expected.insert(expected.end(), row.begin(), row.end());
+  }
+  CHECK(data.categorical[0].counts == color_counts);
+  CHECK(data.categorical[1].counts == size_counts);
+  CHECK(data.feature_count == 10);
+  CHECK(data.rows == static_cast<std::int64_t>(expected.size() / 10));
+  CHECK(data.features == expected);
+  CHECK(data.unseen_category_rows == 0);
+}
+
 TEST_CASE("the text index finds each text it holds and no other", "[csv][categorical]") {
   shardprop::detail::TextIndex index(2);
   std::vector<std::string> texts{""};

@@ -5,6 +5,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -189,10 +190,11 @@ void set_encoded_shape(Dataset& data, const CsvLayout& layout,
 
 CsvLayout encoded_row_layout(const CsvLayout& layout,
                              const std::vector<CategoricalColumn>& vocabularies,
-                             bool encode_in_parse) {
+                             CategoryEncoding encoding) {
   CsvLayout encoded = layout;
-  if (encode_in_parse) {
+  if (encoding != CategoryEncoding::after_parse) {
     auto inputs = std::make_shared<CategoryInputs>();
+    inputs->collect_new = encoding == CategoryEncoding::in_parse_fitting;
     std::int32_t inputs_before = 0;
     for (std::size_t k = 0; k < vocabularies.size(); ++k) {
       const std::vector<std::string>& categories = vocabularies[k].categories;
@@ -220,6 +222,117 @@ CsvLayout encoded_row_layout(const CsvLayout& layout,
     encoded.slots[c] += inputs_before;
   }
   return encoded;
+}
+
+std::vector<CategoricalColumn> sample_vocabularies(const CsvLayout& layout, const CsvText& text,
+                                                   std::string_view records,
+                                                   const CsvOptions& options,
+                                                   std::vector<CategoricalColumn> columns,
+                                                   std::int64_t rows) {
+  std::size_t features = 1, targets = 1;
+  for (std::size_t c = 0; c < layout.roles.size(); ++c) {
+    const auto end = static_cast<std::size_t>(layout.slots[c]) + 1;
+    if (layout.roles[c] == ColumnRole::feature) features = std::max(features, end);
+    if (layout.roles[c] == ColumnRole::target || layout.roles[c] == ColumnRole::number_or_label) {
+      targets = std::max(targets, end);
+    }
+  }
+  const std::size_t columns_count = layout.category_columns.size();
+  std::vector<float> scratch_features(features), scratch_targets(targets);
+  LabelText scratch_label{};
+  std::vector<LabelText> cells(static_cast<std::size_t>(rows) * columns_count);
+  const CsvRowSink sink{scratch_features.data(), 0, scratch_targets.data(), 0,
+                        &scratch_label,          0, cells.data(),           columns_count};
+  const ParsedChunk sample =
+      parse_csv_records(layout, text, records.data(), records.data() + records.size(), rows, sink);
+  CategoryCounts counts;
+  tbb::task_arena one(1);  // a few thousand rows: not worth the tasks
+  one.execute([&] {
+    count_categories({text.begin, cells.data(), sample.rows, columns_count}, options, counts);
+  });
+  std::vector<CategoricalColumn> vocabularies = category_vocabularies(std::move(columns), counts);
+  for (const CategoricalColumn& column : vocabularies) {
+    if (column.categories.empty() ||
+        (options.max_categories > 0 &&
+         column.categories.size() > static_cast<std::size_t>(options.max_categories))) {
+      return {};
+    }
+  }
+  return vocabularies;
+}
+
+void finish_fitted_categories(const std::string& file, const char* text, const CsvLayout& layout,
+                              const std::vector<ParsedChunk>& parsed, const CsvOptions& options,
+                              Dataset& data) {
+  const std::vector<CategoricalColumn> sample = data.categorical;
+  const std::size_t columns = sample.size();
+  // The rows holding each of the sample's categories, by its input's place in the row.
+  std::vector<std::int64_t> input_counts(static_cast<std::size_t>(data.feature_count), 0);
+  bool new_texts = false;
+  for (const ParsedChunk& chunk : parsed) {
+    for (std::size_t i = 0; i < chunk.category_counts.size(); ++i) {
+      input_counts[i] += chunk.category_counts[i];
+    }
+    new_texts = new_texts || !chunk.new_categories.empty();
+  }
+  CategoryCounts counts(columns);
+  std::size_t inputs_before = 0;
+  for (std::size_t k = 0; k < columns; ++k) {
+    const std::size_t first =
+        static_cast<std::size_t>(layout.category_positions[k]) + inputs_before;
+    for (std::size_t i = 0; i < sample[k].categories.size(); ++i) {
+      if (input_counts[first + i] > 0)
+        counts[k].emplace(sample[k].categories[i], input_counts[first + i]);
+    }
+    inputs_before += sample[k].categories.size();
+  }
+  // The new texts, tallied per chunk in parallel and merged in chunk order.
+  std::vector<std::vector<ColumnTally>> found(parsed.size());
+  tbb::parallel_for(std::size_t{0}, parsed.size(), [&](std::size_t c) {
+    if (parsed[c].new_categories.empty()) return;
+    std::string scratch;
+    found[c].resize(columns);
+    for (const NewCategoryCell& cell : parsed[c].new_categories) {
+      found[c][static_cast<std::size_t>(cell.slot)].add(text, cell.text, scratch);
+    }
+  });
+  for (const std::vector<ColumnTally>& chunk : found) {
+    for (std::size_t k = 0; k < chunk.size(); ++k) {
+      for (std::size_t i = 0; i < chunk[k].texts.size(); ++i) {
+        const std::string_view category = chunk[k].texts[i];
+        auto at = counts[k].find(category);
+        if (at == counts[k].end()) at = counts[k].emplace(std::string(category), 0).first;
+        at->second += chunk[k].counts[i];
+      }
+    }
+  }
+  std::vector<CategoricalColumn> vocabularies = category_vocabularies(sample, counts);
+  check_category_cap(file, vocabularies, options.max_categories);
+  if (!new_texts) {
+    data.categorical = std::move(vocabularies);
+    return;
+  }
+  recode_categories(data, layout.category_positions, vocabularies);
+  // The new texts' inputs, in the recoded rows.
+  std::vector<std::size_t> first_input(columns);
+  inputs_before = 0;
+  for (std::size_t k = 0; k < columns; ++k) {
+    first_input[k] = static_cast<std::size_t>(layout.category_positions[k]) + inputs_before;
+    inputs_before += data.categorical[k].categories.size();
+  }
+  const auto width = static_cast<std::size_t>(data.feature_count);
+  tbb::parallel_for(std::size_t{0}, parsed.size(), [&](std::size_t c) {
+    std::string scratch;
+    for (const NewCategoryCell& cell : parsed[c].new_categories) {
+      const auto k = static_cast<std::size_t>(cell.slot);
+      const std::vector<std::string>& categories = data.categorical[k].categories;
+      const std::string_view category = cell_text(text, cell.text, scratch);
+      const auto index = static_cast<std::size_t>(
+          std::lower_bound(categories.begin(), categories.end(), category) - categories.begin());
+      const auto row = static_cast<std::size_t>(parsed[c].first_row + cell.row);
+      data.features[row * width + first_input[k] + index] = 1.0f;
+    }
+  });
 }
 
 std::int64_t encode_categories(const CategoryCells& cells, const CsvLayout& layout,

@@ -59,13 +59,35 @@ void check_category_cap(const std::string& file, const std::vector<CategoricalCo
 void set_encoded_shape(Dataset& data, const CsvLayout& layout,
                        std::vector<CategoricalColumn> vocabularies);
 
+// How the category texts of a read become one-hot inputs.
+enum class CategoryEncoding {
+  after_parse,       // encode_categories fills the gaps the parse left
+  in_parse,          // the parse fills them (CsvLayout::category_inputs)
+  in_parse_fitting,  // the parse fills them and collects new texts (CategoryInputs::collect_new)
+};
+
 // `layout` with each numeric feature's slot moved to its place in the encoded row (after the
-// inputs of the category columns before it), so that a parse writes rows with gaps that
-// encode_categories fills; with `encode_in_parse`, the parse fills them itself
-// (CsvLayout::category_inputs).
+// inputs of the category columns before it), so that a parse writes rows with gaps for the
+// one-hot inputs, filled as `encoding` says.
 CsvLayout encoded_row_layout(const CsvLayout& layout,
                              const std::vector<CategoricalColumn>& vocabularies,
-                             bool encode_in_parse);
+                             CategoryEncoding encoding);
+
+// Vocabularies from the first `rows` records of `records` (fewer at a bad record), to start a
+// read that fits its vocabularies with the parse filling the inputs. Empty when they cannot:
+// a column without categories in them, or more than options.max_categories.
+std::vector<CategoricalColumn> sample_vocabularies(const CsvLayout& layout, const CsvText& text,
+                                                   std::string_view records,
+                                                   const CsvOptions& options,
+                                                   std::vector<CategoricalColumn> columns,
+                                                   std::int64_t rows);
+
+// After a parse with CategoryEncoding::in_parse_fitting of data's vocabularies: makes them the
+// read's (the rows' counts, and the new texts), and re-encodes the rows when there are new
+// texts. Throws Error for more categories than options.max_categories, as check_category_cap.
+void finish_fitted_categories(const std::string& file, const char* text, const CsvLayout& layout,
+                              const std::vector<ParsedChunk>& parsed, const CsvOptions& options,
+                              Dataset& data);
 
 // Writes the encoded rows: `parsed` holds cells.rows rows of `numeric` numeric features, `out`
 // (zero-filled) the same rows of `encoded` inputs: the numeric features (already in place when

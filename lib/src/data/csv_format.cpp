@@ -523,6 +523,7 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
           ParsedChunk& result = parsed[k];
           result = parse_csv_records(layout, text, base + chunk.begin, base + chunk.end, chunk.rows,
                                      sink);
+          result.first_row = chunk.first_row;
           if (!result.failed && (result.rows != chunk.rows || result.end != base + chunk.end)) {
             result.failed = true;
             result.fault.problem = CsvProblem::chunk_mismatch;

@@ -133,7 +133,12 @@ class RecordParser {
         text_(text),
         sink_(sink),
         columns_(static_cast<std::int64_t>(layout.roles.size())),
-        runs_(column_runs(layout)) {}
+        runs_(column_runs(layout)) {
+    if (layout.category_inputs != nullptr && layout.category_inputs->collect_new) {
+      result_.category_counts.assign(static_cast<std::size_t>(layout.category_inputs->row_inputs),
+                                     0);
+    }
+  }
 
   ParsedChunk run(const char* begin, const char* stop, std::int64_t max_rows);
 
@@ -178,6 +183,7 @@ class RecordParser {
   const std::vector<ColumnRun> runs_;
   ParsedChunk result_;
   bool row_unseen_ = false;  // the record holds a category not in its vocabulary
+  std::int64_t row_ = 0;     // the record's row in the chunk
   std::string scratch_;      // an escaped category text, unescaped
 };
 
@@ -198,6 +204,7 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
   std::int64_t row = 0;
   for (; row < max_rows && p < stop; ++row) {
     const char* const record = p;
+    row_ = row;
     float* const features = sink_.features + row * static_cast<std::int64_t>(sink_.feature_stride);
     float* const targets = sink_.targets + row * static_cast<std::int64_t>(sink_.target_stride);
     LabelText* const label =
@@ -341,12 +348,23 @@ const char* RecordParser::category_field(const char* record, const char* field, 
   }
   const std::int32_t category = inputs.index[k].find(text);
   if (category != TextIndex::kAbsent) [[likely]] {
-    features[inputs.first_input[k] + category] = 1.0f;
+    const std::int32_t input = inputs.first_input[k] + category;
+    features[input] = 1.0f;
+    if (inputs.collect_new) ++result_.category_counts[static_cast<std::size_t>(input)];
     return scanned.terminator;
   }
   const bool is_missing = layout_.na_values.contains(text);
   if (!is_missing && !text.empty()) {
-    row_unseen_ = true;
+    if (inputs.collect_new) {
+      result_.new_categories.push_back(
+          {row_,
+           slot,
+           {static_cast<std::uint64_t>(scanned.begin - text_.begin),
+            static_cast<std::uint64_t>(scanned.end - scanned.begin) << 1 |
+                static_cast<std::uint64_t>(scanned.escaped)}});
+    } else {
+      row_unseen_ = true;
+    }
     return scanned.terminator;
   }
   if (is_missing && layout_.missing == MissingPolicy::drop) {

@@ -55,6 +55,9 @@ struct CategoryInputs {
   std::vector<std::int32_t> first_input;  // per category slot: its first input in the row
   std::vector<std::int32_t> categories;   // per category slot: how many
   std::int32_t row_inputs = 0;            // numeric features and one-hot inputs of a row
+  // Vocabularies still being fitted: a text not in its vocabulary is a new category (recorded
+  // in ParsedChunk::new_categories), not an unseen one, and each category is counted.
+  bool collect_new = false;
 };
 
 struct CsvLayout {
@@ -139,7 +142,15 @@ struct CsvText {
   const char* end = nullptr;
 };
 
+// A category text that was not in its vocabulary (CategoryInputs::collect_new).
+struct NewCategoryCell {
+  std::int64_t row = 0;  // in its chunk
+  std::int32_t slot = 0;
+  LabelText text{};
+};
+
 struct ParsedChunk {
+  std::int64_t first_row = 0;  // of the chunk, in the whole parse (set by parse_rows)
   std::int64_t rows = 0;
   const char* end = nullptr;  // where the next record would start
   bool failed = false;
@@ -150,6 +161,10 @@ struct ParsedChunk {
   bool has_non_finite_label = false;
   CsvFault non_finite_label;
   std::int64_t unseen_category_rows = 0;  // with CsvLayout::category_inputs
+  // With CategoryInputs::collect_new: the texts not in their vocabularies, and the rows holding
+  // each category (indexed by its input's place in the row).
+  std::vector<NewCategoryCell> new_categories;
+  std::vector<std::int64_t> category_counts;
 };
 
 // Parses records from `begin` (a record start) while fewer than max_rows are done and the next
