@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "base/exact_sum.hpp"
 #include "cli_runner.hpp"
 #include "data/csv_cache.hpp"
 #include "data/csv_part.hpp"
@@ -347,6 +348,50 @@ TEST_CASE("a feature with no value cannot be fit and is named", "[csv][missing]"
   }
   CHECK(Imputation::fit(data, MissingPolicy::zero).fill == std::vector<float>{0, 0});
   CHECK(Imputation::fit(data, MissingPolicy::drop).fill.empty());
+}
+
+TEST_CASE("the mean fill is the exact mean of floats of every magnitude and sign",
+          "[csv][missing]") {
+  // Random bit patterns reach every exponent, subnormals included; the reference adds each
+  // value to an exact accumulator one by one.
+  std::mt19937 bits(11);
+  const int features = 3;
+  const std::int64_t rows = 5000;
+  shardprop::Dataset data;
+  data.rows = rows;
+  data.feature_count = features;
+  data.features.resize(static_cast<std::size_t>(rows * features));
+  std::vector<shardprop::detail::ExactSum> sums(features);
+  std::vector<double> counts(features, 0.0);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (int j = 0; j < features; ++j) {
+      float x = std::bit_cast<float>(static_cast<std::uint32_t>(bits()));
+      if (j == 1) x = std::ldexp(x, -60);  // tiny values, many subnormal
+      if (std::isinf(x)) x = std::numeric_limits<float>::max();
+      if (r % 13 == 0) x = std::numeric_limits<float>::quiet_NaN();
+      data.features[static_cast<std::size_t>(r * features + j)] = x;
+      if (std::isnan(x)) continue;
+      sums[static_cast<std::size_t>(j)].add(x);
+      ++counts[static_cast<std::size_t>(j)];
+    }
+  }
+  const shardprop::Imputation fit = shardprop::Imputation::fit(data, MissingPolicy::mean);
+  REQUIRE(fit.fill.size() == static_cast<std::size_t>(features));
+  for (int j = 0; j < features; ++j) {
+    CAPTURE(j);
+    const auto expected = static_cast<float>(sums[static_cast<std::size_t>(j)].value() /
+                                             counts[static_cast<std::size_t>(j)]);
+    CHECK(std::bit_cast<std::uint32_t>(fit.fill[static_cast<std::size_t>(j)]) ==
+          std::bit_cast<std::uint32_t>(expected));
+  }
+  SECTION("an infinity makes the mean infinite, both signs NaN") {
+    data.features[3] = std::numeric_limits<float>::infinity();
+    data.features[4] = std::numeric_limits<float>::infinity();
+    data.features[7] = -std::numeric_limits<float>::infinity();
+    const shardprop::Imputation infinite = shardprop::Imputation::fit(data, MissingPolicy::mean);
+    CHECK(infinite.fill[0] == std::numeric_limits<float>::infinity());
+    CHECK(std::isnan(infinite.fill[1]));
+  }
 }
 
 TEST_CASE("imputation fits are exact: the same bits in memory, streamed and in parts",

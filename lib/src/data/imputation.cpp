@@ -2,6 +2,7 @@
 // median (four passes of byte histograms, which add up exactly across chunks and ranks), and the
 // drop step that leaves rows with missing cells out.
 #include <tbb/blocked_range.h>
+#include <tbb/combinable.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -24,8 +25,6 @@ namespace shardprop {
 namespace detail {
 namespace {
 
-constexpr std::int64_t kGrainFeatures = 4;
-
 std::string feature_label(const std::vector<std::string>& names, int j) {
   std::string label = "feature " + std::to_string(j + 1);
   if (static_cast<std::size_t>(j) < names.size()) label += " '" + names[j] + "'";
@@ -45,30 +44,80 @@ void check_features(const Dataset& rows, int features) {
   }
 }
 
+// Exact per-feature sums of floats, taken in one pass over rows in memory order. A finite float
+// is m·2^(E − 150) with |m| < 2^24 and E its biased exponent (1 for subnormals), so each
+// feature keeps one int64 per exponent, which 2^39 adds cannot overflow; fold() hands them to
+// ExactSums. Infinities are kept as flags, NaN (missing) is left out.
+class FloatSums {
+ public:
+  static constexpr std::size_t kExponents = 256;
+
+  explicit FloatSums(std::size_t features)
+      : buckets_(features * kExponents, 0), counts_(features, 0), infinities_(features, 0) {}
+
+  void add_row(const float* x) {
+    for (std::size_t j = 0; j < counts_.size(); ++j) {
+      const auto bits = std::bit_cast<std::uint32_t>(x[j]);
+      const std::uint32_t exponent = (bits >> 23) & 0xffu;
+      if (exponent == 0xffu) [[unlikely]] {
+        if ((bits & 0x7fffffu) != 0) continue;  // NaN: missing
+        infinities_[j] |= (bits >> 31) != 0 ? kMinusInfinity : kPlusInfinity;
+        ++counts_[j];
+        continue;
+      }
+      const auto magnitude =
+          static_cast<std::int64_t>((bits & 0x7fffffu) | (std::uint32_t{exponent != 0} << 23));
+      buckets_[j * kExponents + exponent] += (bits >> 31) != 0 ? -magnitude : magnitude;
+      ++counts_[j];
+    }
+  }
+
+  void fold(std::vector<ExactSum>& sums, std::vector<std::uint64_t>& counts) const {
+    for (std::size_t j = 0; j < counts_.size(); ++j) {
+      counts[j] += counts_[j];
+      if ((infinities_[j] & kPlusInfinity) != 0) sums[j].add(HUGE_VAL);
+      if ((infinities_[j] & kMinusInfinity) != 0) sums[j].add(-HUGE_VAL);
+      for (std::size_t exponent = 0; exponent < kExponents; ++exponent) {
+        const std::int64_t m = buckets_[j * kExponents + exponent];
+        if (m == 0) continue;
+        // m·2^e as two exact doubles: its high bits (below 2^31 in magnitude) and its low 32.
+        const int e = std::max<int>(static_cast<int>(exponent), 1) - 150;
+        sums[j].add(std::ldexp(static_cast<double>(m >> 32), e + 32));
+        sums[j].add(std::ldexp(static_cast<double>(m & 0xffffffff), e));
+      }
+    }
+  }
+
+ private:
+  static constexpr std::uint8_t kPlusInfinity = 1;
+  static constexpr std::uint8_t kMinusInfinity = 2;
+  std::vector<std::int64_t> buckets_;  // feature-major, kExponents per feature
+  std::vector<std::uint64_t> counts_;
+  std::vector<std::uint8_t> infinities_;
+};
+
 // For each feature, the count and the exact sum of its values that are not NaN.
 class PresentSums {
  public:
   explicit PresentSums(int features)
       : sums_(static_cast<std::size_t>(features)), counts_(static_cast<std::size_t>(features)) {}
 
-  // In parallel over features: each task owns its features' sums, so no merge order arises.
+  // In parallel over blocks of rows, each thread summing into FloatSums of its own; exact sums
+  // merge in any order, so the result does not depend on the scheduling.
   void add(const Dataset& rows) {
     check_features(rows, static_cast<int>(sums_.size()));
-    const auto n = static_cast<std::int64_t>(sums_.size());
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, kGrainFeatures),
+    const std::size_t n = sums_.size();
+    if (n == 0) return;
+    tbb::combinable<FloatSums> partial([n] { return FloatSums(n); });
+    const std::int64_t grain = std::max<std::int64_t>(1, 16384 / static_cast<std::int64_t>(n));
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, rows.rows, grain),
                       [&](const tbb::blocked_range<std::int64_t>& range) {
-                        for (std::int64_t j = range.begin(); j < range.end(); ++j) {
-                          ExactSum& sum = sums_[static_cast<std::size_t>(j)];
-                          std::uint64_t count = 0;
-                          for (std::int64_t r = 0; r < rows.rows; ++r) {
-                            const float x = rows.features[static_cast<std::size_t>(r * n + j)];
-                            if (std::isnan(x)) continue;
-                            sum.add(x);
-                            ++count;
-                          }
-                          counts_[static_cast<std::size_t>(j)] += count;
+                        FloatSums& sums = partial.local();
+                        for (std::int64_t r = range.begin(); r < range.end(); ++r) {
+                          sums.add_row(rows.features.data() + static_cast<std::size_t>(r) * n);
                         }
                       });
+    partial.combine_each([&](const FloatSums& sums) { sums.fold(sums_, counts_); });
   }
 
   // Per feature: the count, then the sum's words.
@@ -135,31 +184,37 @@ class MedianSelection {
         rank_(static_cast<std::size_t>(features) * 2),
         histograms_(static_cast<std::size_t>(features) * 2 * kBins) {}
 
+  // In parallel over blocks of rows in memory order, each thread counting into histograms of
+  // its own, summed afterwards (counts add up exactly in any order).
   void add(const Dataset& rows) {
     check_features(rows, features_);
     const int shift = 24 - 8 * pass_;
-    const auto n = static_cast<std::int64_t>(features_);
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, kGrainFeatures),
+    const auto n = static_cast<std::size_t>(features_);
+    if (n == 0) return;
+    tbb::combinable<std::vector<std::uint64_t>> partial(
+        [&] { return std::vector<std::uint64_t>(histograms_.size(), 0); });
+    const std::int64_t grain = std::max<std::int64_t>(1, 16384 / static_cast<std::int64_t>(n));
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, rows.rows, grain),
                       [&](const tbb::blocked_range<std::int64_t>& range) {
-                        for (std::int64_t j = range.begin(); j < range.end(); ++j) {
-                          const auto f = static_cast<std::size_t>(j);
-                          std::uint64_t* low = histograms_.data() + f * 2 * kBins;
-                          std::uint64_t* high = low + kBins;
-                          const std::uint32_t low_prefix = prefix_[2 * f];
-                          const std::uint32_t high_prefix = prefix_[2 * f + 1];
-                          for (std::int64_t r = 0; r < rows.rows; ++r) {
-                            const float x = rows.features[static_cast<std::size_t>(r * n + j)];
-                            if (std::isnan(x)) continue;
-                            const std::uint32_t key = order_key(x);
+                        std::vector<std::uint64_t>& histograms = partial.local();
+                        for (std::int64_t r = range.begin(); r < range.end(); ++r) {
+                          const float* x = rows.features.data() + static_cast<std::size_t>(r) * n;
+                          for (std::size_t f = 0; f < n; ++f) {
+                            if (std::isnan(x[f])) continue;
+                            const std::uint32_t key = order_key(x[f]);
                             const std::size_t bin = (key >> shift) & 0xffu;
                             // The first pass has no prefix: every value counts (and gives the
                             // count).
                             const std::uint32_t above = pass_ == 0 ? 0 : key >> (shift + 8);
-                            if (above == low_prefix) ++low[bin];
-                            if (above == high_prefix) ++high[bin];
+                            std::uint64_t* low = histograms.data() + f * 2 * kBins;
+                            if (above == prefix_[2 * f]) ++low[bin];
+                            if (above == prefix_[2 * f + 1]) ++low[kBins + bin];
                           }
                         }
                       });
+    partial.combine_each([&](const std::vector<std::uint64_t>& histograms) {
+      for (std::size_t i = 0; i < histograms.size(); ++i) histograms_[i] += histograms[i];
+    });
   }
 
   std::vector<std::uint64_t>& histograms() { return histograms_; }
