@@ -66,8 +66,6 @@ struct CsvStream::State {
   // counted into category_counts (targets are not read then).
   bool collect_categories = false;
   detail::CategoryCounts category_counts;
-  int numeric_features = 0;  // of a parsed row, before encoding
-  std::vector<float> numeric;
   std::vector<detail::LabelText> categories;
 
   std::unique_ptr<detail::InputSource> source;
@@ -194,7 +192,6 @@ struct CsvStream::State {
           class_names.empty() && !collect_labels ? TargetKind::numeric : TargetKind::classes;
     }
     layout = detail::plan_columns(names, plan, file, shape);
-    numeric_features = shape.feature_count;
     if (!layout.category_columns.empty()) {
       if (collect_categories) {
         // Only the category texts matter: the targets are skipped, whatever they hold.
@@ -212,6 +209,9 @@ struct CsvStream::State {
         }
         detail::set_encoded_shape(shape, layout,
                                   detail::given_vocabularies(file, shape.categorical, options));
+        // The parse writes the encoded rows itself, numbers and one-hot inputs.
+        layout = detail::encoded_row_layout(layout, shape.categorical,
+                                            detail::CategoryEncoding::in_parse);
       }
     }
     const auto label = std::find(layout.roles.begin(), layout.roles.end(), ColumnRole::label);
@@ -329,35 +329,40 @@ struct CsvStream::State {
     chunk.categorical = shape.categorical;
     chunk.unseen_category_rows = 0;
     const std::size_t category_columns = layout.category_columns.size();
-    const bool encode = category_columns > 0 && !collect_categories;
-    const auto features = static_cast<std::size_t>(encode ? numeric_features : shape.feature_count);
+    // Encoding rows (CategoryInputs in the layout): the parse fills the one-hot inputs of
+    // zeroed rows. Collecting categories: the parse records the texts.
+    const bool encode = layout.category_inputs != nullptr;
+    const std::size_t recorded = collect_categories ? category_columns : 0;
+    const auto features = static_cast<std::size_t>(shape.feature_count);
     const auto targets = static_cast<std::size_t>(shape.target_width);
+    std::vector<detail::ParsedChunk> parsed;
     try {
-      detail::parse_rows(
+      parsed = detail::parse_rows(
           layout, text, records, options.chunk_bytes, report, [&](std::int64_t rows) {
             chunk.rows = rows;
             // Exact sizes: geometric growth would let the held memory creep
             // towards twice a block's rows.
-            std::vector<float>& parsed = encode ? numeric : chunk.features;
-            resize_exactly(parsed, static_cast<std::size_t>(rows) * features);
+            resize_exactly(chunk.features, static_cast<std::size_t>(rows) * features);
+            if (encode) std::fill(chunk.features.begin(), chunk.features.end(), 0.0f);
             resize_exactly(chunk.targets, static_cast<std::size_t>(rows) * targets);
             resize_exactly(labels, has_labels ? static_cast<std::size_t>(rows) : 0);
-            resize_exactly(categories, static_cast<std::size_t>(rows) * category_columns);
-            return detail::CsvRowSink{parsed.data(),     features,        chunk.targets.data(),
-                                      targets,           labels.data(),   has_labels ? 1u : 0u,
-                                      categories.data(), category_columns};
+            resize_exactly(categories, static_cast<std::size_t>(rows) * recorded);
+            return detail::CsvRowSink{chunk.features.data(), features,
+                                      chunk.targets.data(),  targets,
+                                      labels.data(),         has_labels ? 1u : 0u,
+                                      categories.data(),     recorded};
           });
     } catch (...) {
       std::memcpy(after, saved, kPadding);
       throw;
     }
-    if (category_columns > 0) {
-      try {
-        categorize(chunk, report);
-      } catch (...) {
-        std::memcpy(after, saved, kPadding);
-        throw;
-      }
+    if (collect_categories && category_columns > 0) {
+      const detail::CategoryCells cells{buffer.data(), categories.data(), chunk.rows,
+                                        category_columns};
+      detail::count_categories(cells, options, category_counts);
+    }
+    for (const detail::ParsedChunk& piece : parsed) {
+      chunk.unseen_category_rows += piece.unseen_category_rows;
     }
     std::memcpy(after, saved, kPadding);
     if (layout.missing == MissingPolicy::drop) {
@@ -367,27 +372,9 @@ struct CsvStream::State {
     if (has_labels) map_labels(chunk, report);
     imputation.apply(chunk);
     if (!standardization.empty()) standardization.apply(chunk);
-    rows_bytes = (chunk.features.capacity() + chunk.targets.capacity() + numeric.capacity()) *
-                     sizeof(float) +
+    rows_bytes = (chunk.features.capacity() + chunk.targets.capacity()) * sizeof(float) +
                  (labels.capacity() + categories.capacity()) * sizeof(detail::LabelText);
     peak = std::max(peak, buffer.capacity() + rows_bytes + source->held_bytes());
-  }
-
-  // Counts the block's categories (collect_categories), or encodes its rows with them.
-  void categorize(Dataset& chunk, const detail::FaultReport& report) {
-    const detail::CategoryCells cells{buffer.data(), categories.data(), chunk.rows,
-                                      layout.category_columns.size()};
-    if (collect_categories) {
-      detail::count_categories(cells, options, category_counts);
-      return;
-    }
-    const auto count =
-        static_cast<std::size_t>(chunk.rows) * static_cast<std::size_t>(shape.feature_count);
-    resize_exactly(chunk.features, count);
-    std::fill(chunk.features.begin(), chunk.features.end(), 0.0f);
-    chunk.unseen_category_rows = detail::encode_categories(
-        cells, layout, shape.categorical, numeric.data(), numeric_features, chunk.features.data(),
-        shape.feature_count, options, report);
   }
 
   void map_labels(Dataset& chunk, const detail::FaultReport& report) {
