@@ -6,7 +6,8 @@
 // file of 12 float columns, 3 columns of integer codes (3, 5 and 7 distinct) and a 0/1
 // target three times: with the codes as numbers (one_hot:0), one-hot encoded with the
 // vocabularies fitted by the read (one_hot:1, as training does), and with them given (one_hot:2,
-// as evaluate, predict and streams do).
+// as evaluate, predict and streams do). BM_Impute fits and applies mean or median imputation to
+// that file's rows with 2% of the cells missing.
 //
 // Compressed input: the same files as gzip (zlib level 6) and zstd (level 3), written next to
 // them on first use, read by read_csv (BM_ReadCsvCompressed) and by one CsvStream pass
@@ -39,6 +40,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -298,6 +300,35 @@ void BM_ReadCsvCategorical(benchmark::State& state, CsvFile* file) {
       state.SkipWithError(e.what());
       break;
     }
+  }
+  set_rates(state, *file);
+}
+
+// Imputation::fit and apply on the categorical file read into memory (codes as numbers), with
+// every 50th cell of its feature rows made missing (NaN, as the read leaves a missing cell):
+// mean (state.range(0) == 0) or median (1) at 2 threads. Rates are of the file's bytes, to be
+// set beside BM_ReadCsvCategorical's one_hot:0, the parse of the same file.
+void BM_Impute(benchmark::State& state, CsvFile* file) {
+  if (!ensure_ready(state, *file)) return;
+  tbb::task_arena arena(2);
+  arena.initialize();
+  shardprop::Dataset data;
+  arena.execute([&] { data = shardprop::read_csv(file->path); });
+  for (std::size_t i = 0; i < data.features.size(); i += 50) {
+    data.features[i] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const shardprop::MissingPolicy policy =
+      state.range(0) == 0 ? shardprop::MissingPolicy::mean : shardprop::MissingPolicy::median;
+  shardprop::Dataset filled;
+  for (auto _ : state) {
+    state.PauseTiming();
+    filled = data;
+    state.ResumeTiming();
+    arena.execute([&] {
+      const shardprop::Imputation imputation = shardprop::Imputation::fit(filled, policy);
+      imputation.apply(filled);
+    });
+    benchmark::DoNotOptimize(filled.features.data());
   }
   set_rates(state, *file);
 }
@@ -661,7 +692,9 @@ std::vector<std::string> run_names(const CsvFile& file) {
             "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:0/real_time",
             "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:1/real_time",
             "BM_ReadCsvCategorical" + suffix + "/threads:1/one_hot:2/real_time",
-            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:2/real_time"};
+            "BM_ReadCsvCategorical" + suffix + "/threads:2/one_hot:2/real_time",
+            "BM_Impute" + suffix + "/median:0/real_time",
+            "BM_Impute" + suffix + "/median:1/real_time"};
   }
   return {"BM_ReadSyscall" + suffix + "/real_time",
           "BM_MmapTouch" + suffix + "/real_time",
@@ -700,6 +733,11 @@ void register_benchmarks(std::vector<CsvFile>& files) {
                                    BM_ReadCsvCategorical, f)
           ->ArgNames({"threads", "one_hot"})
           ->ArgsProduct({{1, 2}, {0, 1, 2}})
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Impute/" + file.name).c_str(), BM_Impute, f)
+          ->ArgNames({"median"})
+          ->DenseRange(0, 1)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
       continue;

@@ -555,9 +555,11 @@ std::vector<ParsedChunk> parse_rows(const CsvLayout& layout, const CsvText& text
       throw Error(report.message({CsvProblem::chunk_mismatch}));
     }
     const CsvFault& fault = again.fault;
-    const ColumnRole role = layout.roles[static_cast<std::size_t>(fault.column)];
-    if (fault.problem == CsvProblem::missing_value && role != ColumnRole::feature &&
-        role != ColumnRole::category) {
+    // A missing feature or category keeps the message that suggests filling it in. (Only a
+    // missing_value fault's column is always one of the layout's.)
+    if (fault.problem == CsvProblem::missing_value &&
+        layout.roles[static_cast<std::size_t>(fault.column)] != ColumnRole::feature &&
+        layout.roles[static_cast<std::size_t>(fault.column)] != ColumnRole::category) {
       throw Error(report.missing_target_message(fault));
     }
     throw Error(report.message(fault, layout));
