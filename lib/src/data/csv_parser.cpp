@@ -102,6 +102,14 @@ class SeparatorCursor {
   char delimiter_;
 };
 
+// Whether a quote is among the n bytes at p; short fields without a call.
+bool has_quote(const char* p, std::size_t n) {
+  if (n > 16) return std::memchr(p, '"', n) != nullptr;
+  bool quote = false;
+  for (std::size_t i = 0; i < n; ++i) quote |= p[i] == '"';
+  return quote;
+}
+
 // Consecutive columns of one numeric role whose slots are consecutive too, or one column of
 // another role.
 struct ColumnRun {
@@ -398,7 +406,7 @@ const char* RecordParser::other_field(const char* record, const char* field, con
     // An unquoted field without blanks around it, as most are: its text ends at the separator.
     const auto size = static_cast<std::size_t>(separator - field);
     const Blanks blanks = blanks_for(layout_.delimiter);
-    if (size > 0 && std::memchr(field, '"', size) == nullptr && !blanks.contains(field[0]) &&
+    if (size > 0 && !has_quote(field, size) && !blanks.contains(field[0]) &&
         !blanks.contains(separator[-1]) && separator[-1] != '\r') {
       CsvField plain;
       plain.begin = field;

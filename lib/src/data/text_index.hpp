@@ -25,32 +25,26 @@ class TextIndex {
 
   // The value of `text`, or kAbsent.
   std::int32_t find(std::string_view text) const {
-    const std::uint64_t hash = hash_of(text);
-    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Key key = key_of(text);
+    for (std::size_t i = key.hash & mask_;; i = (i + 1) & mask_) {
       const Slot& slot = slots_[i];
       if (slot.value == kAbsent) return kAbsent;
-      if (slot.hash == hash && slot.size == text.size() &&
-          std::memcmp(slot.data, text.data(), text.size()) == 0) {
-        return slot.value;
-      }
+      if (matches(slot, key, text)) return slot.value;
     }
   }
 
   // The value of `text`; a text not there yet gets `value` first. REQUIRES: value >= 0.
   std::int32_t insert(std::string_view text, std::int32_t value) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
-    const std::uint64_t hash = hash_of(text);
-    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Key key = key_of(text);
+    for (std::size_t i = key.hash & mask_;; i = (i + 1) & mask_) {
       Slot& slot = slots_[i];
       if (slot.value == kAbsent) {
-        slot = {text.data(), text.size(), hash, value};
+        slot = {text.data(), text.size(), key.hash, key.head, value};
         ++size_;
         return value;
       }
-      if (slot.hash == hash && slot.size == text.size() &&
-          std::memcmp(slot.data, text.data(), text.size()) == 0) {
-        return slot.value;
-      }
+      if (matches(slot, key, text)) return slot.value;
     }
   }
 
@@ -59,8 +53,19 @@ class TextIndex {
     const char* data = nullptr;
     std::size_t size = 0;
     std::uint64_t hash = 0;
+    std::uint64_t head = 0;  // the first 8 bytes, zero-padded: enough to compare short texts
     std::int32_t value = kAbsent;
   };
+
+  struct Key {
+    std::uint64_t hash;
+    std::uint64_t head;
+  };
+
+  static bool matches(const Slot& slot, const Key& key, std::string_view text) {
+    return slot.hash == key.hash && slot.size == text.size() && slot.head == key.head &&
+           (text.size() <= 8 || std::memcmp(slot.data + 8, text.data() + 8, text.size() - 8) == 0);
+  }
 
   static std::size_t capacity_for(std::size_t texts) {
     return std::bit_ceil(std::max<std::size_t>(16, texts * 2));
@@ -82,27 +87,50 @@ class TextIndex {
     }
   }
 
-  // 8 bytes at a time, each word mixed by a multiply; the top bits, which every input bit
-  // reaches, are folded down for the slot index.
-  static std::uint64_t hash_of(std::string_view text) {
-    constexpr std::uint64_t kMultiplier = 0x9E3779B97F4A7C15ull;
-    std::uint64_t hash = text.size() * kMultiplier;
-    const char* p = text.data();
-    std::size_t left = text.size();
-    while (left >= 8) {
+  // The first min(n, 8) bytes at p as a little-endian word, zero above. Whole loads (they may
+  // overlap): a copy of n bytes into a zeroed word would stall the load that reads it back.
+  static std::uint64_t first_bytes(const char* p, std::size_t n) {
+    if (n >= 8) {
       std::uint64_t word;
       std::memcpy(&word, p, 8);
-      hash = (hash ^ word) * kMultiplier;
+      return word;
+    }
+    if (n >= 4) {
+      std::uint32_t low, high;
+      std::memcpy(&low, p, 4);
+      std::memcpy(&high, p + n - 4, 4);
+      return std::uint64_t{low} | std::uint64_t{high} << (8 * (n - 4));
+    }
+    if (n == 0) return 0;
+    const auto byte = [p](std::size_t i) {
+      return std::uint64_t{static_cast<unsigned char>(p[i])};
+    };
+    return byte(0) | byte(n / 2) << (8 * (n / 2)) | byte(n - 1) << (8 * (n - 1));
+  }
+
+  // 8 bytes at a time, each word mixed by a multiply; the top bits, which every input bit
+  // reaches, are folded down for the slot index.
+  static Key key_of(std::string_view text) {
+    constexpr std::uint64_t kMultiplier = 0x9E3779B97F4A7C15ull;
+    const char* p = text.data();
+    std::size_t left = text.size();
+    const std::uint64_t head = first_bytes(p, left);
+    std::uint64_t hash = (text.size() * kMultiplier ^ head) * kMultiplier;
+    if (left > 8) {
       hash ^= hash >> 29;
       p += 8;
       left -= 8;
+      while (left >= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p, 8);
+        hash = (hash ^ word) * kMultiplier;
+        hash ^= hash >> 29;
+        p += 8;
+        left -= 8;
+      }
+      if (left > 0) hash = (hash ^ first_bytes(p, left)) * kMultiplier;
     }
-    if (left > 0) {
-      std::uint64_t word = 0;
-      std::memcpy(&word, p, left);
-      hash = (hash ^ word) * kMultiplier;
-    }
-    return hash ^ (hash >> 32);
+    return {hash ^ (hash >> 32), head};
   }
 
   std::vector<Slot> slots_;
