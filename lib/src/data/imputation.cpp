@@ -409,8 +409,10 @@ void Imputation::apply(Dataset& data) const {
                     [&](const tbb::blocked_range<std::int64_t>& rows) {
                       for (std::int64_t r = rows.begin(); r < rows.end(); ++r) {
                         float* x = data.features.data() + static_cast<std::size_t>(r) * n;
+                        // Only missing cells are written: a clean row's memory stays clean.
                         for (std::size_t j = 0; j < n; ++j) {
-                          x[j] = std::isnan(x[j]) ? fill[j] : x[j];
+                          if (std::isnan(x[j])) [[unlikely]]
+                            x[j] = fill[j];
                         }
                       }
                     });
