@@ -599,6 +599,19 @@ TEST_CASE("train names the first missing cell by default and a missing target al
                                     "--epochs", "1", "--batch-size", "2", "--out", "t.st"});
   INFO(dropped.err);
   CHECK(dropped.exit_code == 0);
+  SECTION("drop that leaves no row says why") {
+    write_text(dir / "gaps.csv", "x,z,y\n1,NA,2\nNA,3,4\n");
+    const bool streamed = GENERATE(false, true);
+    CAPTURE(streamed);
+    std::vector<std::string> args{"train",    "--data", "gaps.csv", "--missing", "drop",
+                                  "--epochs", "1",      "--out",    "g.st"};
+    if (streamed) args.emplace_back("--stream");
+    const Run none = run_cli(dir, args);
+    CHECK(none.exit_code != 0);
+    CHECK_THAT(none.err, Contains("gaps.csv: no data rows (--missing drop leaves out every row "
+                                  "with a missing value; fill them in with --missing "
+                                  "mean|median|zero instead)"));
+  }
 }
 
 TEST_CASE("the cache keeps missing cells as read and keys on the policy and tokens",

@@ -20,6 +20,18 @@
 
 namespace shardprop::cli {
 
+namespace {
+
+// A file without rows to train on; with --missing drop, say that drop may have left them out.
+std::string no_data_rows(const std::string& file, const CsvOptions& csv) {
+  if (csv.missing != MissingPolicy::drop) return file + ": no data rows";
+  return file +
+         ": no data rows (--missing drop leaves out every row with a missing value; fill them in "
+         "with --missing mean|median|zero instead)";
+}
+
+}  // namespace
+
 CsvOptions csv_options(const TrainOptions& o, Loss loss) {
   CsvOptions csv;
   csv.targets = o.targets;
@@ -49,7 +61,7 @@ Loss choose_loss(const TrainOptions& o, std::string& reason) {
   Dataset first;
   try {
     CsvStream peek(o.data, csv, {}, std::size_t{1} << 20);
-    if (!peek.next(first)) throw Error(o.data + ": no data rows");
+    if (!peek.next(first)) throw Error(no_data_rows(o.data, csv));
   } catch (const Error& e) {
     // A field that is not a number is taken for a label; if it was a feature after all, the
     // real read reports it with its place.
@@ -118,7 +130,7 @@ TrainingData load_in_memory(const TrainOptions& o, CsvOptions csv, Loss loss,
                   : read_csv_part(file, csv, comm);
   };
   d.train = load(o.data);
-  if (d.train->total_rows == 0) throw CollectiveError(o.data + ": no data rows");
+  if (d.train->total_rows == 0) throw CollectiveError(no_data_rows(o.data, csv));
   if (loss == Loss::xent && !stored.class_names.empty()) {
     use_class_names(*d.train, stored.class_names, comm);
   }
@@ -158,7 +170,7 @@ Dataset first_rows(const std::string& file, const CsvOptions& csv,
                    const std::vector<std::string>& classes) {
   CsvStream peek(file, csv, classes, std::size_t{1} << 20);
   Dataset first;
-  if (!peek.next(first)) throw CollectiveError(file + ": no data rows");
+  if (!peek.next(first)) throw CollectiveError(no_data_rows(file, csv));
   return first;
 }
 
@@ -259,7 +271,7 @@ TrainingData load_streaming(const TrainOptions& o, CsvOptions csv, Loss loss,
       throw CollectiveError(o.validation.empty()
                                 ? o.data + ": --val-split " + std::to_string(o.validation_split) +
                                       " held out no row: raise it"
-                                : o.validation + ": no data rows");
+                                : no_data_rows(o.validation, csv));
     }
   }
   return d;
