@@ -68,11 +68,11 @@ void read_csv_rows(const std::string& file, const CsvLayout& layout,
   std::unique_ptr<LabelText[]> labels;
   std::size_t label_rows = 0;
   const std::size_t category_columns = layout.category_columns.size();
-  // With the vocabularies given, the parse writes the encoded rows (numbers and one-hot inputs)
-  // itself; otherwise the numbers go to rows of their own and the texts are recorded, to be
-  // counted and encoded once the vocabularies are known.
-  // Vocabularies to fit start from those of the first rows, and the parse collects texts
-  // beyond them; a sample that cannot serve leaves the encoding until after the parse.
+  // Categorical columns: with the vocabularies given, the parse writes the encoded rows
+  // (numbers and one-hot inputs) itself. Vocabularies to fit start from those of the first rows,
+  // and the parse also collects the texts beyond them. A sample that cannot serve leaves the
+  // encoding until after the parse: the numbers go to rows of their own and the texts are
+  // recorded, to be counted and encoded once the vocabularies are known.
   const bool vocabularies_given = category_columns > 0 && !options.categories.empty();
   CategoryEncoding encoding = CategoryEncoding::after_parse;
   CsvLayout encoded_layout;
