@@ -21,6 +21,8 @@
 #include "cli_runner.hpp"
 #include "data/csv_cache.hpp"
 #include "data/csv_part.hpp"
+#include "data/imputation_fit.hpp"
+#include "data/median_fit.hpp"
 #include "shardprop/checkpoint.hpp"
 #include "shardprop/data_stream.hpp"
 #include "shardprop/dataset.hpp"
@@ -337,6 +339,94 @@ TEST_CASE("median of odd and even counts, negatives and ties", "[csv][missing]")
   CHECK(Imputation::fit(data, MissingPolicy::median).fill == std::vector<float>{-1.0f, 0.5f, 5});
   CHECK(Imputation::fit(data, MissingPolicy::mean).fill ==
         std::vector<float>{0.5f, 7.25f / 3.0f, 5});
+}
+
+// The fit of `data`'s median with `sample` guiding it (or no sample), and the passes it took.
+std::pair<std::vector<float>, int> median_with_sample(const Dataset& data,
+                                                      const std::optional<Dataset>& sample) {
+  shardprop::detail::ImputationRows rows;
+  rows.features = data.feature_count;
+  int passes = 0;
+  rows.pass = [&](const std::function<void(const Dataset&)>& work) {
+    ++passes;
+    // In two chunks, as a stream would hand them over.
+    Dataset head = data;
+    Dataset tail = data;
+    head.rows = data.rows / 2;
+    tail.rows = data.rows - head.rows;
+    const auto n = static_cast<std::ptrdiff_t>(data.feature_count);
+    head.features.assign(data.features.begin(), data.features.begin() + head.rows * n);
+    tail.features.assign(data.features.begin() + head.rows * n, data.features.end());
+    work(head);
+    work(tail);
+  };
+  if (sample) {
+    rows.sample = [&](const std::function<void(const Dataset&)>& work) { work(*sample); };
+  }
+  rows.gather = [](const std::vector<std::uint64_t>& words) {
+    return std::vector<std::vector<std::uint64_t>>{words};
+  };
+  return {shardprop::detail::fit_imputation(MissingPolicy::median, rows).fill, passes};
+}
+
+TEST_CASE("the median is exact whichever sample guides its search", "[csv][missing]") {
+  // Two features of 20,001 rows: a wide normal with a few NaN, and small integers whose middle
+  // ranks sit inside long runs of ties.
+  Dataset data;
+  data.feature_count = 2;
+  data.rows = 20001;
+  std::mt19937_64 random(11);
+  std::normal_distribution<float> normal(-4.0f, 1000.0f);
+  std::uniform_int_distribution<int> small(-3, 3);
+  for (std::int64_t r = 0; r < data.rows; ++r) {
+    data.features.push_back(r % 97 == 0 ? std::numeric_limits<float>::quiet_NaN() : normal(random));
+    data.features.push_back(static_cast<float>(small(random)));
+  }
+  const std::vector<double> expected = reference(data, MissingPolicy::median);
+  std::vector<float> want(expected.begin(), expected.end());
+  Dataset sorted = data;
+  for (int j = 0; j < 2; ++j) {
+    std::vector<float> column;
+    for (std::int64_t r = 0; r < data.rows; ++r) column.push_back(data.features[r * 2 + j]);
+    std::sort(column.begin(), column.end(),
+              [](float a, float b) { return std::isnan(b) ? !std::isnan(a) : a < b; });
+    for (std::int64_t r = 0; r < data.rows; ++r) sorted.features[r * 2 + j] = column[r];
+  }
+
+  SECTION("a sample of every row brackets the middle: one pass") {
+    const auto [fill, passes] = median_with_sample(data, data);
+    CHECK(same_bits(fill, want));
+    CHECK(passes == 1);
+  }
+  SECTION("a sample spread over the rows brackets the middle: one pass") {
+    const auto [fill, passes] = median_with_sample(data, shardprop::detail::sample_rows(data));
+    CHECK(same_bits(fill, want));
+    CHECK(passes == 1);
+  }
+  // Rows [first, first + count) of `from`, features only.
+  const auto rows_of = [](const Dataset& from, std::int64_t first, std::int64_t count) {
+    Dataset rows;
+    rows.feature_count = from.feature_count;
+    rows.rows = count;
+    rows.features.assign(from.features.begin() + first * from.feature_count,
+                         from.features.begin() + (first + count) * from.feature_count);
+    return rows;
+  };
+  SECTION("rows from one end of sorted data miss it: the radix selection's four passes follow") {
+    const std::int64_t first = GENERATE(0, 19000);
+    CAPTURE(first);
+    const auto [fill, passes] = median_with_sample(sorted, rows_of(sorted, first, 500));
+    CHECK(same_bits(fill, want));
+    CHECK(passes == 5);
+  }
+  SECTION("without a sample, or with an empty one, the radix selection runs alone") {
+    Dataset empty;
+    empty.feature_count = 2;
+    const auto [fill, passes] = median_with_sample(
+        data, GENERATE_COPY(std::optional<Dataset>{}, std::optional<Dataset>{empty}));
+    CHECK(same_bits(fill, want));
+    CHECK(passes == 4);
+  }
 }
 
 TEST_CASE("a feature with no value cannot be fit and is named", "[csv][missing]") {

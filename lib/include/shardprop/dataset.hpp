@@ -159,8 +159,10 @@ struct Imputation {
   // feature without a single value (mean and median).
   static Imputation fit(const Dataset& data, MissingPolicy policy);
   // The same over a stream (rewound first and afterwards), bitwise the fit of the whole dataset
-  // however the stream chunks it: one pass for mean, four for median (an exact radix selection
-  // over the float bits), a first chunk only for zero.
+  // however the stream chunks it: one pass for mean; for median, one when the first chunk's
+  // middle values bracket the data's (the pass counts around them and selects among the values
+  // near them), else five (an exact radix selection over the float bits follows); a first
+  // chunk only for zero.
   static Imputation fit(DataStream& stream, MissingPolicy policy);
   // Replaces each NaN feature with its fill. Nothing for an empty fill; otherwise throws Error
   // if the feature count differs.

@@ -91,12 +91,15 @@ StreamPart scan_stream_part(DataStream& stream, const Communicator& comm,
 Standardization fit_standardization(const DatasetPart& part, const Communicator& comm = {});
 
 // Collective: the imputation of the whole dataset (Imputation::fit of the whole), bitwise the
-// same for any number of ranks: exact sums for mean, summed byte histograms for median (four
-// passes over the part). A feature without a value anywhere throws CollectiveError.
+// same for any number of ranks: exact sums for mean; for median, counts around the middle
+// values of every rank's sample and a selection among the values near them (one pass over the
+// part), or summed byte histograms when the sample misses (four more). A feature without a value
+// anywhere throws CollectiveError.
 Imputation fit_imputation(const DatasetPart& part, MissingPolicy policy,
                           const Communicator& comm = {});
 // Collective: the same over every rank's part stream (rewound first and afterwards), bitwise
-// Imputation::fit(DataStream&) of the whole: one pass for mean, four for median, none for zero.
+// Imputation::fit(DataStream&) of the whole: one pass for mean, one or five for median, none for
+// zero.
 Imputation fit_imputation(DataStream& stream, MissingPolicy policy, const Communicator& comm = {});
 
 // Collective: re-indexes every rank's class targets to `names` (see use_class_names).

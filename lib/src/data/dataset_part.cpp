@@ -20,6 +20,7 @@
 #include "data/dataset_rows.hpp"
 #include "data/feature_moments.hpp"
 #include "data/imputation_fit.hpp"
+#include "data/median_fit.hpp"
 #include "data/row_split.hpp"
 #include "shardprop/error.hpp"
 
@@ -281,29 +282,45 @@ Standardization fit_standardization(const DatasetPart& part, const Communicator&
 
 namespace {
 
-// Every rank's words, in rank order. Collective.
+// Every rank's words, in rank order, each rank's of any length. Collective.
 std::vector<std::vector<std::uint64_t>> gather_words(detail::Communicator& c,
                                                      const std::vector<std::uint64_t>& mine) {
-  std::vector<std::uint64_t> all(mine.size() * static_cast<std::size_t>(c.size()));
-  c.allgather(std::span<const std::uint64_t>(mine), std::span<std::uint64_t>(all));
+  const std::vector<std::uint64_t> sizes = c.allgather<std::uint64_t>(mine.size());
   std::vector<std::vector<std::uint64_t>> words;
-  for (int r = 0; r < c.size(); ++r) {
-    const auto first = all.begin() + static_cast<std::ptrdiff_t>(r * mine.size());
-    words.emplace_back(first, first + static_cast<std::ptrdiff_t>(mine.size()));
+  if (std::all_of(sizes.begin(), sizes.end(), [&](std::uint64_t n) { return n == mine.size(); })) {
+    std::vector<std::uint64_t> all(mine.size() * static_cast<std::size_t>(c.size()));
+    c.allgather(std::span<const std::uint64_t>(mine), std::span<std::uint64_t>(all));
+    for (int r = 0; r < c.size(); ++r) {
+      const auto first = all.begin() + static_cast<std::ptrdiff_t>(r * mine.size());
+      words.emplace_back(first, first + static_cast<std::ptrdiff_t>(mine.size()));
+    }
+    return words;
+  }
+  // Lengths that differ go as bytes, which the communicator gathers at any length.
+  std::string bytes(mine.size() * sizeof(std::uint64_t), '\0');
+  if (!mine.empty()) std::memcpy(bytes.data(), mine.data(), bytes.size());
+  for (const std::string& text : c.allgather_strings(bytes)) {
+    std::vector<std::uint64_t>& rank = words.emplace_back(text.size() / sizeof(std::uint64_t));
+    if (!rank.empty()) std::memcpy(rank.data(), text.data(), text.size());
   }
   return words;
 }
 
 // The fit over every rank's rows; `pass` runs this rank's pass, which may fail on one rank
 // (bad input in a stream), so each is agreed on before the words are gathered.
-Imputation fit_imputation_collectively(
-    detail::Communicator& c, MissingPolicy policy, int features, std::vector<std::string> names,
-    const std::function<void(const std::function<void(const Dataset&)>&)>& pass) {
+using RowsPass = std::function<void(const std::function<void(const Dataset&)>&)>;
+
+Imputation fit_imputation_collectively(detail::Communicator& c, MissingPolicy policy, int features,
+                                       std::vector<std::string> names, const RowsPass& pass,
+                                       const RowsPass& sample) {
   detail::ImputationRows rows;
   rows.features = features;
   rows.names = std::move(names);
   rows.pass = [&](const std::function<void(const Dataset&)>& work) {
     detail::agree(c, [&] { pass(work); });
+  };
+  rows.sample = [&](const std::function<void(const Dataset&)>& work) {
+    detail::agree(c, [&] { sample(work); });
   };
   rows.gather = [&](const std::vector<std::uint64_t>& words) { return gather_words(c, words); };
   try {
@@ -323,7 +340,10 @@ Imputation fit_imputation(const DatasetPart& part, MissingPolicy policy, const C
   detail::Communicator& c = detail::CommunicatorAccess::of(comm);
   return fit_imputation_collectively(
       c, policy, part.rows.feature_count, part.rows.feature_names,
-      [&](const std::function<void(const Dataset&)>& work) { work(part.rows); });
+      [&](const std::function<void(const Dataset&)>& work) { work(part.rows); },
+      [&](const std::function<void(const Dataset&)>& work) {
+        work(detail::sample_rows(part.rows));
+      });
 }
 
 Imputation fit_imputation(DataStream& stream, MissingPolicy policy, const Communicator& comm) {
@@ -347,12 +367,21 @@ Imputation fit_imputation(DataStream& stream, MissingPolicy policy, const Commun
   for (const std::string& text : c.allgather_strings(encode_names(chunk.feature_names))) {
     if (names.empty()) decode_names(text, names);
   }
-  return fit_imputation_collectively(c, policy, static_cast<int>(features), names,
-                                     [&](const std::function<void(const Dataset&)>& work) {
-                                       stream.rewind();
-                                       while (stream.next(chunk)) work(chunk);
-                                       stream.rewind();
-                                     });
+  return fit_imputation_collectively(
+      c, policy, static_cast<int>(features), names,
+      [&](const std::function<void(const Dataset&)>& work) {
+        stream.rewind();
+        while (stream.next(chunk)) work(chunk);
+        stream.rewind();
+      },
+      [&](const std::function<void(const Dataset&)>& work) {
+        // A rank without rows samples none.
+        stream.rewind();
+        if (!stream.next(chunk)) chunk.rows = 0;
+        stream.rewind();
+        chunk.feature_count = static_cast<int>(features);
+        work(detail::sample_rows(chunk));
+      });
 }
 
 void use_class_names(DatasetPart& part, const std::vector<std::string>& names,

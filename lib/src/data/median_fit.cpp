@@ -1,0 +1,547 @@
+// Medians: a search that starts from a sample's middle values and finishes on the few values
+// near them, with an exact radix selection over the floats' bits (four passes of byte
+// histograms, which add up exactly across chunks and ranks) behind it.
+#include "data/median_fit.hpp"
+
+#include <tbb/blocked_range.h>
+#include <tbb/combinable.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/rng.hpp"
+#include "base/simd.hpp"
+#include "shardprop/error.hpp"
+
+namespace shardprop::detail {
+namespace {
+
+// Floats ordered as unsigned integers: negative values flipped whole, positive ones their sign
+// bit set (-0 just below +0, which are equal values anyway).
+std::uint32_t order_key(float x) {
+  const auto bits = std::bit_cast<std::uint32_t>(x);
+  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+float from_order_key(std::uint32_t key) {
+  return std::bit_cast<float>((key & 0x80000000u) != 0 ? key & 0x7fffffffu : ~key);
+}
+
+// The k-th smallest values (0-based) k = (n − 1)/2 and n/2 of each feature, by their order keys,
+// one byte per pass from the top: a pass counts, per feature and per wanted rank, the values
+// whose higher bytes match the bytes chosen so far, by their next byte. Counts add up exactly,
+// so chunks and ranks may be counted in any split.
+class MedianSelection {
+ public:
+  static constexpr int kPasses = 4;
+  static constexpr std::size_t kBins = 256;
+
+  explicit MedianSelection(int features)
+      : features_(features),
+        counts_(static_cast<std::size_t>(features)),
+        prefix_(static_cast<std::size_t>(features) * 2),
+        rank_(static_cast<std::size_t>(features) * 2),
+        histograms_(static_cast<std::size_t>(features) * 2 * kBins) {}
+
+  // In parallel over blocks of rows in memory order, each thread counting into histograms of
+  // its own, summed afterwards (counts add up exactly in any order).
+  void add(const Dataset& rows) {
+    check_feature_count(rows, features_);
+    const int shift = 24 - 8 * pass_;
+    const auto n = static_cast<std::size_t>(features_);
+    if (n == 0) return;
+    tbb::combinable<std::vector<std::uint64_t>> partial(
+        [&] { return std::vector<std::uint64_t>(histograms_.size(), 0); });
+    const std::int64_t grain = std::max<std::int64_t>(1, 16384 / static_cast<std::int64_t>(n));
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, rows.rows, grain),
+                      [&](const tbb::blocked_range<std::int64_t>& range) {
+                        std::vector<std::uint64_t>& histograms = partial.local();
+                        for (std::int64_t r = range.begin(); r < range.end(); ++r) {
+                          const float* x = rows.features.data() + static_cast<std::size_t>(r) * n;
+                          for (std::size_t f = 0; f < n; ++f) {
+                            if (std::isnan(x[f])) continue;
+                            const std::uint32_t key = order_key(x[f]);
+                            const std::size_t bin = (key >> shift) & 0xffu;
+                            // The first pass has no prefix: every value counts (and gives the
+                            // count).
+                            const std::uint32_t above = pass_ == 0 ? 0 : key >> (shift + 8);
+                            std::uint64_t* low = histograms.data() + f * 2 * kBins;
+                            if (above == prefix_[2 * f]) ++low[bin];
+                            if (above == prefix_[2 * f + 1]) ++low[kBins + bin];
+                          }
+                        }
+                      });
+    partial.combine_each([&](const std::vector<std::uint64_t>& histograms) {
+      for (std::size_t i = 0; i < histograms.size(); ++i) histograms_[i] += histograms[i];
+    });
+  }
+
+  std::vector<std::uint64_t>& histograms() { return histograms_; }
+
+  // Chooses each wanted rank's next byte from the (all-process) histograms.
+  void finish_pass() {
+    for (std::size_t f = 0; f < static_cast<std::size_t>(features_); ++f) {
+      const std::uint64_t* low = histograms_.data() + f * 2 * kBins;
+      if (pass_ == 0) {
+        std::uint64_t count = 0;
+        for (std::size_t b = 0; b < kBins; ++b) count += low[b];
+        counts_[f] = count;
+        rank_[2 * f] = count == 0 ? 0 : (count - 1) / 2;
+        rank_[2 * f + 1] = count / 2;
+      }
+      if (counts_[f] == 0) continue;
+      for (std::size_t t = 0; t < 2; ++t) {
+        const std::uint64_t* histogram = low + t * kBins;
+        std::uint64_t& rank = rank_[2 * f + t];
+        std::size_t b = 0;
+        while (rank >= histogram[b]) rank -= histogram[b++];  // the ranks are below the count
+        prefix_[2 * f + t] = prefix_[2 * f + t] << 8 | static_cast<std::uint32_t>(b);
+      }
+    }
+    std::fill(histograms_.begin(), histograms_.end(), 0);
+    ++pass_;
+  }
+
+  bool done() const { return pass_ == kPasses; }
+
+  std::vector<float> medians(const std::vector<std::string>& names) const {
+    std::vector<float> fill(static_cast<std::size_t>(features_));
+    for (std::size_t f = 0; f < fill.size(); ++f) {
+      if (counts_[f] == 0) throw_no_values(MissingPolicy::median, names, static_cast<int>(f));
+      const double low = from_order_key(prefix_[2 * f]);
+      const double high = from_order_key(prefix_[2 * f + 1]);
+      fill[f] = static_cast<float>((low + high) / 2.0);
+    }
+    return fill;
+  }
+
+ private:
+  int features_;
+  int pass_ = 0;
+  std::vector<std::uint64_t> counts_;      // values that are not NaN, per feature
+  std::vector<std::uint32_t> prefix_;      // per feature and wanted rank: the key bytes chosen
+  std::vector<std::uint64_t> rank_;        // ... and the rank among the values matching them
+  std::vector<std::uint64_t> histograms_;  // [feature][wanted rank][byte]
+};
+
+// Counters of BracketedMedians, counter-major: values present, below lo, equal to lo, strictly
+// between lo and hi, equal to hi (when hi is above lo).
+constexpr std::size_t kCounters = 5;
+constexpr std::size_t kPresent = 0, kBelow = 1, kAtLow = 2, kBetween = 3, kAtHigh = 4;
+
+// Counts `rows` rows of n features (fewer than 2^32) against the brackets [low, high] into
+// 32-bit counters, and writes the values strictly inside a bracket to `inside` (feature << 32 |
+// key, room for rows·n); returns how many. Branch-free: the counting loop runs over the features
+// in vector lanes, the collection keeps every key and advances only past those inside.
+// Counts rows of `width` values against brackets: each place i of a row has its bracket low[i],
+// high[i] and its feature feature[i] (a row of the data, or several side by side so that the
+// width is a multiple of the vector lanes). Adds to 32-bit counters per place, `counts`
+// (counter-major, kCounters·width, fewer than 2^32 rows), and writes the values strictly inside
+// a bracket to `inside` (feature << 32 | key, room for rows·width); returns how many. Branch-free:
+// the counting runs in GCC vector lanes (two SSE registers where AVX2 is absent), the collection
+// writes every key and advances only past those inside. Vectors stay local: none is passed to or
+// returned from a function, whose ABI would depend on AVX.
+SHARDPROP_MULTIVERSION
+std::size_t count_around(const float* x, std::size_t rows, std::size_t width,
+                         const std::uint32_t* low, const std::uint32_t* high,
+                         const std::uint32_t* feature, std::uint32_t* counts,
+                         std::uint32_t* inside_flags, std::uint64_t* inside) {
+  using Lanes = std::uint32_t __attribute__((vector_size(32)));
+  constexpr std::size_t kLanes = sizeof(Lanes) / sizeof(std::uint32_t);
+  std::uint32_t* const c[kCounters] = {counts, counts + width, counts + 2 * width,
+                                       counts + 3 * width, counts + 4 * width};
+  std::size_t collected = 0;
+  for (std::size_t r = 0; r < rows; ++r, x += width) {
+    Lanes any{};
+    std::size_t f = 0;
+    for (; f + kLanes <= width; f += kLanes) {
+      Lanes bits, lo, hi, present, below, at_low, between, at_high;
+      std::memcpy(&bits, x + f, sizeof bits);
+      std::memcpy(&lo, low + f, sizeof lo);
+      std::memcpy(&hi, high + f, sizeof hi);
+      std::memcpy(&present, c[kPresent] + f, sizeof present);
+      std::memcpy(&below, c[kBelow] + f, sizeof below);
+      std::memcpy(&at_low, c[kAtLow] + f, sizeof at_low);
+      std::memcpy(&between, c[kBetween] + f, sizeof between);
+      std::memcpy(&at_high, c[kAtHigh] + f, sizeof at_high);
+      // Comparisons give all-ones lanes: "& 1" makes them counts.
+      const Lanes is = (bits & 0x7fffffffu) <= 0x7f800000u;  // not NaN
+      const Lanes key = bits ^ (((bits >> 31) * 0xffffffffu) | 0x80000000u);
+      const Lanes in = is & (key > lo) & (key < hi) & 1u;
+      present += is & 1u;
+      below += is & (key < lo) & 1u;
+      at_low += is & (key == lo) & 1u;
+      between += in;
+      at_high += is & (key == hi) & (hi != lo) & 1u;
+      std::memcpy(c[kPresent] + f, &present, sizeof present);
+      std::memcpy(c[kBelow] + f, &below, sizeof below);
+      std::memcpy(c[kAtLow] + f, &at_low, sizeof at_low);
+      std::memcpy(c[kBetween] + f, &between, sizeof between);
+      std::memcpy(c[kAtHigh] + f, &at_high, sizeof at_high);
+      std::memcpy(inside_flags + f, &in, sizeof in);
+      any |= in;
+    }
+    std::uint32_t any_scalar = 0;
+    for (std::size_t i = 0; i < kLanes; ++i) any_scalar |= any[i];
+    for (; f < width; ++f) {
+      const auto bits = std::bit_cast<std::uint32_t>(x[f]);
+      const std::uint32_t is = (bits & 0x7fffffffu) <= 0x7f800000u ? 1u : 0u;
+      const std::uint32_t key = order_key(x[f]);
+      const std::uint32_t in = is & (key > low[f] ? 1u : 0u) & (key < high[f] ? 1u : 0u);
+      c[kPresent][f] += is;
+      c[kBelow][f] += is & (key < low[f] ? 1u : 0u);
+      c[kAtLow][f] += is & (key == low[f] ? 1u : 0u);
+      c[kBetween][f] += in;
+      c[kAtHigh][f] += is & (key == high[f] && high[f] != low[f] ? 1u : 0u);
+      inside_flags[f] = in;
+      any_scalar |= in;
+    }
+    if (any_scalar == 0) continue;
+    // A few percent of the values are inside: skip the lanes' groups with none.
+    for (std::size_t first = 0; first < width; first += kLanes) {
+      const std::size_t last = std::min(first + kLanes, width);
+      std::uint32_t group_any = 0;
+      for (f = first; f < last; ++f) group_any |= inside_flags[f];
+      if (group_any == 0) continue;
+      for (f = first; f < last; ++f) {
+        inside[collected] = std::uint64_t{feature[f]} << 32 | order_key(x[f]);
+        collected += inside_flags[f];
+      }
+    }
+  }
+  return collected;
+}
+
+// The lanes count_around's rows line up with.
+constexpr std::size_t kCountLanes = 8;
+
+// The same k-th smallest values in one pass when a sample of the rows brackets them: the sample
+// (every process's, gathered) gives each feature keys lo <= hi around its middle ranks; a pass
+// counts the values below lo, equal to lo and equal to hi, and collects those strictly between.
+// When every wanted rank falls among them the selection finishes on the collected values, which
+// are a few percent of the rows; otherwise (an unrepresentative sample, or too many values
+// collected) it reports a miss and the radix selection runs. Either way the result is the exact
+// order statistic, so which path ran never shows in the bits.
+class BracketedMedians {
+ public:
+  // Sample keys per feature at z standard deviations of the sample median's rank on either side:
+  // for a random sample, a bracket misses with a probability of about 1e-6 per feature.
+  static constexpr double kZ = 5.0;
+  // Beyond this many collected values over all processes the pass gives up (memory bound).
+  static constexpr std::uint64_t kMaxCollected = std::uint64_t{1} << 25;
+
+  explicit BracketedMedians(int features)
+      : features_(static_cast<std::size_t>(features)),
+        low_(features_, 0),
+        high_(features_, 0),
+        counts_(features_ * kCounters, 0) {}
+
+  // Chooses the brackets from every process's sample keys (words: per feature, the count of
+  // keys, then the keys). Returns false when some feature has no sample value to bracket with.
+  bool choose(const std::vector<std::vector<std::uint64_t>>& samples) {
+    std::vector<std::vector<std::uint32_t>> keys(features_);
+    for (const std::vector<std::uint64_t>& words : samples) {
+      std::size_t at = 0;
+      for (std::size_t f = 0; f < features_; ++f) {
+        if (at >= words.size() || words[at] > words.size() - at - 1) {
+          throw Error("imputation: another process sent a sample of a different feature count");
+        }
+        const auto n = static_cast<std::ptrdiff_t>(words[at++]);
+        const auto first = words.begin() + static_cast<std::ptrdiff_t>(at);
+        keys[f].insert(keys[f].end(), first, first + n);  // each key is below 2^32
+        at += static_cast<std::size_t>(n);
+      }
+    }
+    if (std::any_of(keys.begin(), keys.end(), [](const auto& k) { return k.empty(); })) {
+      return false;
+    }
+    tbb::parallel_for(std::size_t{0}, features_, [&](std::size_t f) {
+      std::vector<std::uint32_t>& sample = keys[f];
+      const auto m = static_cast<double>(sample.size());
+      const double margin = kZ * std::sqrt(m) / 2.0;
+      const auto low =
+          static_cast<std::size_t>(std::max(0.0, std::floor((m - 1.0) / 2.0 - margin)));
+      const auto high = static_cast<std::size_t>(std::min(m - 1.0, std::ceil(m / 2.0 + margin)));
+      std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(low),
+                       sample.end());
+      low_[f] = sample[low];
+      std::nth_element(sample.begin() + static_cast<std::ptrdiff_t>(low),
+                       sample.begin() + static_cast<std::ptrdiff_t>(high), sample.end());
+      high_[f] = sample[high];
+    });
+    return true;
+  }
+
+  // This process's counts and collected keys over one chunk, in parallel over blocks of rows.
+  void add(const Dataset& rows) {
+    check_feature_count(rows, static_cast<int>(features_));
+    const std::size_t n = features_;
+    if (n == 0 || overflow_) return;
+    // Rows side by side, `group` at a time, make rows of a multiple of kCountLanes values.
+    const std::size_t group = kCountLanes / std::gcd(n, kCountLanes);
+    const Places wide(low_, high_, group);
+    const Places single(low_, high_, 1);
+    tbb::combinable<Partial> partial([&] { return Partial(n, wide.width()); });
+    const auto grain = static_cast<std::int64_t>(std::max<std::size_t>(group, 16384 / n));
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, rows.rows, grain),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Partial& local = partial.local();
+          const float* x = rows.features.data() + static_cast<std::size_t>(range.begin()) * n;
+          auto left = static_cast<std::size_t>(range.size());
+          while (left > 0) {
+            const Places& places = left >= group ? wide : single;
+            const std::size_t block = std::min(kBlockRows, left / (places.width() / n));
+            local.count(x, block, places);
+            x += block * places.width();
+            left -= block * (places.width() / n);
+          }
+        });
+    partial.combine_each([&](const Partial& local) {
+      for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += local.counts[i];
+      if (collected_.size() + local.used > kMaxCollected) overflow_ = true;
+      if (!overflow_) {
+        collected_.insert(collected_.end(), local.collected.begin(),
+                          local.collected.begin() + static_cast<std::ptrdiff_t>(local.used));
+      }
+    });
+    if (overflow_) collected_ = {};
+  }
+
+  // The counters (counter-major), then how many values were collected and whether the
+  // collection overflowed: the same length on every process.
+  std::vector<std::uint64_t> count_words() const {
+    std::vector<std::uint64_t> words = counts_;
+    words.push_back(collected_.size());
+    words.push_back(overflow_ ? 1 : 0);
+    return words;
+  }
+
+  // Sums every process's count_words(); false when the values collected (overflowed on one
+  // process or too many in all) cannot be gathered, so the radix selection must run.
+  bool add_counts(const std::vector<std::vector<std::uint64_t>>& all) {
+    totals_.assign(counts_.size(), 0);
+    std::uint64_t collected = 0;
+    bool overflow = false;
+    for (const std::vector<std::uint64_t>& words : all) {
+      if (words.size() != counts_.size() + 2) {
+        throw Error("imputation: another process sent counts of a different feature count");
+      }
+      for (std::size_t i = 0; i < counts_.size(); ++i) totals_[i] += words[i];
+      collected += words[counts_.size()];
+      overflow |= words[counts_.size() + 1] != 0;
+    }
+    return !overflow && collected <= kMaxCollected;
+  }
+
+  // This process's collected values (feature << 32 | key).
+  const std::vector<std::uint64_t>& collected() const { return collected_; }
+
+  // The medians from the summed counts and every process's collected values, or nothing when a
+  // wanted rank is outside a bracket.
+  std::optional<std::vector<float>> medians(const std::vector<std::vector<std::uint64_t>>& all,
+                                            const std::vector<std::string>& names) const {
+    const std::vector<std::uint64_t>& counts = totals_;
+    // The collected keys, grouped by feature (a counting sort on the feature).
+    std::vector<std::uint64_t> start(features_ + 1, 0);
+    for (std::size_t f = 0; f < features_; ++f)
+      start[f + 1] = start[f] + counts[kBetween * features_ + f];
+    std::vector<std::uint32_t> between(static_cast<std::size_t>(start[features_]));
+    std::vector<std::uint64_t> next(start.begin(), start.end() - 1);
+    for (const std::vector<std::uint64_t>& words : all) {
+      for (std::size_t i = 0; i < words.size(); ++i) {
+        const std::size_t f = words[i] >> 32;
+        if (f >= features_ || next[f] == start[f + 1]) {
+          throw Error("imputation: another process sent values that its counts do not match");
+        }
+        between[next[f]++] = static_cast<std::uint32_t>(words[i]);
+      }
+    }
+    // Where each wanted rank falls: at lo, among the collected values, or at hi; a rank below
+    // lo or above hi is a miss.
+    enum class At : std::uint8_t { low, inside, high };
+    std::vector<std::array<At, 2>> at(features_);
+    std::vector<std::array<std::uint64_t, 2>> rank_between(features_);
+    for (std::size_t f = 0; f < features_; ++f) {
+      std::uint64_t c[kCounters];
+      for (std::size_t i = 0; i < kCounters; ++i) c[i] = counts[i * features_ + f];
+      if (c[kPresent] == 0) throw_no_values(MissingPolicy::median, names, static_cast<int>(f));
+      const std::uint64_t ranks[2] = {(c[kPresent] - 1) / 2, c[kPresent] / 2};
+      for (std::size_t t = 0; t < 2; ++t) {
+        const std::uint64_t k = ranks[t];
+        if (k < c[kBelow] || k >= c[kBelow] + c[kAtLow] + c[kBetween] + c[kAtHigh]) {
+          return std::nullopt;
+        }
+        rank_between[f][t] = k - c[kBelow] - c[kAtLow];
+        at[f][t] = k < c[kBelow] + c[kAtLow]                 ? At::low
+                   : k < c[kBelow] + c[kAtLow] + c[kBetween] ? At::inside
+                                                             : At::high;
+      }
+    }
+    std::vector<float> fill(features_);
+    tbb::parallel_for(std::size_t{0}, features_, [&](std::size_t f) {
+      const auto first = between.begin() + static_cast<std::ptrdiff_t>(start[f]);
+      const auto last = between.begin() + static_cast<std::ptrdiff_t>(start[f + 1]);
+      double value[2];
+      for (std::size_t t = 0; t < 2; ++t) {
+        std::uint32_t key = low_[f];
+        if (at[f][t] == At::high) key = high_[f];
+        if (at[f][t] == At::inside) {
+          const auto kth = first + static_cast<std::ptrdiff_t>(rank_between[f][t]);
+          std::nth_element(first, kth, last);
+          key = *kth;
+        }
+        value[t] = from_order_key(key);
+      }
+      fill[f] = static_cast<float>((value[0] + value[1]) / 2.0);
+    });
+    return fill;
+  }
+
+ private:
+  // Rows per call of count_around (its 32-bit counters), and per growth of `collected`.
+  static constexpr std::size_t kBlockRows = 64;
+
+  // The places of a row of count_around: `group` rows of the data side by side, each place with
+  // its feature's bracket.
+  class Places {
+   public:
+    Places(const std::vector<std::uint32_t>& low, const std::vector<std::uint32_t>& high,
+           std::size_t group) {
+      for (std::size_t g = 0; g < group; ++g) {
+        low_.insert(low_.end(), low.begin(), low.end());
+        high_.insert(high_.end(), high.begin(), high.end());
+        for (std::size_t f = 0; f < low.size(); ++f)
+          feature_.push_back(static_cast<std::uint32_t>(f));
+      }
+    }
+    std::size_t width() const { return feature_.size(); }
+    std::vector<std::uint32_t> low_, high_, feature_;
+  };
+
+  struct Partial {
+    Partial(std::size_t features, std::size_t width)
+        : counts(features * kCounters, 0),
+          block_counts(width * kCounters, 0),
+          inside_flags(width, 0) {}
+
+    // `rows` rows of places.width() values at x.
+    void count(const float* x, std::size_t rows, const Places& places) {
+      const std::size_t width = places.width();
+      std::fill_n(block_counts.begin(), width * kCounters, 0u);
+      // Room for every value, grown geometrically and never cleared (resizing down and up again
+      // would zero it every time).
+      if (collected.size() < used + rows * width) {
+        collected.resize(std::max(2 * collected.size(), used + rows * width));
+      }
+      used += count_around(x, rows, width, places.low_.data(), places.high_.data(),
+                           places.feature_.data(), block_counts.data(), inside_flags.data(),
+                           collected.data() + used);
+      const std::size_t n = counts.size() / kCounters;
+      for (std::size_t i = 0; i < kCounters; ++i) {
+        for (std::size_t place = 0; place < width; ++place) {
+          counts[i * n + places.feature_[place]] += block_counts[i * width + place];
+        }
+      }
+    }
+
+    std::vector<std::uint64_t> counts;        // [counter][feature]
+    std::vector<std::uint32_t> block_counts;  // count_around's: [counter][place]
+    std::vector<std::uint32_t> inside_flags;  // count_around's scratch: a row's values inside
+    std::vector<std::uint64_t> collected;     // its first `used` entries
+    std::size_t used = 0;
+  };
+
+  std::size_t features_;
+  std::vector<std::uint32_t> low_, high_;  // the bracket's keys per feature
+  std::vector<std::uint64_t> counts_;      // [counter][feature]
+  std::vector<std::uint64_t> totals_;      // ... summed over the processes
+  std::vector<std::uint64_t> collected_;   // feature << 32 | key, strictly inside the bracket
+  bool overflow_ = false;
+};
+
+// This process's sample keys for BracketedMedians::choose: per feature, the count of its
+// present values in `sample`, then their order keys.
+std::vector<std::uint64_t> sample_keys(const Dataset& sample, int features) {
+  check_feature_count(sample, features);
+  std::vector<std::uint64_t> words;
+  const auto n = static_cast<std::size_t>(features);
+  for (std::size_t f = 0; f < n; ++f) {
+    const std::size_t at = words.size();
+    words.push_back(0);
+    for (std::int64_t r = 0; r < sample.rows; ++r) {
+      const float x = sample.features[static_cast<std::size_t>(r) * n + f];
+      if (!std::isnan(x)) words.push_back(order_key(x));
+    }
+    words[at] = words.size() - at - 1;
+  }
+  return words;
+}
+
+std::vector<float> radix_medians(const ImputationRows& rows) {
+  MedianSelection selection(rows.features);
+  while (!selection.done()) {
+    rows.pass([&](const Dataset& chunk) { selection.add(chunk); });
+    std::vector<std::uint64_t>& histograms = selection.histograms();
+    const std::vector<std::vector<std::uint64_t>> all = rows.gather(histograms);
+    std::fill(histograms.begin(), histograms.end(), 0);
+    for (const std::vector<std::uint64_t>& counts : all) {
+      if (counts.size() != histograms.size()) {
+        throw Error("imputation: another process sent counts of a different feature count");
+      }
+      for (std::size_t i = 0; i < counts.size(); ++i) histograms[i] += counts[i];
+    }
+    selection.finish_pass();
+  }
+  return selection.medians(rows.names);
+}
+
+std::optional<std::vector<float>> bracketed_medians(const ImputationRows& rows) {
+  if (!rows.sample) return std::nullopt;
+  std::vector<std::uint64_t> keys;
+  rows.sample([&](const Dataset& sample) { keys = sample_keys(sample, rows.features); });
+  BracketedMedians medians(rows.features);
+  if (!medians.choose(rows.gather(keys))) return std::nullopt;
+  rows.pass([&](const Dataset& chunk) { medians.add(chunk); });
+  if (!medians.add_counts(rows.gather(medians.count_words()))) return std::nullopt;
+  return medians.medians(rows.gather(medians.collected()), rows.names);
+}
+
+}  // namespace
+
+Dataset sample_rows(const Dataset& data) {
+  const std::int64_t limit = std::clamp<std::int64_t>(
+      (std::int64_t{1} << 19) / std::max(data.feature_count, 1), 4096, 32768);
+  Dataset sample;
+  sample.feature_count = data.feature_count;
+  const auto n = static_cast<std::size_t>(data.feature_count);
+  const std::int64_t stride = std::max<std::int64_t>(1, (data.rows + limit - 1) / limit);
+  // One row at a hashed place in each stride, so that a pattern repeating every few rows (every
+  // tenth row missing a value, say) cannot line up with the sample.
+  for (std::int64_t first = 0; first < data.rows; first += stride) {
+    const auto offset = static_cast<std::int64_t>(mix64(static_cast<std::uint64_t>(first)) %
+                                                  static_cast<std::uint64_t>(stride));
+    const std::int64_t r = std::min(first + offset, data.rows - 1);
+    const auto row =
+        data.features.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * n);
+    sample.features.insert(sample.features.end(), row, row + static_cast<std::ptrdiff_t>(n));
+    ++sample.rows;
+  }
+  return sample;
+}
+
+std::vector<float> fit_medians(const ImputationRows& rows) {
+  std::optional<std::vector<float>> medians = bracketed_medians(rows);
+  return medians ? std::move(*medians) : radix_medians(rows);
+}
+
+}  // namespace shardprop::detail
