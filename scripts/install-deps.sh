@@ -15,7 +15,7 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config python3 libtbb-dev libopenblas-dev libcli11-dev
-          nlohmann-json3-dev libfast-float-dev zlib1g-dev libzstd-dev)
+          nlohmann-json3-dev libfast-float-dev zlib1g-dev libzstd-dev libisal-dev)
 for arg in "$@"; do
   case "$arg" in
     --main) packages+=(dataset-fashion-mnist) ;;

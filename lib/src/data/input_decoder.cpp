@@ -1,10 +1,14 @@
-// gzip through zlib's inflate (gzip wrapper only, members restarted at each end) and zstd
-// through ZSTD_decompressStream (which runs on across frames by itself).
+// gzip through ISA-L's igzip (members restarted at each end) and zstd through
+// ZSTD_decompressStream (which runs on across frames by itself).
 #include "data/input_decoder.hpp"
 
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "shardprop/error.hpp"
@@ -22,17 +26,11 @@ Error corrupt(const std::string& name, const char* format, std::uint64_t offset,
                ": " + reason);
 }
 
+// gzip through ISA-L's igzip: the wrapper parsed and its CRC-32 and length checked (ISAL_GZIP), a
+// member restarted at each end. igzip inflates about three times as fast as zlib.
 class GzipDecoder final : public InputDecoder {
  public:
-  explicit GzipDecoder(std::string name) : name_(std::move(name)) {
-    // 16 + MAX_WBITS: the gzip wrapper only (with its CRC-32 and length checks).
-    if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {
-      throw Error(name_ + ": cannot start gzip decompression (out of memory)");
-    }
-  }
-  ~GzipDecoder() override { inflateEnd(&stream_); }
-  GzipDecoder(const GzipDecoder&) = delete;
-  GzipDecoder& operator=(const GzipDecoder&) = delete;
+  explicit GzipDecoder(std::string name) : name_(std::move(name)) { reset(); }
 
   bool decode(const char*& in, const char* in_end, char*& out, char* out_end,
               std::uint64_t offset) override {
@@ -40,22 +38,28 @@ class GzipDecoder final : public InputDecoder {
     while (out < out_end) {
       if (member_done_) {
         if (in == in_end) break;  // another member may follow, or the input ends here
-        inflateReset(&stream_);
-        member_done_ = false;
+        // What follows a member is another, which starts with the magic bytes 1f 8b.
+        const bool magic = static_cast<unsigned char>(in[0]) == 0x1f &&
+                           (in_end - in < 2 || static_cast<unsigned char>(in[1]) == 0x8b);
+        if (!magic)
+          throw corrupt(name_, "gzip", offset,
+                        "bytes after the last member that are not "
+                        "another gzip member");
+        start_member();
       }
-      // zlib's counts are 32-bit: feed at most 1 GiB at a time.
+      // igzip's counts are 32-bit: feed at most 1 GiB at a time.
       constexpr std::size_t kMax = std::size_t{1} << 30;
       const std::size_t in_size =
           std::min<std::size_t>(static_cast<std::size_t>(in_end - in), kMax);
       const std::size_t out_size =
           std::min<std::size_t>(static_cast<std::size_t>(out_end - out), kMax);
-      stream_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in));
-      stream_.avail_in = static_cast<uInt>(in_size);
-      stream_.next_out = reinterpret_cast<Bytef*>(out);
-      stream_.avail_out = static_cast<uInt>(out_size);
-      const int status = inflate(&stream_, Z_NO_FLUSH);
-      const std::size_t used = in_size - stream_.avail_in;
-      const std::size_t made = out_size - stream_.avail_out;
+      state_->next_in = reinterpret_cast<std::uint8_t*>(const_cast<char*>(in));
+      state_->avail_in = static_cast<std::uint32_t>(in_size);
+      state_->next_out = reinterpret_cast<std::uint8_t*>(out);
+      state_->avail_out = static_cast<std::uint32_t>(out_size);
+      const int status = isal_inflate(state_.get());
+      const std::size_t used = in_size - state_->avail_in;
+      const std::size_t made = out_size - state_->avail_out;
       in += used;
       out += made;
       offset += used;
@@ -63,17 +67,12 @@ class GzipDecoder final : public InputDecoder {
         moved = true;
         started_ = true;
       }
-      if (status == Z_STREAM_END) {
+      if (status < 0) throw corrupt(name_, "gzip", offset, reason(status));
+      if (state_->block_state == ISAL_BLOCK_FINISH) {
         member_done_ = true;
         continue;
       }
-      if (status == Z_OK) {
-        if (used + made == 0) break;
-        continue;
-      }
-      if (status == Z_BUF_ERROR) break;  // no progress possible without more input
-      throw corrupt(name_, "gzip", offset,
-                    stream_.msg != nullptr ? stream_.msg : "zlib error " + std::to_string(status));
+      if (used + made == 0) break;  // no progress possible without more input
     }
     return moved;
   }
@@ -83,14 +82,40 @@ class GzipDecoder final : public InputDecoder {
   }
 
   void reset() override {
-    inflateReset(&stream_);
+    start_member();
     member_done_ = false;
     started_ = false;
   }
 
  private:
+  void start_member() {
+    isal_inflate_init(state_.get());
+    state_->crc_flag = ISAL_GZIP;
+    member_done_ = false;
+  }
+
+  static std::string reason(int status) {
+    switch (status) {
+      case ISAL_INVALID_BLOCK:
+        return "invalid deflate block";
+      case ISAL_INVALID_SYMBOL:
+        return "invalid deflate symbol";
+      case ISAL_INVALID_LOOKBACK:
+        return "invalid distance too far back";
+      case ISAL_INVALID_WRAPPER:
+        return "incorrect header check";
+      case ISAL_UNSUPPORTED_METHOD:
+        return "unknown compression method";
+      case ISAL_INCORRECT_CHECKSUM:
+        return "incorrect data check";
+      default:
+        return "igzip error " + std::to_string(status);
+    }
+  }
+
   std::string name_;
-  z_stream stream_{};
+  // About 20 KB of Huffman tables: on the heap, not on a caller's stack.
+  std::unique_ptr<inflate_state> state_ = std::make_unique<inflate_state>();
   bool member_done_ = false;
   bool started_ = false;
 };
