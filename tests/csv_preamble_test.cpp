@@ -99,8 +99,13 @@ Files make_files(std::uint32_t seed, int rows, std::int64_t skip_rows, bool head
     files.without += record;
   }
   if (!files.with.ends_with('\n')) files.with += "\n";
+  // Blank lines among the trailing comment lines are trailing blank lines too.
+  const char* blank[] = {"", "\n", " \r\n", "\n\n"};
+  files.with += blank[percent(random) % 4];
   if (percent(random) < 50) comment(files.with);
+  files.with += blank[percent(random) % 4];
   files.with += "# trailing comment\n";
+  files.with += blank[percent(random) % 4];
   return files;
 }
 

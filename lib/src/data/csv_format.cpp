@@ -26,15 +26,22 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 }  // namespace
 
-// The end of the records: trailing lines of blanks (and CR) are not records. Returns the offset
-// just past the '\n' of the last line with something in it, or the text's size.
-std::size_t records_end(std::string_view text, char delimiter) {
+std::size_t records_end(std::string_view text, char delimiter, char comment) {
   std::size_t last = text.size();
-  while (last > 0) {
-    const char c = text[last - 1];
-    const bool blank = (c == ' ' || c == '\t') && c != delimiter;
-    if (!blank && c != '\r' && c != '\n') break;
-    --last;
+  for (;;) {
+    while (last > 0) {
+      const char c = text[last - 1];
+      const bool blank = (c == ' ' || c == '\t') && c != delimiter;
+      if (!blank && c != '\r' && c != '\n') break;
+      --last;
+    }
+    if (last == 0 || comment == '\0') break;
+    // The last line with something in it: a comment line is left out too.
+    const std::size_t newline = text.rfind('\n', last - 1);
+    const std::size_t start = newline == std::string_view::npos ? 0 : newline + 1;
+    const std::string_view line = text.substr(start, last - start);
+    if (line.front() != comment || (count_byte(line, '"') & 1) != 0) break;
+    last = start;
   }
   if (last == 0) return 0;
   const std::size_t newline = text.find('\n', last);
@@ -290,7 +297,7 @@ CsvRecordsRegion find_csv_records(std::string_view bytes, bool complete, const s
   }
   // Trailing blank lines are dropped; what remains ends with '\n' or at the end of the file,
   // where the mapping's zero padding follows.
-  const std::size_t end = records_end(region.text, options.delimiter);
+  const std::size_t end = records_end(region.text, options.delimiter, options.comment);
   if (complete) region.text = region.text.substr(0, end);
   if (end == 0 && complete) {
     throw Error(file +

@@ -17,9 +17,11 @@ namespace shardprop::detail {
 
 inline constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 
-// The end of the records: trailing lines of blanks (and CR) are not records. Returns the offset
-// just past the '\n' of the last line with something in it, or the text's size.
-std::size_t records_end(std::string_view text, char delimiter);
+// The end of the records: trailing lines of blanks (and CR) are not records, nor are comment
+// lines among them (starting with `comment`, when not '\0', and holding an even number of
+// quotes: the last line of a quoted field holds an odd number). Returns the offset just past the
+// '\n' of the last line that is a record's, or the text's size.
+std::size_t records_end(std::string_view text, char delimiter, char comment);
 
 // Turns faults into messages: FILE:LINE:COLUMN (column N 'name'): what, or FILE:LINE: what.
 // Lines count from 1 + first_line at the start of `text`; columns are 1-based bytes within the

@@ -171,7 +171,7 @@ struct CsvStream::State {
       const std::string_view first = text.substr(preamble.end);
       if (!eof && (!preamble.complete ||
                    detail::last_record_end(first, detail::count_byte(first, '"')) == 0 ||
-                   detail::records_end(first, options.delimiter) == 0)) {
+                   detail::records_end(first, options.delimiter, options.comment) == 0)) {
         want *= 2;
         continue;
       }
@@ -289,11 +289,11 @@ struct CsvStream::State {
       // the line ends number the next block's lines.
       const detail::QuoteAndNewlineCounts counts =
           detail::count_quotes_and_newlines_in_parallel(text);
-      std::size_t cut = eof ? detail::records_end(text, options.delimiter)
+      std::size_t cut = eof ? detail::records_end(text, options.delimiter, options.comment)
                             : detail::last_record_end(text, counts.quotes);
       // Blank lines at the end of a block may be the file's trailing blank lines: keep them for
       // the next block, which knows whether records follow.
-      if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);
+      if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter, options.comment);
       if (is_part) cut = part_cut(text, cut);
       if (cut == 0 && eof) return false;
       if (cut == 0) {

@@ -363,7 +363,7 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
     const std::string_view first = text.substr(preamble.end);
     if (!eof && (!preamble.complete ||
                  detail::last_record_end(first, detail::count_byte(first, '"')) == 0 ||
-                 detail::records_end(first, options.delimiter) == 0)) {
+                 detail::records_end(first, options.delimiter, options.comment) == 0)) {
       continue;
     }
     const detail::CsvRecordsRegion region = detail::find_csv_records(bytes, eof, file, options);
@@ -389,10 +389,10 @@ CsvSummary summarize_csv(const std::filesystem::path& path, const CsvOptions& op
   for (std::size_t want = block;;) {
     fill(want);
     const std::string_view text(buffer.data(), end);
-    std::size_t cut = eof ? detail::records_end(text, options.delimiter)
+    std::size_t cut = eof ? detail::records_end(text, options.delimiter, options.comment)
                           : detail::last_record_end(text, detail::count_byte(text, '"'));
     // Blank lines at the end of a block may be the file's trailing ones: the next block knows.
-    if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter);
+    if (!eof) cut = detail::records_end(text.substr(0, cut), options.delimiter, options.comment);
     if (cut == 0 && eof) break;
     if (cut == 0) {
       want = std::max(want * 2, end + block);  // a record longer than the block

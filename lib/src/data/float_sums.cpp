@@ -12,9 +12,16 @@
 namespace shardprop::detail {
 namespace {
 
-// Rows per block of FloatSums::add_rows, and the bits a block's scaled values may span.
-constexpr std::size_t kSumBlockRows = 64;
-constexpr int kSumWindowBits = 22;
+// Rows per block of FloatSums::add_rows at most (about 32 KB of rows per block, for the second
+// read to find them in cache), and the bits a block's scaled values may span: 256 of them, each
+// below 2^(24 + 20), sum exactly below 2^52.
+constexpr std::size_t kMaxSumBlockRows = 256;
+constexpr int kSumWindowBits = 20;
+
+// 2^e as a double, for |e| < 1023.
+double power_of_two(int e) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(1023 + e) << 52);
+}
 
 // For each feature of a block of rows: the largest biased exponent among its values (NaN left
 // out, so 255 means an infinity) and the count of its values that are not NaN, added to `top`
@@ -67,8 +74,10 @@ FloatSums::FloatSums(std::size_t features)
 
 void FloatSums::add_rows(const float* x, std::size_t rows) {
   const std::size_t n = counts_.size();
-  for (std::size_t done = 0; done < rows; done += kSumBlockRows) {
-    add_block(x + done * n, std::min(kSumBlockRows, rows - done));
+  const std::size_t block =
+      std::clamp<std::size_t>(8192 / std::max<std::size_t>(n, 1), 1, kMaxSumBlockRows);
+  for (std::size_t done = 0; done < rows; done += block) {
+    add_block(x + done * n, std::min(block, rows - done));
   }
 }
 
@@ -97,7 +106,7 @@ void FloatSums::add_block(const float* x, std::size_t rows) {
   for (std::size_t j = 0; j < n; ++j) {
     // Values of exponent `low` and above become integers: x·2^(150 − low).
     const int low = std::max<int>(static_cast<int>(top_[j]), 1) - kSumWindowBits;
-    scale_[j] = std::ldexp(1.0, 150 - low);
+    scale_[j] = power_of_two(150 - low);  // between 2^-84 and 2^169
   }
   std::fill(sum_.begin(), sum_.end(), 0.0);
   std::fill(inexact_.begin(), inexact_.end(), 0.0);
@@ -107,7 +116,9 @@ void FloatSums::add_block(const float* x, std::size_t rows) {
       for (std::size_t r = 0; r < rows; ++r) add_value(j, x[r * n + j]);
       continue;
     }
-    blocks_[j].add(sum_[j] / scale_[j]);  // exact: a power of two's quotient, far from 0
+    // Exact: a power of two's multiple, far from the smallest doubles.
+    blocks_[j].add(
+        sum_[j] * power_of_two(std::max<int>(static_cast<int>(top_[j]), 1) - kSumWindowBits - 150));
     counts_[j] += present_[j];
   }
 }

@@ -11,9 +11,9 @@
 
 namespace shardprop::detail {
 
-// In each block of 64 rows, each feature's values are scaled by a power of two that
-// makes those within 22 exponents of its largest value integers below 2^46, so the
-// block's sum of them in double is exact (64 of them stay below 2^52) and goes to an ExactSum as
+// In each block of up to 256 rows, each feature's values are scaled by a power of two that
+// makes those within 20 exponents of its largest value integers below 2^44, so the
+// block's sum of them in double is exact (256 of them stay below 2^52) and goes to an ExactSum as
 // one add; vector lanes do that work. A feature whose block holds an infinity, or a value too
 // small for the window, is added value by value instead: a finite float is m·2^(E − 150) with
 // |m| < 2^24 and E its biased exponent (1 for subnormals), so it keeps one int64 per exponent,
