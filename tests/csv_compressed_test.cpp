@@ -480,3 +480,51 @@ TEST_CASE("train and predict read --data - from a pipe as they read the file",
     CHECK_THAT(cached.err, Contains("--cache keeps a parsed copy"));
   }
 }
+
+TEST_CASE("a compressed file's text size is estimated from what it records", "[csv][compressed]") {
+  TempDir dir;
+  const std::string text = labelled_csv(20000);  // compresses by more than three
+  write_text(dir / "plain.csv", text);
+  CHECK(estimated_csv_bytes(dir / "plain.csv") == text.size());
+  SECTION("gzip: the last member's length, or three times the file") {
+    const std::vector<char> one = gzip(text);
+    REQUIRE(one.size() * 3 < text.size());
+    write_bytes(dir / "one.gz", one);
+    CHECK(estimated_csv_bytes(dir / "one.gz") == text.size());
+    // Two members record only the second half's length: three times the file is larger.
+    const std::vector<char> two = gzip(text, 2);
+    write_bytes(dir / "two.gz", two);
+    const std::uint64_t second_half = text.size() - text.size() / 2;
+    CHECK(estimated_csv_bytes(dir / "two.gz") ==
+          std::max<std::uint64_t>(second_half, 3 * two.size()));
+  }
+  SECTION("zstd: the first frame's content size, or three times the file") {
+    const std::vector<char> frame = zstd(text);
+    write_bytes(dir / "one.zst", frame);
+    CHECK(estimated_csv_bytes(dir / "one.zst") == text.size());
+    const std::vector<char> frames = zstd(text, 4);
+    write_bytes(dir / "four.zst", frames);
+    CHECK(estimated_csv_bytes(dir / "four.zst") ==
+          std::max<std::uint64_t>(text.size() - text.size() * 3 / 4, 3 * frames.size()));
+  }
+  SECTION("standard input has no size to tell; a missing file is an error") {
+    CHECK(estimated_csv_bytes("-") == 0);
+    CHECK_THROWS_WITH(estimated_csv_bytes(dir / "none.csv"),
+                      StartsWith((dir / "none.csv").string() + ": cannot read: "));
+  }
+}
+
+TEST_CASE("train streams a compressed file by the size of its text", "[cli][compressed]") {
+  TempDir dir;
+  const std::string train = separable_csv(21, 3000);
+  const std::vector<char> packed = gzip(train);
+  write_bytes(dir / "train.csv.gz", packed);
+  // A threshold between the compressed size and the text's.
+  const double between_mb = static_cast<double>(packed.size() + train.size()) / 2.0 / (1 << 20);
+  REQUIRE(static_cast<double>(packed.size()) / (1 << 20) < between_mb);
+  const Run run = run_cli(dir, {"train", "--data", "train.csv.gz", "--layers", "4", "--epochs", "1",
+                                "--stream-above-mb", std::to_string(between_mb)});
+  INFO(run.err);
+  CHECK(run.exit_code == 0);
+  CHECK_THAT(run.out, Contains("streamed"));
+}

@@ -119,6 +119,14 @@ struct CsvOptions {
 // those of the uncompressed text), or "-" for standard input (named "<stdin>" in messages).
 Dataset read_csv(const std::filesystem::path& path, const CsvOptions& options = {});
 
+// The bytes of CSV text `path` holds, to choose between loading and streaming it: a plain file's
+// size; for a gzip or zstd file an estimate, the larger of the size the file records (gzip: its
+// last member's length, which gzip keeps modulo 2^32; zstd: its first frame's content size,
+// when written) and three times its own size (what CSV text of numbers compresses by, or less);
+// 0 for standard input ("-") and other files that are not regular. Throws Error "FILE: cannot
+// read: reason".
+std::uint64_t estimated_csv_bytes(const std::filesystem::path& path);
+
 // read_csv with a binary cache: the parsed dataset is kept in `cache_directory` (empty: the CSV
 // file's directory) as ".NAME.HASH.spcache", keyed by the CSV's size and modification time, the
 // parse options and the library version. A later call with the same key reads the cache
