@@ -60,6 +60,22 @@ constexpr std::array kCoreLevels{
     CoreLevel{"opteron", VectorLevel::sse},
 };
 
+// The core whose kernels use a vector level's instructions (for OPENBLAS_CORETYPE).
+std::string_view core_for(VectorLevel level) {
+  switch (level) {
+    case VectorLevel::avx512:
+      return "SkylakeX";
+    case VectorLevel::avx2:
+      return "Haswell";
+    case VectorLevel::avx:
+      return "Sandybridge";
+    case VectorLevel::sse:
+    case VectorLevel::unknown:
+      break;
+  }
+  return "Nehalem";
+}
+
 VectorLevel core_level(std::string core) {
   std::transform(core.begin(), core.end(), core.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -94,12 +110,16 @@ std::string blas_kernel_note() {
   std::string note = "OpenBLAS runs its " + core + " kernels (" + std::string(level_name(used)) +
                      ") on a CPU with " + std::string(level_name(cpu));
   if (const char* forced = std::getenv("OPENBLAS_CORETYPE"); forced != nullptr && *forced != 0) {
-    note += ", because OPENBLAS_CORETYPE=" + std::string(forced) +
-            " is set; unset it to let OpenBLAS choose";
+    note += " because OPENBLAS_CORETYPE=" + std::string(forced) +
+            " is set, so sgemm can be up to 2x slower: unset it to let OpenBLAS choose";
   } else {
-    note += "; a newer OpenBLAS may know this CPU";
+    // OpenBLAS did not recognize the CPU and runs its fallback; the kernels for the CPU's widest
+    // vectors can be asked for by name (Debian's OpenBLAS carries them all).
+    note +=
+        ", so sgemm can be up to 2x slower: a newer OpenBLAS may know this CPU, or "
+        "OPENBLAS_CORETYPE=" +
+        std::string(core_for(cpu)) + " selects its " + std::string(level_name(cpu)) + " kernels";
   }
-  note += " (sgemm can be up to 2x slower)";
   return note;
 }
 
