@@ -138,17 +138,17 @@ class MedianSelection {
 constexpr std::size_t kCounters = 5;
 constexpr std::size_t kPresent = 0, kBelow = 1, kAtLow = 2, kBetween = 3, kAtHigh = 4;
 
-// Counts `rows` rows of n features (fewer than 2^32) against the brackets [low, high] into
-// 32-bit counters, and writes the values strictly inside a bracket to `inside` (feature << 32 |
-// key, room for rows·n); returns how many. Branch-free: the counting loop runs over the features
-// in vector lanes, the collection keeps every key and advances only past those inside.
+// The lanes count_around counts in, which rows are laid side by side to a multiple of.
+constexpr std::size_t kCountLanes = 8;
+
 // Counts rows of `width` values against brackets: each place i of a row has its bracket low[i],
 // high[i] and its feature feature[i] (a row of the data, or several side by side so that the
 // width is a multiple of the vector lanes). Adds to 32-bit counters per place, `counts`
 // (counter-major, kCounters·width, fewer than 2^32 rows), and writes the values strictly inside
 // a bracket to `inside` (feature << 32 | key, room for rows·width); returns how many. Branch-free:
-// the counting runs in GCC vector lanes (two SSE registers where AVX2 is absent), the collection
-// writes every key and advances only past those inside. Vectors stay local: none is passed to or
+// the counting runs in GCC vector lanes (two SSE registers where AVX2 is absent); the collection,
+// in each group of lanes that holds a value inside, writes every key and advances only past those
+// inside. Vectors stay local: none is passed to or
 // returned from a function, whose ABI would depend on AVX.
 SHARDPROP_MULTIVERSION
 std::size_t count_around(const float* x, std::size_t rows, std::size_t width,
@@ -156,7 +156,8 @@ std::size_t count_around(const float* x, std::size_t rows, std::size_t width,
                          const std::uint32_t* feature, std::uint32_t* counts,
                          std::uint32_t* inside_flags, std::uint64_t* inside) {
   using Lanes = std::uint32_t __attribute__((vector_size(32)));
-  constexpr std::size_t kLanes = sizeof(Lanes) / sizeof(std::uint32_t);
+  constexpr std::size_t kLanes = kCountLanes;
+  static_assert(sizeof(Lanes) == kLanes * sizeof(std::uint32_t));
   std::uint32_t* const c[kCounters] = {counts, counts + width, counts + 2 * width,
                                        counts + 3 * width, counts + 4 * width};
   std::size_t collected = 0;
@@ -220,9 +221,6 @@ std::size_t count_around(const float* x, std::size_t rows, std::size_t width,
   }
   return collected;
 }
-
-// The lanes count_around's rows line up with.
-constexpr std::size_t kCountLanes = 8;
 
 // The same k-th smallest values in one pass when a sample of the rows brackets them: the sample
 // (every process's, gathered) gives each feature keys lo <= hi around its middle ranks; a pass
