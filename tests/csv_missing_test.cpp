@@ -21,6 +21,7 @@
 #include "cli_runner.hpp"
 #include "data/csv_cache.hpp"
 #include "data/csv_part.hpp"
+#include "data/float_sums.hpp"
 #include "data/imputation_fit.hpp"
 #include "data/median_fit.hpp"
 #include "shardprop/checkpoint.hpp"
@@ -481,6 +482,51 @@ TEST_CASE("the mean fill is the exact mean of floats of every magnitude and sign
     const shardprop::Imputation infinite = shardprop::Imputation::fit(data, MissingPolicy::mean);
     CHECK(infinite.fill[0] == std::numeric_limits<float>::infinity());
     CHECK(std::isnan(infinite.fill[1]));
+  }
+}
+
+TEST_CASE("FloatSums sums exactly however widely a block's values spread", "[csv][missing]") {
+  // A block's values go to its double sum only when they span few enough exponents for that sum
+  // to be exact; the rest are added value by value. Each spread below is given to features of
+  // full random mantissas (the low bits are what an inexact sum would lose), in row counts that
+  // make whole and partial blocks, and its exact sums compared word for word with adding each
+  // value to an ExactSum alone.
+  const int spread = GENERATE(0, 19, 20, 21, 22, 23, 24, 26, 30, 60, 250);
+  const int features = GENERATE(1, 3, 8, 15);
+  const std::size_t rows = GENERATE(std::size_t{1}, std::size_t{7}, std::size_t{2100});
+  CAPTURE(spread, features, rows);
+  std::mt19937 random(static_cast<unsigned>(spread * 1000 + features));
+  std::vector<float> x(rows * static_cast<std::size_t>(features));
+  std::vector<shardprop::detail::ExactSum> expected(static_cast<std::size_t>(features));
+  std::vector<std::uint64_t> expected_counts(static_cast<std::size_t>(features), 0);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const auto mantissa = static_cast<std::uint32_t>(random()) & 0x7fffffu;
+    // Half the values at the top exponent and even features of one sign, for sums as large as
+    // the spread allows.
+    const std::uint32_t exponent =
+        1 + (random() % 2 == 0 ? spread : static_cast<std::uint32_t>(random() % (spread + 1)));
+    const std::uint32_t sign =
+        (i % static_cast<std::size_t>(features)) % 2 == 0 || random() % 2 == 0 ? 0u : 0x80000000u;
+    float value = std::bit_cast<float>(sign | exponent << 23 | mantissa);
+    if (i % 17 == 3) value = 0.0f;
+    if (i % 29 == 5) value = -0.0f;
+    if (i % 31 == 7) value = std::numeric_limits<float>::quiet_NaN();
+    if (i % 37 == 11 && spread > 0) value = std::bit_cast<float>(sign | mantissa);  // subnormal
+    x[i] = value;
+    if (std::isnan(value)) continue;
+    expected[i % static_cast<std::size_t>(features)].add(value);
+    ++expected_counts[i % static_cast<std::size_t>(features)];
+  }
+  shardprop::detail::FloatSums sums(static_cast<std::size_t>(features));
+  sums.add_rows(x.data(), rows);
+  std::vector<shardprop::detail::ExactSum> got(static_cast<std::size_t>(features));
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(features), 0);
+  sums.fold(got, counts);
+  CHECK(counts == expected_counts);
+  for (int j = 0; j < features; ++j) {
+    CAPTURE(j);
+    CHECK(got[static_cast<std::size_t>(j)].serialize() ==
+          expected[static_cast<std::size_t>(j)].serialize());
   }
 }
 

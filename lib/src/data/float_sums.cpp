@@ -1,10 +1,12 @@
-// FloatSums: the block kernels (compiled for AVX2 and the baseline) and the exact fallback.
+// FloatSums: the block kernel (compiled for AVX2 and the baseline) and the exact fallback.
 #include "data/float_sums.hpp"
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "base/simd.hpp"
@@ -12,49 +14,72 @@
 namespace shardprop::detail {
 namespace {
 
-// Rows per block of FloatSums::add_rows at most (about 32 KB of rows per block, for the second
-// read to find them in cache), and the bits a block's scaled values may span: 256 of them, each
-// below 2^(24 + 20), sum exactly below 2^52.
+// Rows per block at most, the exponents a block's values may span for its double sum to be
+// exact (256 values, each below 2^(24 + 20) units of the smallest one's exponent, sum below 2^52
+// of them; 21 would still do), and the vector lanes the places are counted in.
 constexpr std::size_t kMaxSumBlockRows = 256;
-constexpr int kSumWindowBits = 20;
+constexpr std::uint32_t kSumWindowExponents = 20;
+constexpr std::size_t kSumLanes = 8;
 
-// 2^e as a double, for |e| < 1023.
-double power_of_two(int e) {
-  return std::bit_cast<double>(static_cast<std::uint64_t>(1023 + e) << 52);
-}
+// What block_sums leaves in `bottom` for a place without a nonzero value.
+constexpr std::uint32_t kNoExponent = 255;
 
-// For each feature of a block of rows: the largest biased exponent among its values (NaN left
-// out, so 255 means an infinity) and the count of its values that are not NaN, added to `top`
-// and `present` (zeroed by the caller).
+// For each place of `rows` rows of `width` places: the count of its values that are not NaN
+// (`present`), their sum in double (`sum`), and the largest (`top`, 255 for an infinity) and
+// smallest nonzero (`bottom`, 1 for subnormals) biased exponent among them; the caller sets
+// top and present to 0, bottom to kNoExponent and sum to 0. The lanes run over places, never
+// reassociating a place's sum. Vectors stay local: none is passed to or returned from a function,
+// whose ABI would depend on AVX.
 SHARDPROP_MULTIVERSION
-void block_exponents(const float* x, std::size_t rows, std::size_t n, std::uint32_t* top,
-                     std::uint32_t* present) {
-  for (std::size_t r = 0; r < rows; ++r, x += n) {
-    for (std::size_t f = 0; f < n; ++f) {
-      const auto bits = std::bit_cast<std::uint32_t>(x[f]);
-      const bool is = (bits & 0x7fffffffu) <= 0x7f800000u;  // not NaN
-      const std::uint32_t exponent = is ? (bits >> 23) & 0xffu : 0u;
-      top[f] = std::max(top[f], exponent);
-      present[f] += is ? 1u : 0u;
+void block_sums(const float* x, std::size_t rows, std::size_t width, std::uint32_t* top,
+                std::uint32_t* bottom, std::uint32_t* present, double* sum) {
+  using Lanes = std::int32_t __attribute__((vector_size(32)));
+  // Half the lanes as floats, widened to doubles (one AVX2 register each).
+  using HalfFloats = float __attribute__((vector_size(16)));
+  using HalfDoubles = double __attribute__((vector_size(32)));
+  static_assert(sizeof(Lanes) == kSumLanes * sizeof(std::int32_t));
+  for (std::size_t r = 0; r < rows; ++r, x += width) {
+    std::size_t f = 0;
+    for (; f + kSumLanes <= width; f += kSumLanes) {
+      Lanes bits, high, low, count;
+      HalfDoubles total_low, total_high;
+      std::memcpy(&bits, x + f, sizeof bits);
+      std::memcpy(&high, top + f, sizeof high);
+      std::memcpy(&low, bottom + f, sizeof low);
+      std::memcpy(&count, present + f, sizeof count);
+      std::memcpy(&total_low, sum + f, sizeof total_low);
+      std::memcpy(&total_high, sum + f + kSumLanes / 2, sizeof total_high);
+      const Lanes magnitude = bits & 0x7fffffff;
+      const Lanes is = magnitude <= 0x7f800000;  // not NaN: all ones
+      const Lanes exponent = magnitude >> 23;
+      const Lanes nonzero_exponent = exponent > 1 ? exponent : 1;
+      const Lanes counted = is & (magnitude != 0);
+      high = high > (exponent & is) ? high : (exponent & is);
+      const Lanes candidate = counted ? nonzero_exponent : Lanes{} + kNoExponent;
+      low = low < candidate ? low : candidate;
+      count -= is;
+      const Lanes kept = bits & is;
+      HalfFloats value_low, value_high;
+      std::memcpy(&value_low, &kept, sizeof value_low);
+      std::memcpy(&value_high, reinterpret_cast<const char*>(&kept) + sizeof value_low,
+                  sizeof value_high);
+      total_low += __builtin_convertvector(value_low, HalfDoubles);
+      total_high += __builtin_convertvector(value_high, HalfDoubles);
+      std::memcpy(top + f, &high, sizeof high);
+      std::memcpy(bottom + f, &low, sizeof low);
+      std::memcpy(present + f, &count, sizeof count);
+      std::memcpy(sum + f, &total_low, sizeof total_low);
+      std::memcpy(sum + f + kSumLanes / 2, &total_high, sizeof total_high);
     }
-  }
-}
-
-// For each feature of a block: the sum of its values times scale[f] (NaN as 0), in double, and
-// in `inexact` the sum of the scaled values' distances from an integer (0: every scaled value,
-// and so the sum, is an exact integer). Added to `sum` and `inexact` (zeroed by the caller).
-SHARDPROP_MULTIVERSION
-void block_scaled_sums(const float* x, std::size_t rows, std::size_t n, const double* scale,
-                       double* sum, double* inexact) {
-  constexpr double kRound = 0x1.8p52;  // (d + kRound) − kRound rounds |d| < 2^51 to an integer
-  for (std::size_t r = 0; r < rows; ++r, x += n) {
-    for (std::size_t f = 0; f < n; ++f) {
+    for (; f < width; ++f) {
       const auto bits = std::bit_cast<std::uint32_t>(x[f]);
-      const std::uint32_t keep = (bits & 0x7fffffffu) <= 0x7f800000u ? 0xffffffffu : 0u;
-      const double d = static_cast<double>(std::bit_cast<float>(bits & keep)) * scale[f];
-      const double rounded = (d + kRound) - kRound;
-      sum[f] += d;
-      inexact[f] += std::fabs(rounded - d);
+      const std::uint32_t magnitude = bits & 0x7fffffffu;
+      if (magnitude > 0x7f800000u) continue;  // NaN: missing
+      const std::uint32_t exponent = magnitude >> 23;
+      top[f] = std::max(top[f], exponent);
+      if (magnitude != 0) bottom[f] = std::min(bottom[f], std::max(exponent, 1u));
+      ++present[f];
+      sum[f] += static_cast<double>(x[f]);
     }
   }
 }
@@ -62,22 +87,33 @@ void block_scaled_sums(const float* x, std::size_t rows, std::size_t n, const do
 }  // namespace
 
 FloatSums::FloatSums(std::size_t features)
-    : buckets_(features * kExponents, 0),
+    : features_(features),
+      group_(kSumLanes / std::gcd(std::max<std::size_t>(features, 1), kSumLanes)),
+      buckets_(features * kExponents, 0),
       counts_(features, 0),
       infinities_(features, 0),
       blocks_(features),
-      top_(features),
-      present_(features),
-      scale_(features),
-      sum_(features),
-      inexact_(features) {}
+      top_(features * group_),
+      bottom_(features * group_),
+      present_(features * group_),
+      sum_(features * group_) {}
 
 void FloatSums::add_rows(const float* x, std::size_t rows) {
-  const std::size_t n = counts_.size();
-  const std::size_t block =
-      std::clamp<std::size_t>(8192 / std::max<std::size_t>(n, 1), 1, kMaxSumBlockRows);
-  for (std::size_t done = 0; done < rows; done += block) {
-    add_block(x + done * n, std::min(block, rows - done));
+  const std::size_t n = features_;
+  if (n == 0) return;
+  // Blocks of up to kMaxSumBlockRows wide rows, `group_` data rows each, while they last; the
+  // remaining rows one by one.
+  while (rows >= group_ && group_ > 1) {
+    const std::size_t block = std::min(kMaxSumBlockRows, rows / group_);
+    add_block(x, block, n * group_);
+    x += block * group_ * n;
+    rows -= block * group_;
+  }
+  while (rows > 0) {
+    const std::size_t block = std::min(kMaxSumBlockRows, rows);
+    add_block(x, block, n);
+    x += block * n;
+    rows -= block;
   }
 }
 
@@ -98,28 +134,23 @@ void FloatSums::fold(std::vector<ExactSum>& sums, std::vector<std::uint64_t>& co
   }
 }
 
-void FloatSums::add_block(const float* x, std::size_t rows) {
-  const std::size_t n = counts_.size();
-  std::fill(top_.begin(), top_.end(), 0u);
-  std::fill(present_.begin(), present_.end(), 0u);
-  block_exponents(x, rows, n, top_.data(), present_.data());
-  for (std::size_t j = 0; j < n; ++j) {
-    // Values of exponent `low` and above become integers: x·2^(150 − low).
-    const int low = std::max<int>(static_cast<int>(top_[j]), 1) - kSumWindowBits;
-    scale_[j] = power_of_two(150 - low);  // between 2^-84 and 2^169
-  }
-  std::fill(sum_.begin(), sum_.end(), 0.0);
-  std::fill(inexact_.begin(), inexact_.end(), 0.0);
-  block_scaled_sums(x, rows, n, scale_.data(), sum_.data(), inexact_.data());
-  for (std::size_t j = 0; j < n; ++j) {
-    if (top_[j] == 0xffu || inexact_[j] != 0.0) [[unlikely]] {
-      for (std::size_t r = 0; r < rows; ++r) add_value(j, x[r * n + j]);
+void FloatSums::add_block(const float* x, std::size_t rows, std::size_t width) {
+  const std::size_t n = features_;
+  std::fill_n(top_.begin(), width, 0u);
+  std::fill_n(bottom_.begin(), width, kNoExponent);
+  std::fill_n(present_.begin(), width, 0u);
+  std::fill_n(sum_.begin(), width, 0.0);
+  block_sums(x, rows, width, top_.data(), bottom_.data(), present_.data(), sum_.data());
+  for (std::size_t place = 0; place < width; ++place) {
+    const std::size_t j = place % n;
+    const bool exact = top_[place] < 0xffu && (bottom_[place] == kNoExponent ||
+                                               top_[place] <= bottom_[place] + kSumWindowExponents);
+    if (!exact) [[unlikely]] {
+      for (std::size_t r = 0; r < rows; ++r) add_value(j, x[r * width + place]);
       continue;
     }
-    // Exact: a power of two's multiple, far from the smallest doubles.
-    blocks_[j].add(
-        sum_[j] * power_of_two(std::max<int>(static_cast<int>(top_[j]), 1) - kSumWindowBits - 150));
-    counts_[j] += present_[j];
+    blocks_[j].add(sum_[place]);
+    counts_[j] += present_[place];
   }
 }
 
