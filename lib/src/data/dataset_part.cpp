@@ -322,7 +322,7 @@ Imputation fit_imputation_collectively(detail::Communicator& c, MissingPolicy po
   rows.sample = [&](const std::function<void(const Dataset&)>& work) {
     detail::agree(c, [&] { sample(work); });
   };
-  rows.gather = [&](const std::vector<std::uint64_t>& words) { return gather_words(c, words); };
+  rows.gather = [&](std::vector<std::uint64_t> words) { return gather_words(c, words); };
   try {
     return detail::fit_imputation(policy, rows);
   } catch (const CollectiveError&) {

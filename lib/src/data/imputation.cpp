@@ -191,6 +191,17 @@ MissingPolicy parse_missing_policy(const std::string& text) {
   throw Error("unknown missing-value policy '" + text + "' (error, mean, median, zero or drop)");
 }
 
+namespace {
+
+// ImputationRows::gather of a single process.
+std::vector<std::vector<std::uint64_t>> own_words(std::vector<std::uint64_t> words) {
+  std::vector<std::vector<std::uint64_t>> all(1);
+  all[0] = std::move(words);
+  return all;
+}
+
+}  // namespace
+
 Imputation Imputation::fit(const Dataset& data, MissingPolicy policy) {
   detail::ImputationRows rows;
   rows.features = data.feature_count;
@@ -199,9 +210,7 @@ Imputation Imputation::fit(const Dataset& data, MissingPolicy policy) {
   rows.sample = [&](const std::function<void(const Dataset&)>& work) {
     work(detail::sample_rows(data));
   };
-  rows.gather = [](const std::vector<std::uint64_t>& words) {
-    return std::vector<std::vector<std::uint64_t>>{words};
-  };
+  rows.gather = own_words;
   return detail::fit_imputation(policy, rows);
 }
 
@@ -228,9 +237,7 @@ Imputation Imputation::fit(DataStream& stream, MissingPolicy policy) {
     stream.rewind();
     work(detail::sample_rows(chunk));
   };
-  rows.gather = [](const std::vector<std::uint64_t>& words) {
-    return std::vector<std::vector<std::uint64_t>>{words};
-  };
+  rows.gather = own_words;
   return detail::fit_imputation(policy, rows);
 }
 

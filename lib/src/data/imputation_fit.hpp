@@ -28,8 +28,8 @@ struct ImputationRows {
   // median looks for the middle values near those of the sample first. Optional.
   std::function<void(const std::function<void(const Dataset&)>& work)> sample;
   // Every process's words, in rank order (collective; the lengths may differ); one process: its
-  // own.
-  std::function<std::vector<std::vector<std::uint64_t>>(const std::vector<std::uint64_t>&)> gather;
+  // own, moved.
+  std::function<std::vector<std::vector<std::uint64_t>>(std::vector<std::uint64_t>)> gather;
 };
 
 // Throws Error: feature j (named from `names` when there) has no value for `policy` to fit.

@@ -141,82 +141,94 @@ constexpr std::size_t kPresent = 0, kBelow = 1, kAtLow = 2, kBetween = 3, kAtHig
 // The lanes count_around counts in, which rows are laid side by side to a multiple of.
 constexpr std::size_t kCountLanes = 8;
 
-// Counts rows of `width` values against brackets: each place i of a row has its bracket low[i],
-// high[i] and its feature feature[i] (a row of the data, or several side by side so that the
-// width is a multiple of the vector lanes). Adds to 32-bit counters per place, `counts`
-// (counter-major, kCounters·width, fewer than 2^32 rows), and writes the values strictly inside
-// a bracket to `inside` (feature << 32 | key, room for rows·width); returns how many. Branch-free:
-// the counting runs in GCC vector lanes (two SSE registers where AVX2 is absent); the collection,
-// in each group of lanes that holds a value inside, writes every key and advances only past those
-// inside. Vectors stay local: none is passed to or
+// count_around's counters per place, counter-major, each a count of values: present, below lo,
+// at most lo, below hi, at most hi. Each is one comparison; BracketedMedians' counters are their
+// differences.
+constexpr std::size_t kCumulativeCounters = 5;
+constexpr std::size_t kCountPresent = 0, kCountBelowLow = 1, kCountUpToLow = 2, kCountBelowHigh = 3,
+                      kCountUpToHigh = 4;
+
+// An order key as a signed integer (the key with its top bit flipped), which vector lanes compare
+// in one instruction; NaN, which has no key, becomes the largest value, above every bracket.
+std::int32_t signed_key(std::uint32_t key) { return static_cast<std::int32_t>(key ^ 0x80000000u); }
+
+// Counts rows of `width` values against brackets: each place i of a row has its bracket, as
+// signed keys: low[i], high[i] and each plus one (below low + 1 is at most low), and its feature
+// feature[i] (a row of the data, or several side by side so that the width is a multiple of the
+// vector lanes). Adds to 32-bit counters per place, `counts` (kCumulativeCounters·width, fewer
+// than 2^32 rows), and writes the values strictly inside a bracket to `inside` (feature << 32 |
+// order key, room for rows·width); returns how many. Branch-free but for skipping groups of
+// lanes with no value inside: the counting runs in GCC vector lanes (two SSE registers where AVX2
+// is absent), a comparison's all-ones lanes subtracted as counts; a group with a value inside
+// writes every key and advances only past those inside. Vectors stay local: none is passed to or
 // returned from a function, whose ABI would depend on AVX.
 SHARDPROP_MULTIVERSION
 std::size_t count_around(const float* x, std::size_t rows, std::size_t width,
-                         const std::uint32_t* low, const std::uint32_t* high,
-                         const std::uint32_t* feature, std::uint32_t* counts,
-                         std::uint32_t* inside_flags, std::uint64_t* inside) {
-  using Lanes = std::uint32_t __attribute__((vector_size(32)));
+                         const std::int32_t* const bounds[4], const std::uint32_t* feature,
+                         std::uint32_t* counts, std::uint64_t* inside) {
+  using Lanes = std::int32_t __attribute__((vector_size(32)));
   constexpr std::size_t kLanes = kCountLanes;
-  static_assert(sizeof(Lanes) == kLanes * sizeof(std::uint32_t));
-  std::uint32_t* const c[kCounters] = {counts, counts + width, counts + 2 * width,
-                                       counts + 3 * width, counts + 4 * width};
+  static_assert(sizeof(Lanes) == kLanes * sizeof(std::int32_t));
+  std::uint32_t* const c[kCumulativeCounters] = {counts, counts + width, counts + 2 * width,
+                                                 counts + 3 * width, counts + 4 * width};
+  const std::int32_t* const low = bounds[0];
+  const std::int32_t* const low_next = bounds[1];
+  const std::int32_t* const high = bounds[2];
+  const std::int32_t* const high_next = bounds[3];
   std::size_t collected = 0;
+  const auto collect = [&](std::size_t f) {
+    inside[collected++] = std::uint64_t{feature[f]} << 32 | order_key(x[f]);
+  };
   for (std::size_t r = 0; r < rows; ++r, x += width) {
-    Lanes any{};
     std::size_t f = 0;
     for (; f + kLanes <= width; f += kLanes) {
-      Lanes bits, lo, hi, present, below, at_low, between, at_high;
+      Lanes bits, lo, lo1, hi, hi1, present, below_lo, upto_lo, below_hi, upto_hi;
       std::memcpy(&bits, x + f, sizeof bits);
       std::memcpy(&lo, low + f, sizeof lo);
+      std::memcpy(&lo1, low_next + f, sizeof lo1);
       std::memcpy(&hi, high + f, sizeof hi);
-      std::memcpy(&present, c[kPresent] + f, sizeof present);
-      std::memcpy(&below, c[kBelow] + f, sizeof below);
-      std::memcpy(&at_low, c[kAtLow] + f, sizeof at_low);
-      std::memcpy(&between, c[kBetween] + f, sizeof between);
-      std::memcpy(&at_high, c[kAtHigh] + f, sizeof at_high);
-      // Comparisons give all-ones lanes: "& 1" makes them counts.
-      const Lanes is = (bits & 0x7fffffffu) <= 0x7f800000u;  // not NaN
-      const Lanes key = bits ^ (((bits >> 31) * 0xffffffffu) | 0x80000000u);
-      const Lanes in = is & (key > lo) & (key < hi) & 1u;
-      present += is & 1u;
-      below += is & (key < lo) & 1u;
-      at_low += is & (key == lo) & 1u;
-      between += in;
-      at_high += is & (key == hi) & (hi != lo) & 1u;
-      std::memcpy(c[kPresent] + f, &present, sizeof present);
-      std::memcpy(c[kBelow] + f, &below, sizeof below);
-      std::memcpy(c[kAtLow] + f, &at_low, sizeof at_low);
-      std::memcpy(c[kBetween] + f, &between, sizeof between);
-      std::memcpy(c[kAtHigh] + f, &at_high, sizeof at_high);
-      std::memcpy(inside_flags + f, &in, sizeof in);
-      any |= in;
+      std::memcpy(&hi1, high_next + f, sizeof hi1);
+      std::memcpy(&present, c[kCountPresent] + f, sizeof present);
+      std::memcpy(&below_lo, c[kCountBelowLow] + f, sizeof below_lo);
+      std::memcpy(&upto_lo, c[kCountUpToLow] + f, sizeof upto_lo);
+      std::memcpy(&below_hi, c[kCountBelowHigh] + f, sizeof below_hi);
+      std::memcpy(&upto_hi, c[kCountUpToHigh] + f, sizeof upto_hi);
+      const Lanes is = (bits & 0x7fffffff) <= 0x7f800000;  // not NaN
+      const Lanes key = is ? bits ^ ((bits >> 31) & 0x7fffffff) : Lanes{} + 0x7fffffff;
+      const Lanes at_most_lo = key < lo1;
+      const Lanes under_hi = key < hi;
+      present -= is;
+      below_lo -= key < lo;
+      upto_lo -= at_most_lo;
+      below_hi -= under_hi;
+      upto_hi -= key < hi1;
+      std::memcpy(c[kCountPresent] + f, &present, sizeof present);
+      std::memcpy(c[kCountBelowLow] + f, &below_lo, sizeof below_lo);
+      std::memcpy(c[kCountUpToLow] + f, &upto_lo, sizeof upto_lo);
+      std::memcpy(c[kCountBelowHigh] + f, &below_hi, sizeof below_hi);
+      std::memcpy(c[kCountUpToHigh] + f, &upto_hi, sizeof upto_hi);
+      // A few percent of the values are inside: most groups of lanes have none, which their
+      // words ORed together show.
+      const Lanes in = under_hi & ~at_most_lo;
+      std::uint64_t words[sizeof in / sizeof(std::uint64_t)];
+      std::memcpy(words, &in, sizeof in);
+      if ((words[0] | words[1] | words[2] | words[3]) != 0) {
+        for (std::size_t i = 0; i < kLanes; ++i) {
+          inside[collected] = std::uint64_t{feature[f + i]} << 32 | order_key(x[f + i]);
+          collected += static_cast<std::uint32_t>(in[i]) & 1u;
+        }
+      }
     }
-    std::uint32_t any_scalar = 0;
-    for (std::size_t i = 0; i < kLanes; ++i) any_scalar |= any[i];
     for (; f < width; ++f) {
       const auto bits = std::bit_cast<std::uint32_t>(x[f]);
-      const std::uint32_t is = (bits & 0x7fffffffu) <= 0x7f800000u ? 1u : 0u;
-      const std::uint32_t key = order_key(x[f]);
-      const std::uint32_t in = is & (key > low[f] ? 1u : 0u) & (key < high[f] ? 1u : 0u);
-      c[kPresent][f] += is;
-      c[kBelow][f] += is & (key < low[f] ? 1u : 0u);
-      c[kAtLow][f] += is & (key == low[f] ? 1u : 0u);
-      c[kBetween][f] += in;
-      c[kAtHigh][f] += is & (key == high[f] && high[f] != low[f] ? 1u : 0u);
-      inside_flags[f] = in;
-      any_scalar |= in;
-    }
-    if (any_scalar == 0) continue;
-    // A few percent of the values are inside: skip the lanes' groups with none.
-    for (std::size_t first = 0; first < width; first += kLanes) {
-      const std::size_t last = std::min(first + kLanes, width);
-      std::uint32_t group_any = 0;
-      for (f = first; f < last; ++f) group_any |= inside_flags[f];
-      if (group_any == 0) continue;
-      for (f = first; f < last; ++f) {
-        inside[collected] = std::uint64_t{feature[f]} << 32 | order_key(x[f]);
-        collected += inside_flags[f];
-      }
+      const bool is = (bits & 0x7fffffffu) <= 0x7f800000u;
+      const std::int32_t key = is ? signed_key(order_key(x[f])) : 0x7fffffff;
+      c[kCountPresent][f] += is ? 1u : 0u;
+      c[kCountBelowLow][f] += key < low[f] ? 1u : 0u;
+      c[kCountUpToLow][f] += key < low_next[f] ? 1u : 0u;
+      c[kCountBelowHigh][f] += key < high[f] ? 1u : 0u;
+      c[kCountUpToHigh][f] += key < high_next[f] ? 1u : 0u;
+      if (key > low[f] && key < high[f]) collect(f);
     }
   }
   return collected;
@@ -246,24 +258,35 @@ class BracketedMedians {
   // Chooses the brackets from every process's sample keys (words: per feature, the count of
   // keys, then the keys). Returns false when some feature has no sample value to bracket with.
   bool choose(const std::vector<std::vector<std::uint64_t>>& samples) {
-    std::vector<std::vector<std::uint32_t>> keys(features_);
-    for (const std::vector<std::uint64_t>& words : samples) {
+    // Where each feature's keys start in each process's words (per feature, the count of keys,
+    // then the keys).
+    std::vector<std::vector<std::size_t>> starts(samples.size(),
+                                                 std::vector<std::size_t>(features_ + 1, 0));
+    std::vector<std::size_t> sizes(features_, 0);
+    for (std::size_t p = 0; p < samples.size(); ++p) {
+      const std::vector<std::uint64_t>& words = samples[p];
       std::size_t at = 0;
       for (std::size_t f = 0; f < features_; ++f) {
         if (at >= words.size() || words[at] > words.size() - at - 1) {
           throw Error("imputation: another process sent a sample of a different feature count");
         }
-        const auto n = static_cast<std::ptrdiff_t>(words[at++]);
-        const auto first = words.begin() + static_cast<std::ptrdiff_t>(at);
-        keys[f].insert(keys[f].end(), first, first + n);  // each key is below 2^32
-        at += static_cast<std::size_t>(n);
+        starts[p][f] = at + 1;
+        sizes[f] += static_cast<std::size_t>(words[at]);
+        at += 1 + static_cast<std::size_t>(words[at]);
       }
+      starts[p][features_] = at;
     }
-    if (std::any_of(keys.begin(), keys.end(), [](const auto& k) { return k.empty(); })) {
+    if (std::any_of(sizes.begin(), sizes.end(), [](std::size_t n) { return n == 0; })) {
       return false;
     }
     tbb::parallel_for(std::size_t{0}, features_, [&](std::size_t f) {
-      std::vector<std::uint32_t>& sample = keys[f];
+      std::vector<std::uint32_t> sample;
+      sample.reserve(sizes[f]);
+      for (std::size_t p = 0; p < samples.size(); ++p) {
+        const auto first = samples[p].begin() + static_cast<std::ptrdiff_t>(starts[p][f]);
+        const auto count = static_cast<std::ptrdiff_t>(samples[p][starts[p][f] - 1]);
+        sample.insert(sample.end(), first, first + count);  // each key is below 2^32
+      }
       const auto m = static_cast<double>(sample.size());
       const double margin = kZ * std::sqrt(m) / 2.0;
       const auto low =
@@ -304,12 +327,15 @@ class BracketedMedians {
             left -= block * (places.width() / n);
           }
         });
-    partial.combine_each([&](const Partial& local) {
+    partial.combine_each([&](Partial& local) {
       for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += local.counts[i];
       if (collected_.size() + local.used > kMaxCollected) overflow_ = true;
-      if (!overflow_) {
-        collected_.insert(collected_.end(), local.collected.begin(),
-                          local.collected.begin() + static_cast<std::ptrdiff_t>(local.used));
+      if (overflow_) return;
+      local.collected.resize(local.used);
+      if (collected_.empty()) {
+        collected_ = std::move(local.collected);
+      } else {
+        collected_.insert(collected_.end(), local.collected.begin(), local.collected.end());
       }
     });
     if (overflow_) collected_ = {};
@@ -341,8 +367,8 @@ class BracketedMedians {
     return !overflow && collected <= kMaxCollected;
   }
 
-  // This process's collected values (feature << 32 | key).
-  const std::vector<std::uint64_t>& collected() const { return collected_; }
+  // This process's collected values (feature << 32 | key), moved out.
+  std::vector<std::uint64_t> take_collected() { return std::move(collected_); }
 
   // The medians from the summed counts and every process's collected values, or nothing when a
   // wanted rank is outside a bracket.
@@ -390,12 +416,20 @@ class BracketedMedians {
       const auto first = between.begin() + static_cast<std::ptrdiff_t>(start[f]);
       const auto last = between.begin() + static_cast<std::ptrdiff_t>(start[f + 1]);
       double value[2];
+      // Set by the first inside rank's selection: everything after it is at least it, so the
+      // second (the next rank or the same) is the smallest there.
+      auto selected = last;
       for (std::size_t t = 0; t < 2; ++t) {
         std::uint32_t key = low_[f];
         if (at[f][t] == At::high) key = high_[f];
         if (at[f][t] == At::inside) {
           const auto kth = first + static_cast<std::ptrdiff_t>(rank_between[f][t]);
-          std::nth_element(first, kth, last);
+          if (selected == last) {
+            std::nth_element(first, kth, last);
+          } else if (kth != selected) {
+            std::iter_swap(kth, std::min_element(kth, last));
+          }
+          selected = kth;
           key = *kth;
         }
         value[t] = from_order_key(key);
@@ -410,51 +444,68 @@ class BracketedMedians {
   static constexpr std::size_t kBlockRows = 64;
 
   // The places of a row of count_around: `group` rows of the data side by side, each place with
-  // its feature's bracket.
+  // its feature's bracket as count_around takes it.
   class Places {
    public:
     Places(const std::vector<std::uint32_t>& low, const std::vector<std::uint32_t>& high,
            std::size_t group) {
       for (std::size_t g = 0; g < group; ++g) {
-        low_.insert(low_.end(), low.begin(), low.end());
-        high_.insert(high_.end(), high.begin(), high.end());
-        for (std::size_t f = 0; f < low.size(); ++f)
+        for (std::size_t f = 0; f < low.size(); ++f) {
+          // The keys of values that are not NaN are at most +inf's, so adding one stays in range.
+          bounds_[0].push_back(signed_key(low[f]));
+          bounds_[1].push_back(signed_key(low[f]) + 1);
+          bounds_[2].push_back(signed_key(high[f]));
+          bounds_[3].push_back(signed_key(high[f]) + 1);
           feature_.push_back(static_cast<std::uint32_t>(f));
+        }
       }
+      for (std::size_t i = 0; i < 4; ++i) pointers_[i] = bounds_[i].data();
     }
     std::size_t width() const { return feature_.size(); }
-    std::vector<std::uint32_t> low_, high_, feature_;
+    const std::int32_t* const* bounds() const { return pointers_; }
+    const std::vector<std::uint32_t>& feature() const { return feature_; }
+
+   private:
+    std::vector<std::int32_t> bounds_[4];  // low, low + 1, high, high + 1
+    const std::int32_t* pointers_[4] = {};
+    std::vector<std::uint32_t> feature_;
   };
 
   struct Partial {
     Partial(std::size_t features, std::size_t width)
-        : counts(features * kCounters, 0),
-          block_counts(width * kCounters, 0),
-          inside_flags(width, 0) {}
+        : counts(features * kCounters, 0), block_counts(width * kCumulativeCounters, 0) {}
 
     // `rows` rows of places.width() values at x.
     void count(const float* x, std::size_t rows, const Places& places) {
       const std::size_t width = places.width();
-      std::fill_n(block_counts.begin(), width * kCounters, 0u);
+      std::fill_n(block_counts.begin(), width * kCumulativeCounters, 0u);
       // Room for every value, grown geometrically and never cleared (resizing down and up again
       // would zero it every time).
       if (collected.size() < used + rows * width) {
         collected.resize(std::max(2 * collected.size(), used + rows * width));
       }
-      used += count_around(x, rows, width, places.low_.data(), places.high_.data(),
-                           places.feature_.data(), block_counts.data(), inside_flags.data(),
-                           collected.data() + used);
+      used += count_around(x, rows, width, places.bounds(), places.feature().data(),
+                           block_counts.data(), collected.data() + used);
       const std::size_t n = counts.size() / kCounters;
-      for (std::size_t i = 0; i < kCounters; ++i) {
-        for (std::size_t place = 0; place < width; ++place) {
-          counts[i * n + places.feature_[place]] += block_counts[i * width + place];
+      for (std::size_t place = 0; place < width; ++place) {
+        const std::uint32_t* c = block_counts.data() + place;
+        const auto at = [&](std::size_t counter) { return c[counter * width]; };
+        const std::size_t f = places.feature()[place];
+        // Between lo and hi, and at hi, only when hi is above lo: at lo = hi the counts of
+        // values below and at most hi are those of lo's.
+        const bool apart = places.bounds()[2][place] != places.bounds()[0][place];
+        counts[kPresent * n + f] += at(kCountPresent);
+        counts[kBelow * n + f] += at(kCountBelowLow);
+        counts[kAtLow * n + f] += at(kCountUpToLow) - at(kCountBelowLow);
+        if (apart) {
+          counts[kBetween * n + f] += at(kCountBelowHigh) - at(kCountUpToLow);
+          counts[kAtHigh * n + f] += at(kCountUpToHigh) - at(kCountBelowHigh);
         }
       }
     }
 
     std::vector<std::uint64_t> counts;        // [counter][feature]
-    std::vector<std::uint32_t> block_counts;  // count_around's: [counter][place]
-    std::vector<std::uint32_t> inside_flags;  // count_around's scratch: a row's values inside
+    std::vector<std::uint32_t> block_counts;  // count_around's: [cumulative counter][place]
     std::vector<std::uint64_t> collected;     // its first `used` entries
     std::size_t used = 0;
   };
@@ -471,16 +522,27 @@ class BracketedMedians {
 // present values in `sample`, then their order keys.
 std::vector<std::uint64_t> sample_keys(const Dataset& sample, int features) {
   check_feature_count(sample, features);
-  std::vector<std::uint64_t> words;
   const auto n = static_cast<std::size_t>(features);
+  const auto rows = static_cast<std::size_t>(sample.rows);
+  std::vector<std::size_t> present(n, 0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* x = sample.features.data() + r * n;
+    for (std::size_t f = 0; f < n; ++f) present[f] += std::isnan(x[f]) ? 0 : 1;
+  }
+  std::vector<std::uint64_t> words(n + rows * n);
+  std::vector<std::size_t> next(n);
+  std::size_t at = 0;
   for (std::size_t f = 0; f < n; ++f) {
-    const std::size_t at = words.size();
-    words.push_back(0);
-    for (std::int64_t r = 0; r < sample.rows; ++r) {
-      const float x = sample.features[static_cast<std::size_t>(r) * n + f];
-      if (!std::isnan(x)) words.push_back(order_key(x));
+    words[at] = present[f];
+    next[f] = at + 1;
+    at += 1 + present[f];
+  }
+  words.resize(at);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* x = sample.features.data() + r * n;
+    for (std::size_t f = 0; f < n; ++f) {
+      if (!std::isnan(x[f])) words[next[f]++] = order_key(x[f]);
     }
-    words[at] = words.size() - at - 1;
   }
   return words;
 }
@@ -508,10 +570,10 @@ std::optional<std::vector<float>> bracketed_medians(const ImputationRows& rows) 
   std::vector<std::uint64_t> keys;
   rows.sample([&](const Dataset& sample) { keys = sample_keys(sample, rows.features); });
   BracketedMedians medians(rows.features);
-  if (!medians.choose(rows.gather(keys))) return std::nullopt;
+  if (!medians.choose(rows.gather(std::move(keys)))) return std::nullopt;
   rows.pass([&](const Dataset& chunk) { medians.add(chunk); });
   if (!medians.add_counts(rows.gather(medians.count_words()))) return std::nullopt;
-  return medians.medians(rows.gather(medians.collected()), rows.names);
+  return medians.medians(rows.gather(medians.take_collected()), rows.names);
 }
 
 }  // namespace
@@ -524,16 +586,24 @@ Dataset sample_rows(const Dataset& data) {
   const auto n = static_cast<std::size_t>(data.feature_count);
   const std::int64_t stride = std::max<std::int64_t>(1, (data.rows + limit - 1) / limit);
   // One row at a hashed place in each stride, so that a pattern repeating every few rows (every
-  // tenth row missing a value, say) cannot line up with the sample.
-  for (std::int64_t first = 0; first < data.rows; first += stride) {
-    const auto offset = static_cast<std::int64_t>(mix64(static_cast<std::uint64_t>(first)) %
-                                                  static_cast<std::uint64_t>(stride));
-    const std::int64_t r = std::min(first + offset, data.rows - 1);
-    const auto row =
-        data.features.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * n);
-    sample.features.insert(sample.features.end(), row, row + static_cast<std::ptrdiff_t>(n));
-    ++sample.rows;
-  }
+  // tenth row missing a value, say) cannot line up with the sample. Scattered reads: in parallel.
+  sample.rows = (data.rows + stride - 1) / stride;
+  sample.features.resize(static_cast<std::size_t>(sample.rows) * n);
+  tbb::parallel_for(
+      tbb::blocked_range<std::int64_t>(0, sample.rows, 1024),
+      [&](const tbb::blocked_range<std::int64_t>& range) {
+        for (std::int64_t i = range.begin(); i < range.end(); ++i) {
+          const std::int64_t first = i * stride;
+          const auto offset = static_cast<std::int64_t>(mix64(static_cast<std::uint64_t>(first)) %
+                                                        static_cast<std::uint64_t>(stride));
+          const std::int64_t r = std::min(first + offset, data.rows - 1);
+          std::copy_n(
+              data.features.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * n),
+              n,
+              sample.features.begin() +
+                  static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * n));
+        }
+      });
   return sample;
 }
 
