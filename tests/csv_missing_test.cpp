@@ -530,6 +530,35 @@ TEST_CASE("FloatSums sums exactly however widely a block's values spread", "[csv
   }
 }
 
+TEST_CASE("apply fills exactly the NaN cells, each with its feature's fill", "[csv][missing]") {
+  // Rows are filled side by side in vector lanes, the rows after the last whole group one by
+  // one: every feature count and row count fills the same cells.
+  const int features = GENERATE(1, 3, 8, 15);
+  const std::int64_t rows = GENERATE(1, 7, 8, 1001);
+  CAPTURE(features, rows);
+  std::mt19937 random(static_cast<unsigned>(features * 10000 + rows));
+  Dataset data;
+  data.rows = rows;
+  data.feature_count = features;
+  Imputation imputation{MissingPolicy::mean, {}};
+  for (int j = 0; j < features; ++j) imputation.fill.push_back(100.0f + static_cast<float>(j));
+  const float negative_nan = std::bit_cast<float>(0xffc00000u);
+  const float kinds[] = {1.5f,
+                         -0.0f,
+                         std::numeric_limits<float>::infinity(),
+                         -std::numeric_limits<float>::infinity(),
+                         std::numeric_limits<float>::quiet_NaN(),
+                         negative_nan};
+  for (std::int64_t i = 0; i < rows * features; ++i) data.features.push_back(kinds[random() % 6]);
+  std::vector<float> expected = data.features;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    if (std::isnan(expected[i]))
+      expected[i] = imputation.fill[i % static_cast<std::size_t>(features)];
+  }
+  imputation.apply(data);
+  CHECK(same_bits(data.features, expected));
+}
+
 TEST_CASE("imputation fits are exact: the same bits in memory, streamed and in parts",
           "[csv][missing]") {
   TempDir dir;

@@ -6,13 +6,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/exact_sum.hpp"
+#include "base/simd.hpp"
 #include "data/float_sums.hpp"
 #include "data/imputation_fit.hpp"
 #include "data/median_fit.hpp"
@@ -106,6 +109,33 @@ class PresentSums {
   std::vector<ExactSum> sums_;
   std::vector<std::uint64_t> counts_;
 };
+
+// The lanes fill_missing works in.
+constexpr std::size_t kFillLanes = 8;
+
+// Replaces each NaN of x[0 .. count) with the value at its place in a repeating pattern:
+// pattern[i % period], period a multiple of kFillLanes and count of period. Groups of lanes
+// without a NaN, most of them, are only read, so their memory stays clean. Vectors stay local:
+// none is passed to or returned from a function, whose ABI would depend on AVX.
+SHARDPROP_MULTIVERSION
+void fill_missing(float* x, std::size_t count, const float* pattern, std::size_t period) {
+  using Lanes = std::int32_t __attribute__((vector_size(32)));
+  static_assert(sizeof(Lanes) == kFillLanes * sizeof(float));
+  for (std::size_t start = 0; start < count; start += period) {
+    for (std::size_t f = 0; f < period; f += kFillLanes) {
+      Lanes bits;
+      std::memcpy(&bits, x + start + f, sizeof bits);
+      const Lanes missing = (bits & 0x7fffffff) > 0x7f800000;
+      std::uint64_t words[sizeof missing / sizeof(std::uint64_t)];
+      std::memcpy(words, &missing, sizeof missing);
+      if ((words[0] | words[1] | words[2] | words[3]) == 0) continue;
+      Lanes fill;
+      std::memcpy(&fill, pattern + f, sizeof fill);
+      bits = missing ? fill : bits;
+      std::memcpy(x + start + f, &bits, sizeof bits);
+    }
+  }
+}
 
 }  // namespace
 
@@ -248,18 +278,25 @@ void Imputation::apply(Dataset& data) const {
                 " features, the dataset has " + std::to_string(data.feature_count));
   }
   const std::size_t n = fill.size();
-  const std::int64_t grain = std::max<std::int64_t>(1, 16384 / static_cast<std::int64_t>(n));
-  tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, data.rows, grain),
-                    [&](const tbb::blocked_range<std::int64_t>& rows) {
-                      for (std::int64_t r = rows.begin(); r < rows.end(); ++r) {
-                        float* x = data.features.data() + static_cast<std::size_t>(r) * n;
-                        // Only missing cells are written: a clean row's memory stays clean.
-                        for (std::size_t j = 0; j < n; ++j) {
-                          if (std::isnan(x[j])) [[unlikely]]
-                            x[j] = fill[j];
-                        }
-                      }
+  // Rows side by side, `group` at a time, repeat the fills with a period of whole lanes; the rows
+  // after the last whole group one value at a time.
+  const std::size_t group = detail::kFillLanes / std::gcd(n, detail::kFillLanes);
+  std::vector<float> pattern;
+  for (std::size_t g = 0; g < group; ++g) pattern.insert(pattern.end(), fill.begin(), fill.end());
+  const auto groups = static_cast<std::int64_t>(static_cast<std::size_t>(data.rows) / group);
+  const std::int64_t grain =
+      std::max<std::int64_t>(1, 16384 / static_cast<std::int64_t>(n * group));
+  tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, groups, grain),
+                    [&](const tbb::blocked_range<std::int64_t>& range) {
+                      const std::size_t period = n * group;
+                      detail::fill_missing(
+                          data.features.data() + static_cast<std::size_t>(range.begin()) * period,
+                          static_cast<std::size_t>(range.size()) * period, pattern.data(), period);
                     });
+  for (std::size_t i = static_cast<std::size_t>(groups) * group * n; i < data.features.size();
+       ++i) {
+    if (std::isnan(data.features[i])) data.features[i] = fill[i % n];
+  }
 }
 
 }  // namespace shardprop
