@@ -371,27 +371,32 @@ std::pair<std::vector<float>, int> median_with_sample(const Dataset& data,
 }
 
 TEST_CASE("the median is exact whichever sample guides its search", "[csv][missing]") {
-  // Two features of 20,001 rows: a wide normal with a few NaN, and small integers whose middle
-  // ranks sit inside long runs of ties.
+  // Three features of 20,001 rows: a wide normal with a few NaN, small integers whose middle
+  // ranks sit inside long runs of ties, and five neighbouring floats (1 and the next four up)
+  // with an even count, whose two middle values differ in their last bits.
   Dataset data;
-  data.feature_count = 2;
+  data.feature_count = 3;
   data.rows = 20001;
   std::mt19937_64 random(11);
   std::normal_distribution<float> normal(-4.0f, 1000.0f);
   std::uniform_int_distribution<int> small(-3, 3);
+  std::uniform_int_distribution<std::uint32_t> ulps(0, 4);
   for (std::int64_t r = 0; r < data.rows; ++r) {
     data.features.push_back(r % 97 == 0 ? std::numeric_limits<float>::quiet_NaN() : normal(random));
     data.features.push_back(static_cast<float>(small(random)));
+    data.features.push_back(r % 97 == 50 || r == 1
+                                ? std::numeric_limits<float>::quiet_NaN()
+                                : std::bit_cast<float>(0x3f800000u + ulps(random)));
   }
   const std::vector<double> expected = reference(data, MissingPolicy::median);
   std::vector<float> want(expected.begin(), expected.end());
   Dataset sorted = data;
-  for (int j = 0; j < 2; ++j) {
+  for (int j = 0; j < 3; ++j) {
     std::vector<float> column;
-    for (std::int64_t r = 0; r < data.rows; ++r) column.push_back(data.features[r * 2 + j]);
+    for (std::int64_t r = 0; r < data.rows; ++r) column.push_back(data.features[r * 3 + j]);
     std::sort(column.begin(), column.end(),
               [](float a, float b) { return std::isnan(b) ? !std::isnan(a) : a < b; });
-    for (std::int64_t r = 0; r < data.rows; ++r) sorted.features[r * 2 + j] = column[r];
+    for (std::int64_t r = 0; r < data.rows; ++r) sorted.features[r * 3 + j] = column[r];
   }
 
   SECTION("a sample of every row brackets the middle: one pass") {
@@ -422,7 +427,7 @@ TEST_CASE("the median is exact whichever sample guides its search", "[csv][missi
   }
   SECTION("without a sample, or with an empty one, the radix selection runs alone") {
     Dataset empty;
-    empty.feature_count = 2;
+    empty.feature_count = 3;
     const auto [fill, passes] = median_with_sample(
         data, GENERATE_COPY(std::optional<Dataset>{}, std::optional<Dataset>{empty}));
     CHECK(same_bits(fill, want));

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,38 @@ std::uint32_t order_key(float x) {
 
 float from_order_key(std::uint32_t key) {
   return std::bit_cast<float>((key & 0x80000000u) != 0 ? key & 0x7fffffffu : ~key);
+}
+
+// The k-th smallest (0-based, k below the count) of `keys`, which stay as they are: by digits of
+// 11, 11 and 10 bits from the top, each level counting the candidates' digits and keeping, in
+// `scratch`, those with the digit that holds rank k. Linear and free of data-dependent branches,
+// where std::nth_element mispredicts about every other comparison.
+std::uint32_t kth_smallest(std::span<const std::uint32_t> keys, std::size_t k,
+                           std::vector<std::uint32_t>& scratch) {
+  constexpr int kShifts[] = {21, 10, 0};
+  constexpr std::uint32_t kDigits[] = {0x7ff, 0x7ff, 0x3ff};
+  std::array<std::size_t, 2048> counts{};
+  std::span<const std::uint32_t> candidates = keys;
+  for (std::size_t level = 0; level < 3; ++level) {
+    const int shift = kShifts[level];
+    const std::uint32_t mask = kDigits[level];
+    std::fill(counts.begin(), counts.end(), 0);
+    for (const std::uint32_t key : candidates) ++counts[(key >> shift) & mask];
+    std::uint32_t digit = 0;
+    while (k >= counts[digit]) k -= counts[digit++];
+    // Every candidate is written and the place advances past the digit's own, so the write
+    // never overtakes the read when the candidates are already in `scratch` (which then
+    // shrinks, never moving).
+    const std::size_t keep = counts[digit];
+    if (scratch.size() < keep + 1) scratch.resize(keep + 1);
+    std::size_t n = 0;
+    for (const std::uint32_t key : candidates) {
+      scratch[n] = key;
+      n += ((key >> shift) & mask) == digit ? 1 : 0;
+    }
+    candidates = std::span<const std::uint32_t>(scratch.data(), n);
+  }
+  return candidates[k];  // every candidate left has the same 32 bits
 }
 
 // The k-th smallest values (0-based) k = (n − 1)/2 and n/2 of each feature, by their order keys,
@@ -292,12 +325,9 @@ class BracketedMedians {
       const auto low =
           static_cast<std::size_t>(std::max(0.0, std::floor((m - 1.0) / 2.0 - margin)));
       const auto high = static_cast<std::size_t>(std::min(m - 1.0, std::ceil(m / 2.0 + margin)));
-      std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(low),
-                       sample.end());
-      low_[f] = sample[low];
-      std::nth_element(sample.begin() + static_cast<std::ptrdiff_t>(low),
-                       sample.begin() + static_cast<std::ptrdiff_t>(high), sample.end());
-      high_[f] = sample[high];
+      std::vector<std::uint32_t> scratch;
+      low_[f] = kth_smallest(sample, low, scratch);
+      high_[f] = kth_smallest(sample, high, scratch);
     });
     return true;
   }
@@ -413,25 +443,14 @@ class BracketedMedians {
     }
     std::vector<float> fill(features_);
     tbb::parallel_for(std::size_t{0}, features_, [&](std::size_t f) {
-      const auto first = between.begin() + static_cast<std::ptrdiff_t>(start[f]);
-      const auto last = between.begin() + static_cast<std::ptrdiff_t>(start[f + 1]);
+      const std::span<const std::uint32_t> inside(between.data() + start[f],
+                                                  start[f + 1] - start[f]);
+      std::vector<std::uint32_t> scratch;
       double value[2];
-      // Set by the first inside rank's selection: everything after it is at least it, so the
-      // second (the next rank or the same) is the smallest there.
-      auto selected = last;
       for (std::size_t t = 0; t < 2; ++t) {
         std::uint32_t key = low_[f];
         if (at[f][t] == At::high) key = high_[f];
-        if (at[f][t] == At::inside) {
-          const auto kth = first + static_cast<std::ptrdiff_t>(rank_between[f][t]);
-          if (selected == last) {
-            std::nth_element(first, kth, last);
-          } else if (kth != selected) {
-            std::iter_swap(kth, std::min_element(kth, last));
-          }
-          selected = kth;
-          key = *kth;
-        }
+        if (at[f][t] == At::inside) key = kth_smallest(inside, rank_between[f][t], scratch);
         value[t] = from_order_key(key);
       }
       fill[f] = static_cast<float>((value[0] + value[1]) / 2.0);
