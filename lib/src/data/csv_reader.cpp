@@ -3,6 +3,7 @@
 // class labels. An error is reported for the first bad chunk in file order, so it does not depend
 // on chunking or threads.
 #include <sys/mman.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -30,7 +31,10 @@ constexpr std::int64_t kSampleRows = 16384;                // to start fitting c
 
 // Sizes `values` to `count` zeros. A large array asks for transparent huge pages before the
 // zero fill first touches it: on a 283 MB output that takes 41 ms instead of 105 ms, as there
-// are 512 times fewer page faults.
+// are 512 times fewer page faults. The kernel zeroes each page it faults in, most of that time,
+// so the pages are faulted in by all the arena's threads (MADV_POPULATE_WRITE, Linux 5.14; on an
+// older kernel the zero fill faults them in alone) before the vector's own zero fill, which
+// then runs on present pages.
 void resize_zeroed(std::vector<float>& values, std::size_t count) {
   constexpr std::size_t kHugePage = std::size_t{2} << 20;
   if (count * sizeof(float) < 4 * kHugePage) {
@@ -41,7 +45,15 @@ void resize_zeroed(std::vector<float>& values, std::size_t count) {
   const auto first = reinterpret_cast<std::uintptr_t>(values.data());
   const std::uintptr_t begin = (first + kHugePage - 1) / kHugePage * kHugePage;
   const std::uintptr_t end = (first + count * sizeof(float)) / kHugePage * kHugePage;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  if (end > begin) {
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+    constexpr std::uintptr_t kPiece = 8 * kHugePage;
+    tbb::parallel_for(begin, end, kPiece, [&](std::uintptr_t piece) {
+      ::madvise(reinterpret_cast<void*>(piece), std::min(kPiece, end - piece), MADV_POPULATE_WRITE);
+    });
+#endif
+  }
   values.resize(count);
 }
 
