@@ -293,8 +293,8 @@ void Imputation::apply(Dataset& data) const {
                           data.features.data() + static_cast<std::size_t>(range.begin()) * period,
                           static_cast<std::size_t>(range.size()) * period, pattern.data(), period);
                     });
-  for (std::size_t i = static_cast<std::size_t>(groups) * group * n; i < data.features.size();
-       ++i) {
+  const std::size_t cells = static_cast<std::size_t>(data.rows) * n;
+  for (std::size_t i = static_cast<std::size_t>(groups) * group * n; i < cells; ++i) {
     if (std::isnan(data.features[i])) data.features[i] = fill[i % n];
   }
 }
