@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/rng.hpp"
+#include "base/simd.hpp"
 #include "data/dataset_rows.hpp"
 #include "data/feature_moments.hpp"
 #include "shardprop/error.hpp"
@@ -23,13 +24,24 @@ namespace shardprop {
 
 namespace {
 
-// The index of the first NaN or infinity in `values`, or values.size(). Every chunk is loaded,
-// streamed and evaluated through this check, so it runs in parallel (in the caller's arena) and
-// tests blocks branch-free on the exponent bits, which vectorizes; only a block that holds a
-// non-finite value is searched element by element.
-// With allow_nan, only infinities count.
-std::size_t first_non_finite(std::span<const float> values, bool allow_nan = false) {
+// Whether values[0, count) hold an infinity, or a NaN unless allow_nan: the exponent bits of
+// every value tested without a branch (`&`, not `&&`), so the loop vectorizes.
+SHARDPROP_MULTIVERSION bool has_non_finite(const float* values, std::size_t count, bool allow_nan) {
   const std::uint32_t mantissa_mask = allow_nan ? 0x007fffffu : 0u;
+  std::uint32_t all_ones = 0;  // set if some value's exponent bits are all ones
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto bits = std::bit_cast<std::uint32_t>(values[i]);
+    all_ones |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u) &
+                static_cast<std::uint32_t>((bits & mantissa_mask) == 0);
+  }
+  return all_ones != 0;
+}
+
+// The index of the first NaN or infinity in `values`, or values.size(). Every chunk is loaded,
+// streamed and evaluated through this check, so it runs in parallel (in the caller's arena) on
+// blocks tested as a whole; only a block that holds a non-finite value is searched element by
+// element. With allow_nan, only infinities count.
+std::size_t first_non_finite(std::span<const float> values, bool allow_nan = false) {
   constexpr std::size_t kBlock = 16384;
   const std::size_t blocks = (values.size() + kBlock - 1) / kBlock;
   return tbb::parallel_reduce(
@@ -39,13 +51,7 @@ std::size_t first_non_finite(std::span<const float> values, bool allow_nan = fal
         for (std::size_t b = range.begin(); b < range.end(); ++b) {
           const std::size_t begin = b * kBlock;
           const std::size_t end = std::min(values.size(), begin + kBlock);
-          std::uint32_t all_ones = 0;  // set if some value's exponent bits are all ones
-          for (std::size_t i = begin; i < end; ++i) {
-            const auto bits = std::bit_cast<std::uint32_t>(values[i]);
-            all_ones |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u &&
-                                                   (bits & mantissa_mask) == 0);
-          }
-          if (all_ones == 0) continue;
+          if (!has_non_finite(values.data() + begin, end - begin, allow_nan)) continue;
           for (std::size_t i = begin; i < end; ++i) {
             if (std::isinf(values[i]) || (!allow_nan && std::isnan(values[i]))) {
               return std::min(first, i);
