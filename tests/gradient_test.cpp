@@ -441,3 +441,40 @@ TEST_CASE("The softmax loss agrees with exp and log in double on wide rows, many
     CHECK(std::isnan(nan_loss));
   }
 }
+
+TEST_CASE("Each row's metrics from a block of rows are the row's metrics alone", "[gradient]") {
+  // Inference sums each row's metrics exactly, so a row's must not depend on its neighbours:
+  // row_metric_sums over many rows (several exponential blocks, rows wider than the 64 kept
+  // exponentials) gives every row the bits metric_sums gives it alone.
+  const Loss loss = GENERATE(Loss::xent, Loss::mse, Loss::bce);
+  const int outputs = GENERATE(1, 10, 100);
+  const int rows = GENERATE(1, 7, 300);
+  CAPTURE(loss, outputs, rows);
+  const int width = shardprop::detail::target_width(loss, outputs);
+  std::mt19937_64 engine(11);
+  std::uniform_real_distribution<float> logit(-20.0f, 20.0f);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  std::vector<float> z(static_cast<std::size_t>(rows) * outputs);
+  std::vector<float> targets(static_cast<std::size_t>(rows) * width);
+  for (float& v : z) v = logit(engine);
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    targets[i] = loss == Loss::xent ? static_cast<float>(i % static_cast<std::size_t>(outputs))
+                                    : unit(engine);
+  }
+  std::vector<shardprop::detail::MetricSums> each(static_cast<std::size_t>(rows) + 1);
+  each.back().loss = 42.0;  // past y's rows: left alone
+  shardprop::detail::row_metric_sums(loss, ConstMatrix{z.data(), rows, outputs, outputs},
+                                     targets.data(), each);
+  int differing = 0;
+  for (int r = 0; r < rows; ++r) {
+    const auto& got = each[static_cast<std::size_t>(r)];
+    const auto alone = shardprop::detail::metric_sums(
+        loss, ConstMatrix{z.data() + static_cast<std::size_t>(r) * outputs, 1, outputs, outputs},
+        targets.data() + static_cast<std::size_t>(r) * width);
+    differing += got.loss != alone.loss || got.correct != alone.correct ||
+                 got.predictions != alone.predictions || got.squared_error != alone.squared_error ||
+                 got.outputs != alone.outputs;
+  }
+  CHECK(differing == 0);
+  CHECK(each.back().loss == 42.0);
+}

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -162,6 +163,7 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
         [&](const tbb::blocked_range<std::int64_t>& range) {
           ShardWorkspace& ws = net_.inference.local(net_);
           std::vector<float> padded;
+          std::vector<MetricSums> piece_rows;
           for (std::int64_t piece = range.begin(); piece < range.end(); ++piece) {
             const std::size_t begin = piece == 0 ? 0 : first + (piece - 1) * full;
             const std::size_t count = piece == 0 ? first : std::min(full, n - begin);
@@ -180,21 +182,25 @@ void RowEvaluator::run(const float* features, const float* targets, std::int64_t
             const ConstMatrix x{x_rows, shape_rows, inputs_, inputs_};
             const ConstMatrix y = net_.forward(params, x, ws);
             const std::size_t skip = count < full ? at : 0;
+            // Each row's metrics alone (the same bits however the rows are cut into pieces),
+            // a piece's rows in one call so that their exponentials share loops.
+            const ConstMatrix piece_y{y.row(static_cast<int>(skip)), static_cast<int>(count),
+                                      outputs_, y.stride};
+            const float* piece_targets = targets + begin * tw;
             if (totals_ != nullptr) {
+              piece_rows.resize(count);
+              row_metric_sums(net_.spec.loss, piece_y, piece_targets, piece_rows);
               ExactMetricSums piece_sums;
-              for (std::size_t r = 0; r < count; ++r) {
-                const ConstMatrix one{y.row(static_cast<int>(skip + r)), 1, outputs_, outputs_};
-                piece_sums.add(metric_sums(net_.spec.loss, one, targets + (begin + r) * tw));
-              }
+              for (const MetricSums& row : piece_rows) piece_sums.add(row);
               const std::lock_guard lock(totals_mutex_);
               totals_->merge(piece_sums);
               continue;
             }
+            row_metric_sums(net_.spec.loss, piece_y, piece_targets,
+                            std::span(row_sums_).subspan(begin, count));
             for (std::size_t r = 0; r < count; ++r) {
-              float* row = outputs_buffer_.data() + (begin + r) * out;
-              std::copy_n(y.row(static_cast<int>(skip + r)), out, row);
-              const ConstMatrix one{row, 1, outputs_, outputs_};
-              row_sums_[begin + r] = metric_sums(net_.spec.loss, one, targets + (begin + r) * tw);
+              std::copy_n(piece_y.row(static_cast<int>(r)), out,
+                          outputs_buffer_.data() + (begin + r) * out);
             }
           }
         });

@@ -221,12 +221,17 @@ void MetricSums::add(const MetricSums& other) {
   outputs += other.outputs;
 }
 
-MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
-  MetricSums m;
+namespace {
+
+// Adds row r's metric terms of y to sums_of(r), term by term in metric_sums' order, so that one
+// MetricSums taking every row gives metric_sums' bits and one per row gives each row's.
+template <class SumsOf>
+void add_row_metrics(Loss loss, ConstMatrix y, const float* targets, SumsOf&& sums_of) {
   const int n = y.cols;
   const int tw = target_width(loss, n);
   if (loss == Loss::xent) {
     for_each_softmax_row(y, [&](int r, const SoftmaxRow& s) {
+      MetricSums& m = sums_of(r);
       const float* z = y.row(r);
       const int label = static_cast<int>(targets[static_cast<long>(r) * tw]);
       m.loss += s.log_sum - static_cast<double>(z[label] - s.max);
@@ -240,9 +245,10 @@ MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
       }
       m.outputs += n;
     });
-    return m;
+    return;
   }
   for (int r = 0; r < y.rows; ++r) {
+    MetricSums& m = sums_of(r);
     const float* z = y.row(r);
     const float* t = targets + static_cast<long>(r) * tw;
     switch (loss) {
@@ -268,7 +274,20 @@ MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
         break;
     }
   }
+}
+
+}  // namespace
+
+MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets) {
+  MetricSums m;
+  add_row_metrics(loss, y, targets, [&](int) -> MetricSums& { return m; });
   return m;
+}
+
+void row_metric_sums(Loss loss, ConstMatrix y, const float* targets, std::span<MetricSums> rows) {
+  std::fill(rows.begin(), rows.begin() + y.rows, MetricSums{});
+  add_row_metrics(loss, y, targets,
+                  [&](int r) -> MetricSums& { return rows[static_cast<std::size_t>(r)]; });
 }
 
 }  // namespace shardprop::detail

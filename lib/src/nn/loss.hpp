@@ -3,6 +3,8 @@
 // gradient of the minibatch mean.
 #pragma once
 
+#include <span>
+
 #include "base/matrix.hpp"
 #include "shardprop/model.hpp"
 
@@ -21,6 +23,9 @@ struct MetricSums {
   void add(const MetricSums& other);
 };
 MetricSums metric_sums(Loss loss, ConstMatrix y, const float* targets);
+// rows[r] = metric_sums of row r of y alone, for every row: the same bits as a call per row,
+// with the exponentials of a block of rows computed together. rows.size() ≥ y.rows.
+void row_metric_sums(Loss loss, ConstMatrix y, const float* targets, std::span<MetricSums> rows);
 
 // y: [rows, outputs] network output (logits for xent/bce); targets: [rows, target_width];
 // delta: [rows, outputs] receives scale · dL_row/dy. Returns Σ_rows L_row (unscaled). When
