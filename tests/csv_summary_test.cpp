@@ -198,7 +198,8 @@ TEST_CASE("shardprop inspect prints a table and JSON", "[cli][inspect]") {
   SECTION("table") {
     const Run run = run_cli(dir, {"inspect", "data.csv", "--comment", "#"});
     REQUIRE(run.exit_code == 0);
-    CHECK_THAT(run.out, Contains("data.csv: 4 rows, 5 columns; target: column 5 'y'"));
+    CHECK_THAT(run.out, Contains("data.csv: 4 rows, 5 columns; target: column 5 'y'\n"
+                                 "train --loss auto: xent (the target holds 2 integer values)\n"));
     CHECK_THAT(run.out,
                Contains("column  name    type     missing  min     mean  max  distinct  top "
                         "categories\n"
@@ -222,6 +223,14 @@ TEST_CASE("shardprop inspect prints a table and JSON", "[cli][inspect]") {
     CHECK(j["columns"][1]["missing"] == 1);
     CHECK(j["columns"][0]["mean"] == 0.5);
     CHECK(j["columns"][3]["type"] == "empty");
+    CHECK(j["auto_loss"]["loss"] == "xent");
+    CHECK(j["auto_loss"]["reason"] == "the target holds labels");
+  }
+  SECTION("what keeps the first rows from choosing a loss") {
+    const Run run = run_cli(dir, {"inspect", "data.csv", "--comment", "#", "--target", "blank"});
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(run.out, Contains("train --loss auto: cannot tell from the first rows ("));
+    CHECK_THAT(run.out, Contains("missing"));
   }
   SECTION("NA texts and skipped rows") {
     const Run run = run_cli(dir, {"inspect", "data.csv", "--skip-rows", "1", "--comment", "#",

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "command_arena.hpp"
@@ -14,6 +17,8 @@
 #include "preamble_options.hpp"
 #include "shardprop/csv_summary.hpp"
 #include "shardprop/dataset.hpp"
+#include "shardprop/error.hpp"
+#include "shardprop/loss_choice.hpp"
 
 namespace shardprop::cli {
 
@@ -82,14 +87,27 @@ std::string categories_text(const CsvColumnSummary& column) {
   return text;
 }
 
-void print_table(const InspectOptions& o, const CsvSummary& summary) {
+// The loss `train --loss auto` would pick, or why the first rows cannot tell.
+struct AutoLoss {
+  std::optional<LossChoice> choice;
+  std::string problem;
+};
+
+void print_table(const InspectOptions& o, const CsvSummary& summary, const AutoLoss& loss) {
   std::printf("%s: %lld rows, %zu columns", o.data.c_str(), static_cast<long long>(summary.rows),
               summary.columns.size());
   if (summary.target >= 0) {
     const auto t = static_cast<std::size_t>(summary.target);
     std::printf("; target: column %zu '%s'", t + 1, summary.columns[t].name.c_str());
   }
-  std::printf("\n\n");
+  std::printf("\n");
+  if (loss.choice) {
+    std::printf("train --loss auto: %s (%s)\n", std::string(to_string(loss.choice->loss)).c_str(),
+                loss.choice->reason.c_str());
+  } else if (!loss.problem.empty()) {
+    std::printf("train --loss auto: cannot tell from the first rows (%s)\n", loss.problem.c_str());
+  }
+  std::printf("\n");
   std::vector<std::vector<std::string>> rows = {
       {"column", "name", "type", "missing", "min", "mean", "max", "distinct", "top categories"}};
   for (std::size_t c = 0; c < summary.columns.size(); ++c) {
@@ -123,7 +141,7 @@ void print_table(const InspectOptions& o, const CsvSummary& summary) {
   if (summary.target >= 0) std::printf("\n* the target column\n");
 }
 
-nlohmann::json to_json(const InspectOptions& o, const CsvSummary& summary) {
+nlohmann::json to_json(const InspectOptions& o, const CsvSummary& summary, const AutoLoss& loss) {
   nlohmann::json columns = nlohmann::json::array();
   for (std::size_t c = 0; c < summary.columns.size(); ++c) {
     const CsvColumnSummary& column = summary.columns[c];
@@ -152,6 +170,13 @@ nlohmann::json to_json(const InspectOptions& o, const CsvSummary& summary) {
   }
   nlohmann::json j{{"file", o.data}, {"rows", summary.rows}, {"columns", columns}};
   j["target"] = summary.target >= 0 ? nlohmann::json(summary.target) : nlohmann::json(nullptr);
+  if (loss.choice) {
+    j["auto_loss"] = {{"loss", to_string(loss.choice->loss)}, {"reason", loss.choice->reason}};
+  } else if (!loss.problem.empty()) {
+    j["auto_loss"] = {{"loss", nullptr}, {"reason", loss.problem}};
+  } else {
+    j["auto_loss"] = nullptr;
+  }
   return j;
 }
 
@@ -166,6 +191,28 @@ std::vector<std::string> split_commas(const std::string& text) {
   }
 }
 
+// What `train --loss auto` would pick with these read options, from the file's first rows
+// (choose_loss reads them again, so a pipe, read once by the summary, gets none). Text
+// columns besides the target are passed as categorical, as train needs them, and missing
+// features as filled in, so that only the target decides; what keeps the first rows from
+// telling (a missing target) is the reason.
+AutoLoss auto_loss(const InspectOptions& o, CsvOptions csv, const CsvSummary& summary) {
+  std::error_code error;
+  if (summary.target < 0 || !std::filesystem::is_regular_file(o.data, error)) return {};
+  for (const CsvColumnSummary& column : summary.columns) {
+    if (column.type == CsvColumnType::text && !column.target)
+      csv.categorical.push_back(column.name);
+  }
+  csv.missing = MissingPolicy::zero;
+  try {
+    const LossChoice choice = choose_loss(o.data, csv);
+    if (choice.no_data_rows) return {};
+    return {choice, ""};
+  } catch (const Error& e) {
+    return {std::nullopt, e.what()};
+  }
+}
+
 int inspect(const InspectOptions& o) {
   CsvOptions csv;
   csv.delimiter = parse_delimiter(o.delimiter);
@@ -174,12 +221,13 @@ int inspect(const InspectOptions& o) {
   set_preamble_options(csv, o.skip_rows, o.comment);
   if (o.na_values_given) csv.na_values = split_commas(o.na_values);
   const CsvSummary summary = summarize_csv(o.data, csv);
+  const AutoLoss loss = auto_loss(o, csv, summary);
   if (o.json) {
-    std::printf(
-        "%s\n",
-        to_json(o, summary).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", to_json(o, summary, loss)
+                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                            .c_str());
   } else {
-    print_table(o, summary);
+    print_table(o, summary, loss);
   }
   return 0;
 }

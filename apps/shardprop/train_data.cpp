@@ -16,6 +16,7 @@
 #include "model_input.hpp"
 #include "preamble_options.hpp"
 #include "shardprop/error.hpp"
+#include "shardprop/loss_choice.hpp"
 #include "usage_error.hpp"
 
 namespace shardprop::cli {
@@ -50,36 +51,11 @@ CsvOptions csv_options(const TrainOptions& o, Loss loss) {
 
 Loss choose_loss(const TrainOptions& o, std::string& reason) {
   if (o.loss != "auto") return parse_loss(o.loss);
-  CsvOptions csv = csv_options(o, Loss::mse);
-  // Only the target matters here: categorical columns are skipped rather than counted.
-  csv.ignore.insert(csv.ignore.end(), csv.categorical.begin(), csv.categorical.end());
-  csv.categorical.clear();
-  if (csv.targets.size() > 1) {
-    reason = "several target columns";
-    return Loss::mse;
-  }
-  Dataset first;
-  try {
-    CsvStream peek(o.data, csv, {}, std::size_t{1} << 20);
-    if (!peek.next(first)) throw Error(no_data_rows(o.data, csv));
-  } catch (const Error& e) {
-    // A field that is not a number is taken for a label; if it was a feature after all, the
-    // real read reports it with its place.
-    if (std::string(e.what()).find("is not a number") == std::string::npos) throw;
-    reason = "the target holds labels";
-    return Loss::xent;
-  }
-  std::vector<float> values(first.targets.begin(), first.targets.end());
-  std::sort(values.begin(), values.end());
-  values.erase(std::unique(values.begin(), values.end()), values.end());
-  const bool integers =
-      std::all_of(values.begin(), values.end(), [](float v) { return v == std::floor(v); });
-  if (integers && values.size() >= 2 && values.size() <= kMaxAutoClasses) {
-    reason = "the target holds " + std::to_string(values.size()) + " integer values";
-    return Loss::xent;
-  }
-  reason = "the target holds numbers";
-  return Loss::mse;
+  const CsvOptions csv = csv_options(o, Loss::mse);
+  const LossChoice choice = shardprop::choose_loss(o.data, csv);
+  if (choice.no_data_rows) throw Error(no_data_rows(o.data, csv));
+  reason = choice.reason;
+  return choice.loss;
 }
 
 namespace {

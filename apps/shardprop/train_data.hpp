@@ -34,10 +34,8 @@ CsvOptions csv_options(const TrainOptions& options, Loss loss);
 // Rank 0's decision, so that every rank agrees. Collective.
 bool should_stream(const TrainOptions& options, const Communicator& comm);
 
-// --loss auto: xent when the (single) target column holds anything but numbers, or only
-// integers with at most kMaxAutoClasses distinct values in the first block of data; mse
-// otherwise. `reason` says why, for the run's header.
-constexpr int kMaxAutoClasses = 32;
+// The --loss option's loss; for auto, the library's choose_loss (shardprop/loss_choice.hpp)
+// with `reason` set to its reason, for the run's header.
 Loss choose_loss(const TrainOptions& options, std::string& reason);
 
 // What a resumed run must reuse rather than refit: the label order, the categories, the
