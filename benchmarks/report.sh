@@ -136,11 +136,15 @@ run_part() {
 repetitions=${REPETITIONS:-5}
 min_time=()
 [[ -n ${BENCH_MIN_TIME:-} ]] && min_time=(--benchmark_min_time="$BENCH_MIN_TIME")
+# Repetitions of every benchmark in a suite run in a shuffled order, so a step and its GEMM-only
+# roof (or a parse and its read() limit) are sampled across the same minutes: on a shared
+# machine whose speed drifts, their ratio then moves far less than either time.
+interleave=(--benchmark_enable_random_interleaving=true)
 
 if ! skipped bench; then
   # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
   run_part shardprop_bench "$bench" --benchmark_repetitions="$repetitions" \
-    --benchmark_report_aggregates_only=true "${min_time[@]}" \
+    "${interleave[@]}" --benchmark_report_aggregates_only=true "${min_time[@]}" \
     --benchmark_out="$raw/shardprop_bench.json" --benchmark_out_format=json ${BENCH_ARGS:-}
 fi
 
@@ -149,7 +153,7 @@ if ! skipped csv; then
   export SHARDPROP_BENCH_CSV_MB="${SHARDPROP_BENCH_CSV_MB:-256}"
   # shellcheck disable=SC2086  # CSV_ARGS is a list of flags
   run_part shardprop_csv_bench "$csv_bench" --benchmark_repetitions="$repetitions" \
-    --benchmark_report_aggregates_only=true "${min_time[@]}" \
+    "${interleave[@]}" --benchmark_report_aggregates_only=true "${min_time[@]}" \
     --benchmark_out="$raw/shardprop_csv_bench.json" --benchmark_out_format=json ${CSV_ARGS:-}
   if ! skipped pandas && [[ -n $pandas_python && -f $raw/shardprop_csv_bench.json ]]; then
     # The files the benchmark parsed, from its context.
