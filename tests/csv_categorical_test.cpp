@@ -334,6 +334,47 @@ TEST_CASE("given vocabularies treat missing, empty and quoted cells as the fitte
   CHECK(read.unseen_category_rows == fitted.unseen_category_rows);
 }
 
+TEST_CASE("a category field selects its category by its text, not by its bytes as written",
+          "[csv][categorical]") {
+  // Unquoted fields whose bytes equal a category are encoded without being scanned; the rest
+  // (quotes, blanks, a CRLF line end) must come out as their texts do.
+  TempDir dir;
+  CsvOptions options;
+  options.categorical = {"color"};
+  options.targets = {"y"};
+  options.target_kind = TargetKind::numeric;
+  options.chunk_bytes = GENERATE(std::size_t{1}, std::size_t{4} << 20);
+  CAPTURE(options.chunk_bytes);
+
+  SECTION("texts written as themselves, in fields that are not") {
+    write_text(dir / "fit.csv", "x,y,color\n1,0,blue\n2,1,red\n");
+    write_text(dir / "read.csv",
+               "x,y,color\r\n1,0,red\r\n2,1, blue\r\n3,0,\"red\"\r\n4,1,\"blue\" \r\n5,0,blue\r\n");
+    options.categories = read_csv(dir / "fit.csv", options).categorical;
+    const Dataset data = read_csv(dir / "read.csv", options);
+    CHECK(data.features == std::vector<float>{1, 0, 1, 2, 1, 0, 3, 0, 1, 4, 1, 0, 5, 1, 0});
+    CHECK(data.unseen_category_rows == 0);
+  }
+
+  SECTION("texts with blanks or quotes of their own") {
+    // The vocabulary holds "red " and a"b: an unquoted `red ` is the text red, not "red ".
+    write_text(dir / "fit.csv", "x,color,y\n1,\"red \",0\n2,blue,1\n3,\"a\"\"b\",0\n");
+    write_text(dir / "read.csv",
+               "x,color,y\n1,red ,0\n2,\"red \",1\n3,blue,0\n4,\"a\"\"b\",1\n5, blue ,0\n");
+    const Dataset fitted = read_csv(dir / "fit.csv", options);
+    REQUIRE(fitted.categorical.size() == 1);
+    CHECK(fitted.categorical[0].categories == Names{"a\"b", "blue", "red "});
+    options.categories = fitted.categorical;
+    const Dataset data = read_csv(dir / "read.csv", options);
+    CHECK(data.features == std::vector<float>{1, 0, 0, 0,  //
+                                              2, 0, 0, 1,  //
+                                              3, 0, 1, 0,  //
+                                              4, 1, 0, 0,  //
+                                              5, 0, 1, 0});
+    CHECK(data.unseen_category_rows == 1);
+  }
+}
+
 TEST_CASE("categories first met deep in a large file are fitted and encoded as the rest",
           "[csv][categorical]") {
   // The read starts its vocabularies from the first rows; texts met later, quoted ones too,

@@ -74,6 +74,14 @@ struct ColumnTally {
   }
 };
 
+// Whether `text` is written as itself in an unquoted field: no character that needs quotes and
+// nothing the field scanner would trim.
+bool is_plain_field_text(const std::string& text) {
+  const auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  return !text.empty() && !blank(text.front()) && !blank(text.back()) &&
+         text.find_first_of("\"\r\n") == std::string::npos;
+}
+
 }  // namespace
 
 void count_categories(const CategoryCells& cells, const CsvOptions& options,
@@ -205,6 +213,8 @@ CsvLayout encoded_row_layout(const CsvLayout& layout,
       for (std::size_t i = 0; i < categories.size(); ++i) {
         index.insert(categories[i], static_cast<std::int32_t>(i));
       }
+      inputs->plain_texts.push_back(
+          std::all_of(categories.begin(), categories.end(), is_plain_field_text) ? 1 : 0);
     }
     std::int32_t numeric = 0;
     for (const ColumnRole role : layout.roles) numeric += role == ColumnRole::feature ? 1 : 0;

@@ -161,6 +161,23 @@ class RecordParser {
   const char* other_field(const char* record, const char* field, const char* separator,
                           std::int64_t column, float* features, float* targets, LabelText* label,
                           LabelText* categories);
+  // Most category fields while encoding: the field's bytes, unscanned, are a text of its
+  // column's vocabulary (CategoryInputs::plain_texts), whose input is set to 1. False, with
+  // nothing written, leaves the field to other_field.
+  bool known_plain_category(const char* field, const char* separator, std::int32_t slot,
+                            float* features) {
+    const CategoryInputs* inputs = layout_.category_inputs.get();
+    if (inputs == nullptr) return false;
+    const auto k = static_cast<std::size_t>(slot);
+    if (inputs->plain_texts[k] == 0) return false;
+    const std::int32_t category =
+        inputs->index[k].find({field, static_cast<std::size_t>(separator - field)});
+    if (category == TextIndex::kAbsent) return false;
+    const std::int32_t input = inputs->first_input[k] + category;
+    features[input] = 1.0f;
+    if (inputs->collect_new) ++result_.category_counts[static_cast<std::size_t>(input)];
+    return true;
+  }
   // A category text with CsvLayout::category_inputs: its input of the feature row set to 1.
   const char* category_field(const char* record, const char* field, std::int64_t column,
                              std::int32_t slot, const CsvField& scanned, float* features);
@@ -248,10 +265,15 @@ ParsedChunk RecordParser::run(const char* begin, const char* stop, std::int64_t 
         }
       } else {
         const char* const separator = separators.next();
-        terminator = other_field(record, p, separator, run.first_column, features, targets, label,
-                                 categories);
-        if (terminator == nullptr) return stopped(row, record);
-        if (terminator != separator && terminator < end) separators.restart(terminator + 1);
+        if (run.role == ColumnRole::category &&
+            known_plain_category(p, separator, run.first_slot, features)) {
+          terminator = separator;
+        } else {
+          terminator = other_field(record, p, separator, run.first_column, features, targets, label,
+                                   categories);
+          if (terminator == nullptr) return stopped(row, record);
+          if (terminator != separator && terminator < end) separators.restart(terminator + 1);
+        }
         if (*terminator != delimiter && run.first_column != last_column) {
           fail(record, p, run.first_column, CsvProblem::field_count, nullptr, nullptr);
           return stopped(row, record);

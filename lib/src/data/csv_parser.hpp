@@ -55,6 +55,10 @@ struct CategoryInputs {
   std::vector<std::int32_t> first_input;  // per category slot: its first input in the row
   std::vector<std::int32_t> categories;   // per category slot: how many
   std::int32_t row_inputs = 0;            // numeric features and one-hot inputs of a row
+  // Per category slot: every text of the vocabulary is a field as written, unquoted (not
+  // empty, no quote, CR or newline, no blank at either end). A field whose bytes equal one of
+  // them is then that category without being scanned; any other field takes the general path.
+  std::vector<char> plain_texts;
   // Vocabularies still being fitted: a text not in its vocabulary is a new category (recorded
   // in ParsedChunk::new_categories), not an unseen one, and each category is counted.
   bool collect_new = false;
