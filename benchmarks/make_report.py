@@ -7,7 +7,8 @@ files, so it can be regenerated, and tested on a fixture.
 
 RAW_DIR files, each optional (a missing one makes its sections say "not measured"):
   shardprop_bench.json      Google Benchmark JSON of shardprop_bench: BM_Step, BM_GemmOnlyStep,
-                            BM_StepBatch, BM_GemmOnlyStepBatch, BM_StepPhases, BM_FmaPeak,
+                            BM_StepAndRoof, BM_StepBatch, BM_GemmOnlyStepBatch, BM_StepPhases,
+                            BM_FmaPeak,
                             BM_Evaluate, BM_Sgemm (medians: the `_median` aggregates, or the
                             single run without repetitions)
   shardprop_csv_bench.json  the same for shardprop_csv_bench (BM_ReadCsv and its baselines)
@@ -230,6 +231,15 @@ class Report:
             result[args["threads"]] = (entry, roof)
         return result
 
+    def of_roof(self, net, threads, batch, step, roof):
+        """The step's fraction of its GEMM-only roof: BM_StepAndRoof's of_roof (the two timed
+        alternately in one loop) when measured, else the ratio of the separate benchmarks'
+        rates."""
+        pair = self.bench.one("BM_StepAndRoof", (net,), threads=threads, batch=batch)
+        if pair and pair.get("of_roof"):
+            return pair["of_roof"]
+        return div(step.get("samples"), roof.get("samples") if roof else None)
+
     def fma_peak(self, threads):
         entry = self.bench.one("BM_FmaPeak", threads=threads)
         return entry.get("FLOP") if entry else None
@@ -294,7 +304,10 @@ class Report:
         lines = ["## (a) Training step", "",
                  "One SGD step on a fixed minibatch in memory (`BM_Step`, automatic shard count; "
                  "`BM_StepBatch` for batch 1024). Roof: the same sharded step doing only its "
-                 "`sgemm` calls (`BM_GemmOnlyStep`); FMA peak: `BM_FmaPeak` at the same threads. "
+                 "`sgemm` calls (`BM_GemmOnlyStep`); % of roof: the median over iterations of "
+                 "the roof's time over the step's, the two timed alternately in one loop "
+                 "(`BM_StepAndRoof`), so that a shared machine's drift in speed falls on both "
+                 "alike; FMA peak: `BM_FmaPeak` at the same threads. "
                  "GFLOP/s count the products' FLOPs as they run (2 per weight per row forward, 2 for "
                  "dW, 2 for dx except in the first layer; element-wise work not counted). PyTorch: `pytorch_step.py`, "
                  "default configuration and fastest one found.", ""]
@@ -312,7 +325,8 @@ class Report:
                 samples = step.get("samples")
                 us = seconds_of(step) * 1e6
                 flop = step.get("FLOP")
-                of_roof = div(samples, roof.get("samples") if roof else None)
+                of_roof = self.of_roof("medium" if net == "medium@1024" else net, threads,
+                                       batch, step, roof)
                 of_peak = div(flop, self.fma_peak(threads))
                 default = self.torch_entry("default", case, threads)
                 best = self.torch_entry("best", case, threads)
@@ -365,7 +379,7 @@ class Report:
             rows.append((args["batch"], args["threads"], fmt(step.get("samples")),
                          fmt(flop / 1e9 if flop else None, ",.1f"),
                          fmt(roof["FLOP"] / 1e9 if roof and roof.get("FLOP") else None, ",.1f"),
-                         pct(div(step.get("samples"), roof.get("samples") if roof else None)),
+                         pct(self.of_roof("medium", args["threads"], args["batch"], step, roof)),
                          pct(div(flop, peak))))
         rows.sort(key=lambda r: (r[1], r[0]))
         lines.append(table(["batch", "threads", "samples/s", "GFLOP/s", "roof GFLOP/s",

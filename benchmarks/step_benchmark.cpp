@@ -10,10 +10,12 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -217,26 +219,40 @@ shardprop::TrainerSettings step_settings(const NetworkCase& c, int threads, int 
   return settings;
 }
 
-// Trainer::step on one fixed minibatch of batch_size rows (shards 0 = automatic).
+// Trainer::step on one fixed minibatch of batch_size rows (shards 0 = automatic), set up and
+// with one untimed step taken: page faults on the workspaces, TBB workers joining the arena.
+class TrainerStep {
+ public:
+  TrainerStep(const NetworkCase& c, int threads, int shards, int batch_size) : model_(c.spec) {
+    model_.initialize(kSeed);
+    trainer_.emplace(model_, step_settings(c, threads, shards, batch_size));
+    batch_ = make_minibatch(model_, batch_size);
+    run();
+  }
+
+  double run() { return loss_ = trainer_->step(batch_.features, batch_.targets); }
+  double loss() const { return loss_; }
+  int shards() const { return trainer_->shard_count(); }
+  double flops_per_row() const { return step_flops_per_row(shardprop::detail::network_of(model_)); }
+
+ private:
+  shardprop::Model model_;
+  std::optional<shardprop::Trainer> trainer_;
+  Minibatch batch_;
+  double loss_ = 0.0;
+};
+
 void run_step(benchmark::State& state, const NetworkCase& c, int threads, int shards,
               int batch_size) {
-  const shardprop::TrainerSettings settings = step_settings(c, threads, shards, batch_size);
   try {
-    shardprop::Model model(c.spec);
-    model.initialize(kSeed);
-    shardprop::Trainer trainer(model, settings);
-    const Minibatch batch = make_minibatch(model, batch_size);
-    // One untimed step first: page faults on the workspaces, TBB workers joining the arena.
-    double loss = trainer.step(batch.features, batch.targets);
+    TrainerStep step(c, threads, shards, batch_size);
     for (auto _ : state) {
-      loss = trainer.step(batch.features, batch.targets);
-      benchmark::DoNotOptimize(loss);
+      benchmark::DoNotOptimize(step.run());
     }
-    if (!std::isfinite(loss)) {
+    if (!std::isfinite(step.loss())) {
       state.SkipWithError("the step's loss is not finite");
     }
-    set_step_counters(state, step_flops_per_row(shardprop::detail::network_of(model)), batch_size,
-                      trainer.shard_count());
+    set_step_counters(state, step.flops_per_row(), batch_size, step.shards());
   } catch (const shardprop::Error& e) {
     state.SkipWithError(e.what());
   }
@@ -345,52 +361,85 @@ struct GemmShard {
 
 // The sgemm calls of BM_Step's sharded step and nothing else: per shard, z = x·Wᵀ for every
 // dense layer, then in reverse dW = δᵀ·x for every layer and dx = δ·W for all but the first,
-// with the same transposes, strides and beta as dense.cpp. requested shards 0 = automatic.
-void run_gemm_only_step(benchmark::State& state, const NetworkCase& c, int threads, int requested,
-                        int batch_size) {
-  shardprop::Model model(c.spec);
-  model.initialize(kSeed);
-  const shardprop::detail::Network& net = shardprop::detail::network_of(model);
-  const float* params = model.parameters().data();
-  const std::vector<shardprop::detail::Dense> layers = dense_layers(net);
-  const int inputs = c.spec.inputs;
-  const int shards = requested > 0 ? requested : shardprop::default_shard_count(c.spec, batch_size);
-  const shardprop::detail::ShardPlan plan(batch_size, shards);
-  const Minibatch batch = make_minibatch(model, batch_size);
-
-  std::mt19937_64 engine(kSeed + 1);
-  std::vector<GemmShard> work(static_cast<std::size_t>(plan.shards));
-  int largest_in = 0;
-  for (const shardprop::detail::Dense& d : layers) {
-    largest_in = std::max(largest_in, d.in);
-  }
-  for (int s = 0; s < plan.shards; ++s) {
-    const auto rows = static_cast<std::size_t>(plan.size(s));
-    GemmShard& w = work[static_cast<std::size_t>(s)];
-    for (const shardprop::detail::Dense& d : layers) {
-      w.inputs.emplace_back(rows * static_cast<std::size_t>(d.in), 0.0f);
-      w.z.emplace_back(rows * static_cast<std::size_t>(d.out), 0.0f);
-      w.delta.emplace_back(rows * static_cast<std::size_t>(d.out), 0.0f);
-      fill_uniform(w.inputs.back(), engine);
-      fill_uniform(w.delta.back(), engine);
+// with the same transposes, strides and beta as dense.cpp. requested shards 0 = automatic;
+// threads 0 = the caller's arena, as TrainerSettings::threads. Set up with one untimed step
+// taken, as TrainerStep.
+class GemmOnlyStep {
+ public:
+  GemmOnlyStep(const NetworkCase& c, int threads, int requested, int batch_size)
+      : model_(c.spec),
+        plan_(batch_size,
+              requested > 0 ? requested : shardprop::default_shard_count(c.spec, batch_size)),
+        parallel_((threads > 0 ? threads : tbb::this_task_arena::max_concurrency()) > 1 &&
+                  plan_.shards > 1) {
+    if (threads > 0) arena_.emplace(threads);
+    model_.initialize(kSeed);
+    const shardprop::detail::Network& net = shardprop::detail::network_of(model_);
+    layers_ = dense_layers(net);
+    inputs_ = c.spec.inputs;
+    batch_ = make_minibatch(model_, batch_size);
+    std::mt19937_64 engine(kSeed + 1);
+    work_.resize(static_cast<std::size_t>(plan_.shards));
+    int largest_in = 0;
+    for (const shardprop::detail::Dense& d : layers_) largest_in = std::max(largest_in, d.in);
+    for (int s = 0; s < plan_.shards; ++s) {
+      const auto rows = static_cast<std::size_t>(plan_.size(s));
+      GemmShard& w = work_[static_cast<std::size_t>(s)];
+      for (const shardprop::detail::Dense& d : layers_) {
+        w.inputs.emplace_back(rows * static_cast<std::size_t>(d.in), 0.0f);
+        w.z.emplace_back(rows * static_cast<std::size_t>(d.out), 0.0f);
+        w.delta.emplace_back(rows * static_cast<std::size_t>(d.out), 0.0f);
+        fill_uniform(w.inputs.back(), engine);
+        fill_uniform(w.delta.back(), engine);
+      }
+      w.dx.assign(rows * static_cast<std::size_t>(largest_in), 0.0f);
     }
-    w.dx.assign(rows * static_cast<std::size_t>(largest_in), 0.0f);
+    gradients_.emplace(plan_.shards, net.parameter_count);
+    const shardprop::detail::SingleThreadedBlas one_blas_thread;
+    run();
   }
-  shardprop::detail::GradientBuffers gradients(plan.shards, net.parameter_count);
 
-  auto run_shard = [&](int s) {
-    GemmShard& w = work[static_cast<std::size_t>(s)];
-    const int rows = plan.size(s);
-    const float* x = batch.features.data() + static_cast<std::ptrdiff_t>(plan.begin(s)) * inputs;
-    float* grads = gradients.shard(s);
+  // One step, with the same dispatch as the trainer: one task per shard in its arena.
+  // REQUIRES: a SingleThreadedBlas held, as the trainer holds one during a step (held
+  // across many steps here, so the roof leaves out what setting the thread count costs).
+  void run() {
+    if (!parallel_) {
+      for (int s = 0; s < plan_.shards; ++s) run_shard(s);
+      return;
+    }
+    auto shards = [&] {
+      tbb::parallel_for(
+          tbb::blocked_range<int>(0, plan_.shards, 1),
+          [&](const tbb::blocked_range<int>& r) {
+            for (int s = r.begin(); s < r.end(); ++s) run_shard(s);
+          },
+          tbb::simple_partitioner());
+    };
+    if (arena_) {
+      arena_->execute(shards);
+    } else {
+      shards();
+    }
+  }
+
+  int shards() const { return plan_.shards; }
+  double flops_per_row() const { return step_flops_per_row(shardprop::detail::network_of(model_)); }
+
+ private:
+  void run_shard(int s) {
+    GemmShard& w = work_[static_cast<std::size_t>(s)];
+    const int rows = plan_.size(s);
+    const float* x = batch_.features.data() + static_cast<std::ptrdiff_t>(plan_.begin(s)) * inputs_;
+    const float* params = model_.parameters().data();
+    float* grads = gradients_->shard(s);
     auto input = [&](std::size_t l) { return l == 0 ? x : w.inputs[l].data(); };
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      const shardprop::detail::Dense& d = layers[l];
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const shardprop::detail::Dense& d = layers_[l];
       gemm(Transpose::no, Transpose::yes, rows, d.out, d.in, 1.0f, input(l), d.in,
            params + d.weight, d.in, 1.0f, w.z[l].data(), d.out);
     }
-    for (std::size_t l = layers.size(); l-- > 0;) {
-      const shardprop::detail::Dense& d = layers[l];
+    for (std::size_t l = layers_.size(); l-- > 0;) {
+      const shardprop::detail::Dense& d = layers_[l];
       gemm(Transpose::yes, Transpose::no, d.out, d.in, rows, 1.0f, w.delta[l].data(), d.out,
            input(l), d.in, 0.0f, grads + d.weight, d.in);
       if (l > 0) {
@@ -398,37 +447,28 @@ void run_gemm_only_step(benchmark::State& state, const NetworkCase& c, int threa
              params + d.weight, d.in, 0.0f, w.dx.data(), d.in);
       }
     }
-  };
+  }
 
-  // The same dispatch as the trainer: one task per shard in an arena of `threads`.
-  tbb::task_arena arena(threads);
-  const bool parallel = threads > 1 && plan.shards > 1;
-  auto run_step = [&] {
-    if (!parallel) {
-      for (int s = 0; s < plan.shards; ++s) {
-        run_shard(s);
-      }
-      return;
-    }
-    arena.execute([&] {
-      tbb::parallel_for(
-          tbb::blocked_range<int>(0, plan.shards, 1),
-          [&](const tbb::blocked_range<int>& r) {
-            for (int s = r.begin(); s < r.end(); ++s) {
-              run_shard(s);
-            }
-          },
-          tbb::simple_partitioner());
-    });
-  };
+  shardprop::Model model_;
+  shardprop::detail::ShardPlan plan_;
+  bool parallel_;
+  std::optional<tbb::task_arena> arena_;
+  std::vector<shardprop::detail::Dense> layers_;
+  int inputs_ = 0;
+  Minibatch batch_;
+  std::vector<GemmShard> work_;
+  std::optional<shardprop::detail::GradientBuffers> gradients_;
+};
 
+void run_gemm_only_step(benchmark::State& state, const NetworkCase& c, int threads, int requested,
+                        int batch_size) {
+  GemmOnlyStep roof(c, threads, requested, batch_size);
   const shardprop::detail::SingleThreadedBlas one_blas_thread;
-  run_step();  // untimed, as in BM_Step
   for (auto _ : state) {
-    run_step();
+    roof.run();
     benchmark::ClobberMemory();
   }
-  set_step_counters(state, step_flops_per_row(net), batch_size, plan.shards);
+  set_step_counters(state, roof.flops_per_row(), batch_size, roof.shards());
 }
 
 // Args: threads, shards (0 = automatic).
@@ -441,6 +481,84 @@ void BM_GemmOnlyStep(benchmark::State& state, const NetworkCase& c) {
 void BM_GemmOnlyStepBatch(benchmark::State& state, const NetworkCase& c) {
   run_gemm_only_step(state, c, static_cast<int>(state.range(1)), 0,
                      static_cast<int>(state.range(0)));
+}
+
+// Median of values (moved from).
+double median_of(std::vector<double> values) {
+  if (values.empty()) return 0.0;
+  const auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), middle, values.end());
+  return *middle;
+}
+
+// Args: threads, batch size; automatic shards. BM_Step and BM_GemmOnlyStep of the same case
+// alternately in one loop: each iteration times a run of steps and a run of GEMM-only steps
+// (which goes first alternates), so a shared machine's drift in speed, which can move two
+// separate benchmarks' times further apart than the gap being measured, falls on both alike.
+// Plain counters: step_us and roof_us, the medians over iterations of a step's and a GEMM-only
+// step's time, and of_roof, the median of the iterations' roof/step ratios: the fraction of
+// its roof the step runs at. A run is as many steps as make about 200 µs, so that the clock
+// reads do not weigh on a step of a microsecond. Both run in one arena of `threads`, the
+// trainer with TrainerSettings::threads 0 (the caller's arena).
+void BM_StepAndRoof(benchmark::State& state, const NetworkCase& c) {
+  using Clock = std::chrono::steady_clock;
+  const int threads = static_cast<int>(state.range(0));
+  const int batch_size = static_cast<int>(state.range(1));
+  // One arena for both, whose threads stay with it, as in training: with an arena each, the
+  // worker threads would move between them at every switch.
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    try {
+      TrainerStep step(c, 0, 0, batch_size);
+      GemmOnlyStep roof(c, 0, 0, batch_size);
+      const Clock::time_point probe = Clock::now();
+      step.run();
+      const double probe_seconds = std::chrono::duration<double>(Clock::now() - probe).count();
+      const int runs =
+          static_cast<int>(std::clamp(200e-6 / std::max(probe_seconds, 1e-9), 1.0, 1e5));
+      auto seconds_per_step = [runs](auto&& run) {
+        const Clock::time_point start = Clock::now();
+        for (int i = 0; i < runs; ++i) run();
+        return std::chrono::duration<double>(Clock::now() - start).count() / runs;
+      };
+      auto step_steps = [&] {
+        return seconds_per_step([&] { benchmark::DoNotOptimize(step.run()); });
+      };
+      auto roof_steps = [&] {
+        const shardprop::detail::SingleThreadedBlas one_blas_thread;
+        return seconds_per_step([&] { roof.run(); });
+      };
+      std::vector<double> step_seconds;
+      std::vector<double> roof_seconds;
+      std::vector<double> ratios;
+      bool step_first = true;
+      for (auto _ : state) {
+        double step_time = 0.0;
+        double roof_time = 0.0;
+        if (step_first) {
+          step_time = step_steps();
+          roof_time = roof_steps();
+        } else {
+          roof_time = roof_steps();
+          step_time = step_steps();
+        }
+        benchmark::ClobberMemory();
+        step_first = !step_first;
+        step_seconds.push_back(step_time);
+        roof_seconds.push_back(roof_time);
+        ratios.push_back(roof_time / step_time);
+      }
+      if (!std::isfinite(step.loss())) {
+        state.SkipWithError("the step's loss is not finite");
+      }
+      state.counters["step_us"] = median_of(step_seconds) * 1e6;
+      state.counters["roof_us"] = median_of(roof_seconds) * 1e6;
+      state.counters["of_roof"] = median_of(ratios);
+      state.counters["shards"] = step.shards();
+    } catch (const shardprop::Error& e) {
+      state.SkipWithError(e.what());
+    }
+  });
 }
 
 // One product as dense.cpp issues it: C[m,n] = op(A)[m,k]·op(B)[k,n] + beta·C.
@@ -541,6 +659,19 @@ void register_benchmarks() {
   for (auto* b : {step_batch, gemm_batch}) {
     b->ArgNames({"batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
     for (int batch : kBatchSizes) b->Args({batch, core_count()});
+  }
+  // The step against its roof in one loop: every step network at every thread count, and
+  // medium at every batch size on every core.
+  for (const NetworkCase& c : {small_case(), medium, tiny_case(), medium_bn}) {
+    auto* pair =
+        benchmark::RegisterBenchmark(("BM_StepAndRoof/" + c.name).c_str(), BM_StepAndRoof, c);
+    pair->ArgNames({"threads", "batch"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+    for (int threads : threads_list) pair->Args({threads, c.batch_size});
+    if (c.name == medium.name) {
+      for (int batch : kBatchSizes) {
+        if (batch != c.batch_size) pair->Args({core_count(), batch});
+      }
+    }
   }
   for (const NetworkCase& c : {small_case(), medium, medium_bn}) {
     auto* phases =
