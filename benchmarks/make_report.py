@@ -52,6 +52,11 @@ CSV_TARGET_MB_S = 1000.0
 E2E_TARGETS = {"medium": 2.5, "small": 8.0}
 STREAM_EPOCH_TARGET = 1.1  # streamed epochs over in-memory ones
 INFERENCE_TARGET = 3.0
+# Two benchmarks of one report timing the same step this far apart: the machine's speed drifted.
+# Only for steps of at least DRIFT_MIN_US: BM_StepAndRoof runs in an arena it enters once, where
+# BM_Step enters the trainer's at every step, a constant that weighs on a step of a microsecond.
+DRIFT_WARNING = 0.10
+DRIFT_MIN_US = 50.0
 PLOTS = {"throughput": "throughput.png", "batch": "gflops_vs_batch.png",
          "phases": "phases.png", "csv": "csv.png", "e2e": "end_to_end.png"}
 
@@ -246,6 +251,43 @@ class Report:
         entry = self.bench.one("BM_FmaPeak", threads=threads)
         return entry.get("FLOP") if entry else None
 
+    def drift_cases(self):
+        """[(relative gap, text)] where a separate benchmark's median time of a step (or its
+        roof) differs from BM_StepAndRoof's by more than DRIFT_WARNING, worst first."""
+        default_batch = {net: batch for _, net, batch, _, _ in STEP_NETWORKS}
+        cases = []
+        for (net,), args, pair in self.bench.find("BM_StepAndRoof"):
+            threads, batch = args.get("threads"), args.get("batch")
+            if batch == default_batch.get(net):
+                step = self.bench.one("BM_Step", (net,), shards=0, threads=threads)
+                roof = self.bench.one("BM_GemmOnlyStep", ("medium" if net == "medium_bn" else net,),
+                                      shards=0, threads=threads)
+            else:
+                step = self.bench.one("BM_StepBatch", (net,), batch=batch, threads=threads)
+                roof = self.bench.one("BM_GemmOnlyStepBatch", (net,), batch=batch,
+                                      threads=threads)
+            for entry, key in ((step, "step_us"), (roof, "roof_us")):
+                paired = pair.get(key)
+                if not entry or not paired or paired < DRIFT_MIN_US:
+                    continue
+                separate = seconds_of(entry) * 1e6
+                gap = abs(separate / paired - 1.0)
+                if gap > DRIFT_WARNING:
+                    name = entry["_name"].replace("/real_time", "")
+                    cases.append((gap, f"{name} {fmt(separate, ',.1f')} µs against "
+                                       f"{fmt(paired, ',.1f')} µs in BM_StepAndRoof"))
+        return sorted(cases, reverse=True)
+
+    def drift_warning(self):
+        drift = self.drift_cases()
+        if not drift:
+            return None
+        return (f"the machine's speed changed during this report: the same step, timed by two "
+                f"of its benchmarks, differs by up to {100 * drift[0][0]:.0f}% "
+                f"({'; '.join(t for _, t in drift[:3])}). The fractions of the roof, timed "
+                "within one loop, hold; absolute rates and the comparisons with PyTorch, "
+                "measured minutes apart, carry the drift.")
+
     def core_threads(self):
         threads = [args["threads"] for _, args, _ in self.bench.find("BM_Step", ("medium",))]
         return max(threads) if threads else None
@@ -260,6 +302,9 @@ class Report:
             self.bench.context.get("blas_kernel_note")
         if note:
             lines += [f"> **BLAS kernel warning:** {note}", ""]
+        drift = self.drift_warning()
+        if drift:
+            lines += [f"> **Drift warning:** {drift}", ""]
         lines += ["Medians of the repetitions throughout; ratios compare runs of the same report "
                   "(same machine, same hour, same OpenBLAS settings for both sides). Generated "
                   "by `benchmarks/make_report.py` from the JSON files in [raw/](raw/).", ""]
@@ -741,6 +786,9 @@ class Report:
                  f"shardprop {(m.get('shardprop') or {}).get('shardprop_version', '?')}, OpenBLAS "
                  f"core {(m.get('shardprop') or {}).get('openblas_core', '?')}, PyTorch "
                  f"{torch.get('version', 'n/a')}:", "", "```sh", self.command or "?", "```", ""]
+        drift = self.drift_warning()
+        if drift:
+            lines += [f"> **Drift warning:** {drift}", ""]
         rows = []
         threads = self.core_threads()
         for net in ("medium", "small"):

@@ -82,7 +82,8 @@ def main():
         if "| 93.7% |" not in row("| 256 | 2 |"):
             failures.append("the batch-256 row does not show BM_StepAndRoof's 93.7%")
         # The small step is 2.68× PyTorch's best in the fixture: below its 3× target.
-        if "target 3×)" not in row("- Step, small 64-128-128-10, 2 threads: 2.68× PyTorch's best"):
+        small_versus = row("- Step, small 64-128-128-10, 2 threads: 2.68× PyTorch's best")
+        if "target 3×)" not in small_versus:
             failures.append("no 'slower' line for the small step below 3× PyTorch's best")
         for plot in PLOTS:
             path = os.path.join(out, "plots", plot)
@@ -94,11 +95,35 @@ def main():
             failures.append(f"unexpected files in the output: {sorted(os.listdir(out))}")
         with open(readme, encoding="utf-8") as f:
             summary = f.read()
+        if "Drift warning" in text or "Drift warning" in summary:
+            failures.append("a drift warning, although the fixture's pairs match its steps")
         if "placeholder" in summary or not summary.endswith("<!-- report:end -->\n\nafter\n"):
             failures.append("README markers not replaced in place")
         for needle in ("out/plots/throughput.png", "out/report.md", "Where shardprop is slower"):
             if needle not in summary:
                 failures.append(f"README summary lacks {needle!r}")
+
+        # The separate medium step 30% slower than the same step in BM_StepAndRoof: the speed
+        # drifted between them, and the report and the README summary say so.
+        drifted = os.path.join(tmp, "drifted")
+        shutil.copytree(fixture, drifted)
+        bench_path = os.path.join(drifted, "shardprop_bench.json")
+        with open(bench_path, encoding="utf-8") as f:
+            bench = json.load(f)
+        for entry in bench["benchmarks"]:
+            if entry["name"].startswith("BM_Step/medium/threads:2/shards:0/"):
+                entry["real_time"] *= 1.3
+        with open(bench_path, "w", encoding="utf-8") as f:
+            json.dump(bench, f)
+        with open(readme, "w", encoding="utf-8") as f:
+            f.write(README)
+        text = run(drifted, os.path.join(tmp, "drifted_out"), "--readme", readme)
+        with open(readme, encoding="utf-8") as f:
+            summary = f.read()
+        for where, body in (("report.md", text), ("README summary", summary)):
+            if "Drift warning:** the machine's speed changed" not in body or \
+                    "BM_Step/medium/threads:2/shards:0" not in body:
+                failures.append(f"{where}: no drift warning naming the drifted step")
 
         # No inputs at all: every section says so, nothing crashes.
         empty_raw = os.path.join(tmp, "empty")
