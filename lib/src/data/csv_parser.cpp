@@ -173,10 +173,16 @@ class RecordParser {
     const std::int32_t category =
         inputs->index[k].find({field, static_cast<std::size_t>(separator - field)});
     if (category == TextIndex::kAbsent) return false;
-    const std::int32_t input = inputs->first_input[k] + category;
-    features[input] = 1.0f;
-    if (inputs->collect_new) ++result_.category_counts[static_cast<std::size_t>(input)];
+    set_category_input(*inputs, k, category, features);
     return true;
+  }
+  // Category `category` of slot k found: its input of the feature row set to 1 (and counted
+  // while the vocabularies are being fitted).
+  void set_category_input(const CategoryInputs& inputs, std::size_t k, std::int32_t category,
+                          float* features) {
+    const std::int32_t input = inputs.first_input[k] + category;
+    features[input] = 1.0f;
+    if (inputs.collect_new) ++result_.category_counts[static_cast<std::size_t>(input)];
   }
   // A category text with CsvLayout::category_inputs: its input of the feature row set to 1.
   const char* category_field(const char* record, const char* field, std::int64_t column,
@@ -378,9 +384,7 @@ const char* RecordParser::category_field(const char* record, const char* field, 
   }
   const std::int32_t category = inputs.index[k].find(text);
   if (category != TextIndex::kAbsent) [[likely]] {
-    const std::int32_t input = inputs.first_input[k] + category;
-    features[input] = 1.0f;
-    if (inputs.collect_new) ++result_.category_counts[static_cast<std::size_t>(input)];
+    set_category_input(inputs, k, category, features);
     return scanned.terminator;
   }
   const bool is_missing = layout_.na_values.contains(text);
