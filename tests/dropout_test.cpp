@@ -156,10 +156,21 @@ TEST_CASE("Inference ignores dropout: predict gives the outputs of the model wit
           "[dropout]") {
   const bool batch_norm = GENERATE(false, true);
   const float rate = GENERATE(0.2f, 0.9f);
-  CAPTURE(batch_norm, rate);
+  // Dropout below an activation: the activation, which otherwise overwrites its input in
+  // place, must read the output of the layer under the dropout (which writes nothing here).
+  const bool dropout_first = GENERATE(false, true);
+  CAPTURE(batch_norm, rate, dropout_first);
   const int hidden[] = {16, 8};
-  const ModelSpec spec =
-      ModelSpec::mlp(6, hidden, 3, Activation::relu, Loss::xent, batch_norm, rate);
+  ModelSpec spec = ModelSpec::mlp(6, hidden, 3, Activation::relu, Loss::xent, batch_norm, rate);
+  if (dropout_first) {
+    for (std::size_t k = 0; k + 1 < spec.layers.size(); ++k) {
+      if (std::holds_alternative<ActivationSpec>(spec.layers[k]) &&
+          std::holds_alternative<DropoutSpec>(spec.layers[k + 1])) {
+        std::swap(spec.layers[k], spec.layers[k + 1]);
+      }
+    }
+    REQUIRE(std::holds_alternative<ActivationSpec>(spec.layers[spec.layers.size() - 2]));
+  }
   const Model with = make_model(spec, 3);
   Model without(without_dropout(spec));
   REQUIRE(without.spec().layers.size() == spec.layers.size() - 2);

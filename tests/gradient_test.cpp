@@ -158,7 +158,8 @@ std::vector<bool> relu_pattern(const shardprop::detail::Network& net, ConstMatri
     if (a == nullptr || (a->kind != Activation::relu && a->kind != Activation::leaky_relu)) {
       continue;
     }
-    const float* in = l == 0 ? x.data : ws.outputs[l - 1].data();
+    // The relu's input, or (in place) its output: the same signs.
+    const float* in = l == 0 ? x.data : ws.outputs[net.output_slot[l - 1]].data();
     for (int i = 0; i < x.rows * a->width; ++i) pattern.push_back(in[i] > 0.0f);
   }
   return pattern;
@@ -261,6 +262,24 @@ TEST_CASE("Backward is right for stacked dense layers and an activation in front
                  ActivationSpec{Activation::sigmoid},
                  DenseSpec{2}};
   check_gradients(make_problem(spec, 99, 6));
+}
+
+TEST_CASE("Activations run in place except above another activation, whose output they keep",
+          "[gradient]") {
+  const auto loss = GENERATE(Loss::mse, Loss::xent, Loss::bce);
+  CAPTURE(to_string(loss));
+  ModelSpec spec;
+  spec.inputs = 3;
+  spec.loss = loss;
+  // Sigmoid overwrites the dense output; tanh above it must not overwrite the sigmoid's
+  // output, which the sigmoid's backward pass reads (σ' = y(1 − y)).
+  spec.layers = {
+      DenseSpec{5}, ActivationSpec{Activation::sigmoid}, ActivationSpec{Activation::tanh},
+      DenseSpec{4}, ActivationSpec{Activation::relu},    DenseSpec{2}};
+  const Problem problem = make_problem(spec, 31, 5);
+  const shardprop::detail::Network& net = shardprop::detail::network_of(problem.model);
+  CHECK(net.output_slot == std::vector<std::size_t>{0, 0, 2, 3, 3, 5});
+  check_gradients(problem);
 }
 
 TEST_CASE("Backward gives the gradient of the batch mean on a batch that uses BLAS", "[gradient]") {

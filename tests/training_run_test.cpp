@@ -467,10 +467,11 @@ TEST_CASE(
   CHECK(m.optimizer_state == 2 * model.parameters().size_bytes());
   CHECK(m.gradients == 4 * model.parameters().size_bytes());
   CHECK(m.best_weights == m.parameters);
-  // Per row: outputs of 9 layers (dense 20, bn, relu, dropout, dense 30, bn, relu, dropout,
-  // dense 3), xhat of 2 batch norms, masks of 2 dropouts, 2 deltas of the widest (30).
-  const std::uint64_t per_row = (20 * 4 + 30 * 4 + 3) + (20 + 30) + (20 + 30) + 2 * 30;
-  const std::uint64_t inference = 2 * 256 * (20 * 4 + 30 * 4 + 3);
+  // Per row: outputs of 7 of the 9 layers (dense 20, bn, dropout, dense 30, bn, dropout,
+  // dense 3: each relu overwrites its batch norm's output), xhat of 2 batch norms, masks of 2
+  // dropouts, 2 deltas of the widest (30).
+  const std::uint64_t per_row = (20 * 3 + 30 * 3 + 3) + (20 + 30) + (20 + 30) + 2 * 30;
+  const std::uint64_t inference = 2 * 256 * (20 * 3 + 30 * 3 + 3);
   CHECK(m.workspaces == 4 * (64 * per_row + 64 * (10 + 1) + inference));
   CHECK(m.total() ==
         m.parameters + m.optimizer_state + m.gradients + m.workspaces + m.best_weights);

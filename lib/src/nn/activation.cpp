@@ -35,29 +35,42 @@ std::string_view activation_name(Activation activation) {
   return "?";
 }
 
+namespace {
+
+// One row of forward(): out[j] = f(in[j]). Inlined into both callers (and so into their
+// clones); in forward_in_place in and out are the same row, which each element allows.
+inline void forward_row(const ActivationLayer& layer, const float* in, float* out) {
+  const int width = layer.width;
+  const float slope = layer.negative_slope;
+  switch (layer.kind) {
+    case Activation::identity:
+      if (out != in) std::copy_n(in, width, out);
+      break;
+    case Activation::sigmoid:
+      for (int j = 0; j < width; ++j) out[j] = sigmoid(in[j]);
+      break;
+    case Activation::tanh:
+      for (int j = 0; j < width; ++j) out[j] = std::tanh(in[j]);
+      break;
+    case Activation::relu:
+      for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : 0.0f;
+      break;
+    case Activation::leaky_relu:
+      for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : slope * in[j];
+      break;
+  }
+}
+
+}  // namespace
+
 SHARDPROP_MULTIVERSION
 void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
-  for (int r = 0; r < x.rows; ++r) {
-    const float* in = x.row(r);
-    float* out = y.row(r);
-    switch (kind) {
-      case Activation::identity:
-        std::copy_n(in, width, out);
-        break;
-      case Activation::sigmoid:
-        for (int j = 0; j < width; ++j) out[j] = sigmoid(in[j]);
-        break;
-      case Activation::tanh:
-        for (int j = 0; j < width; ++j) out[j] = std::tanh(in[j]);
-        break;
-      case Activation::relu:
-        for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : 0.0f;
-        break;
-      case Activation::leaky_relu:
-        for (int j = 0; j < width; ++j) out[j] = in[j] > 0.0f ? in[j] : negative_slope * in[j];
-        break;
-    }
-  }
+  for (int r = 0; r < x.rows; ++r) forward_row(*this, x.row(r), y.row(r));
+}
+
+SHARDPROP_MULTIVERSION
+void ActivationLayer::forward_in_place(Matrix y) const {
+  for (int r = 0; r < y.rows; ++r) forward_row(*this, y.row(r), y.row(r));
 }
 
 namespace {

@@ -173,6 +173,9 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
     }
     widths.push_back(width);
     max_width = std::max(max_width, width);
+    const bool in_place = k > 0 && std::holds_alternative<ActivationLayer>(layers[k]) &&
+                          !std::holds_alternative<ActivationLayer>(layers[k - 1]);
+    output_slot.push_back(in_place ? output_slot[k - 1] : k);
   }
   parameter_count = offset;
   parameters.assign(parameter_count, 0.0f);
@@ -185,7 +188,7 @@ ShardWorkspace Network::make_workspace(int capacity_rows) const {
   const std::size_t rows = static_cast<std::size_t>(capacity_rows);
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const std::size_t size = rows * widths[l];
-    ws.outputs.emplace_back(size, 0.0f);
+    ws.outputs.emplace_back(output_slot[l] == l ? size : 0, 0.0f);
     // What each kind keeps besides its output: batch norm xhat and its partials, dropout a mask.
     std::size_t xhat = 0;
     std::size_t mask = 0;
@@ -210,8 +213,9 @@ ShardWorkspace Network::make_workspace(int capacity_rows) const {
 ShardWorkspace Network::make_inference_workspace(int capacity_rows) const {
   ShardWorkspace ws;
   ws.capacity_rows = capacity_rows;
-  for (const int width : widths) {
-    ws.outputs.emplace_back(static_cast<std::size_t>(capacity_rows) * width, 0.0f);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const std::size_t size = static_cast<std::size_t>(capacity_rows) * widths[l];
+    ws.outputs.emplace_back(output_slot[l] == l ? size : 0, 0.0f);
   }
   return ws;
 }
@@ -233,14 +237,20 @@ const BatchNorm& Network::batch_norm(int k) const {
 ConstMatrix Network::forward(const float* params, ConstMatrix x, ShardWorkspace& ws) const {
   ConstMatrix in = x;
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    const Matrix out = view(ws.outputs[l], x.rows, widths[l]);
+    const Matrix out = view(ws.outputs[output_slot[l]], x.rows, widths[l]);
     std::visit(Overloaded{
                    [&](const Dense& d) {
                      d.forward(params, in, out);
                      in = out;
                    },
                    [&](const ActivationLayer& a) {
-                     a.forward(in, out);
+                     // In place, unless the layer below left its input elsewhere (dropout is
+                     // the identity here and writes nothing).
+                     if (in.data == out.data) {
+                       a.forward_in_place(out);
+                     } else {
+                       a.forward(in, out);
+                     }
                      in = out;
                    },
                    [&](const BatchNorm& b) {
@@ -282,10 +292,10 @@ struct PhaseRunner {
   void done(std::size_t l) const {
     if (layer_done != nullptr) (*layer_done)(static_cast<int>(l));
   }
-  ConstMatrix input_of(std::size_t l) {
-    return l == 0 ? ws.x : ConstMatrix(view(ws.outputs[l - 1], rows(), net.widths[l - 1]));
+  ConstMatrix input_of(std::size_t l) { return l == 0 ? ws.x : ConstMatrix(output_of(l - 1)); }
+  Matrix output_of(std::size_t l) {
+    return view(ws.outputs[net.output_slot[l]], rows(), net.widths[l]);
   }
-  Matrix output_of(std::size_t l) { return view(ws.outputs[l], rows(), net.widths[l]); }
   int bn_index(std::size_t l) const {
     return static_cast<int>(
         std::find(net.batch_norms.begin(), net.batch_norms.end(), static_cast<int>(l)) -
@@ -305,7 +315,11 @@ struct PhaseRunner {
                        clock.lap(&PhaseSeconds::forward_gemm);
                      },
                      [&](const ActivationLayer& a) {
-                       a.forward(in, out);
+                       if (in.data == out.data) {
+                         a.forward_in_place(out);
+                       } else {
+                         a.forward(in, out);
+                       }
                        clock.lap(&PhaseSeconds::forward_elementwise);
                      },
                      [&](const BatchNorm& b) {

@@ -29,10 +29,12 @@ using Layer = std::variant<Dense, ActivationLayer, BatchNorm, Dropout>;
 // Everything one shard's pass writes, sized once for `capacity_rows` rows.
 struct ShardWorkspace {
   int capacity_rows = 0;
-  std::vector<AlignedFloats> outputs;  // per layer: [capacity_rows, width]
-  std::vector<AlignedFloats> xhat;     // per layer, batch-norm layers only: [capacity_rows, width]
-  std::vector<AlignedFloats> masks;    // per layer, dropout layers only: [capacity_rows, width]
-  AlignedFloats delta_a, delta_b;      // ping-pong dL/d(activations): [capacity_rows, max width]
+  // Per layer: [capacity_rows, width], or empty for a layer whose output lives in the buffer
+  // of the layer below it (Network::output_slot).
+  std::vector<AlignedFloats> outputs;
+  std::vector<AlignedFloats> xhat;   // per layer, batch-norm layers only: [capacity_rows, width]
+  std::vector<AlignedFloats> masks;  // per layer, dropout layers only: [capacity_rows, width]
+  AlignedFloats delta_a, delta_b;    // ping-pong dL/d(activations): [capacity_rows, max width]
   // Per batch-norm layer: this shard's partials, laid out as BatchNormPartials says.
   std::vector<std::vector<double>> partials;
 
@@ -62,7 +64,12 @@ double forward_flops_per_row(const ModelSpec& spec);
 struct Network {
   ModelSpec spec;
   std::vector<Layer> layers;
-  std::vector<int> widths;       // output width of each layer
+  std::vector<int> widths;  // output width of each layer
+  // Which layer's buffer in ShardWorkspace::outputs holds each layer's output. An activation
+  // above a layer whose backward pass never reads that layer's output (dense, batch norm,
+  // dropout) overwrites it in place: a buffer and a pass of memory traffic fewer, and the
+  // activation's backward only needs its own output. Otherwise the layer's own.
+  std::vector<std::size_t> output_slot;
   std::vector<int> batch_norms;  // layer indices of the batch-norm layers, in order
   std::vector<TensorInfo> tensors;
   std::size_t parameter_count = 0;  // floats

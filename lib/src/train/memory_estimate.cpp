@@ -45,7 +45,8 @@ StackShape stack_shape(const ModelSpec& spec) {
   const auto tensor = [&](std::uint64_t floats) {
     shape.parameter_floats += detail::pad_to_line(static_cast<std::size_t>(floats));
   };
-  for (const LayerSpec& layer : spec.layers) {
+  for (std::size_t l = 0; l < spec.layers.size(); ++l) {
+    const LayerSpec& layer = spec.layers[l];
     std::visit(detail::Overloaded{
                    [&](const DenseSpec& d) {
                      const auto units = static_cast<std::uint64_t>(d.units);
@@ -62,8 +63,14 @@ StackShape stack_shape(const ModelSpec& spec) {
                    [&](const DropoutSpec&) { shape.training_floats_per_row += width; },
                },
                layer);
-    shape.training_floats_per_row += width;
-    shape.inference_floats_per_row += width;
+    // An activation above a non-activation layer overwrites that layer's output in place
+    // (detail::Network::output_slot): no buffer of its own.
+    const bool in_place = l > 0 && std::holds_alternative<ActivationSpec>(layer) &&
+                          !std::holds_alternative<ActivationSpec>(spec.layers[l - 1]);
+    if (!in_place) {
+      shape.training_floats_per_row += width;
+      shape.inference_floats_per_row += width;
+    }
     shape.max_width = std::max(shape.max_width, width);
   }
   shape.training_floats_per_row += 2 * shape.max_width;  // the two backward deltas
