@@ -221,28 +221,6 @@ class Report:
                 return r
         return None
 
-    def paired_torch(self):
-        """Whether pytorch_step.py timed shardprop beside PyTorch (--shardprop-lib)."""
-        return bool(self.torch and self.torch.get("paired"))
-
-    def torch_ratio_text(self):
-        if self.paired_torch():
-            return ("shardprop / PyTorch best: the median over rounds of the two times' ratio, "
-                    "shardprop (through its C API) and PyTorch's fastest configuration timed in "
-                    "turn in one process (`pytorch_step.py --shardprop-lib`), so that a shared "
-                    "machine's drift in speed falls on both alike (tiny: the separate rates)")
-        return ("shardprop / PyTorch best: the ratio of the two separate rates, measured minutes "
-                "apart")
-
-    def versus_torch(self, case, threads, ours, theirs):
-        """shardprop over PyTorch's best: the side-by-side ratio when there is one, else the
-        ratio of the separate rates; and the words for a "slower" bullet (None: separate)."""
-        paired = self.torch_entry("paired", case, threads)
-        if paired:
-            return paired["ratio"], (f"side by side: {fmt(paired['shardprop_us'], ',.1f')} "
-                                     f"against {fmt(paired['torch_us'], ',.1f')} µs")
-        return div(ours, theirs), None
-
     # --- step numbers ---
     def step_runs(self, net):
         """{threads: (step entry, roof entry or None)} for a STEP_NETWORKS network."""
@@ -304,13 +282,11 @@ class Report:
         drift = self.drift_cases()
         if not drift:
             return None
-        held = ("The fractions of the roof and the comparisons with PyTorch, each timed side by "
-                "side, hold; absolute rates carry the drift." if self.paired_torch() else
-                "The fractions of the roof, timed within one loop, hold; absolute rates and the "
-                "comparisons with PyTorch, measured minutes apart, carry the drift.")
         return (f"the machine's speed changed during this report: the same step, timed by two "
                 f"of its benchmarks, differs by up to {100 * drift[0][0]:.0f}% "
-                f"({'; '.join(t for _, t in drift[:3])}). {held}")
+                f"({'; '.join(t for _, t in drift[:3])}). The fractions of the roof, timed "
+                "within one loop, hold; absolute rates and the comparisons with PyTorch, "
+                "measured minutes apart, carry the drift.")
 
     def core_threads(self):
         threads = [args["threads"] for _, args, _ in self.bench.find("BM_Step", ("medium",))]
@@ -384,8 +360,7 @@ class Report:
                      "repetitions") + "; FMA peak: `BM_FmaPeak` at the same threads. "
                  "GFLOP/s count the products' FLOPs as they run (2 per weight per row forward, 2 for "
                  "dW, 2 for dx except in the first layer; element-wise work not counted). PyTorch: `pytorch_step.py`, "
-                 "default configuration and fastest one found; " + self.torch_ratio_text() +
-                 ".", ""]
+                 "default configuration and fastest one found.", ""]
         if not self.bench.has("BM_Step"):
             return lines + [not_measured("no BM_Step in raw/shardprop_bench.json"), ""] + \
                 self.batch_subsection()
@@ -406,7 +381,7 @@ class Report:
                 default = self.torch_entry("default", case, threads)
                 best = self.torch_entry("best", case, threads)
                 best_rate = best["samples_per_second"] if best else None
-                versus, side_by_side = self.versus_torch(case, threads, samples, best_rate)
+                versus = div(samples, best_rate)
                 rows.append((label, batch, threads, fmt(samples), fmt(us, ",.2f" if us < 100
                                                                        else ",.0f"),
                              fmt(flop / 1e9 if flop else None, ",.1f"), pct(of_roof),
@@ -418,10 +393,9 @@ class Report:
                 torch_target = STEP_TORCH_TARGETS.get(net, 1.0)
                 if versus is not None and versus < torch_target:
                     target_text = f", target {torch_target:g}×" if torch_target != 1.0 else ""
-                    measured = side_by_side or (f"{fmt(samples)} against {fmt(best_rate)} "
-                                                "samples/s")
                     self.slower.append(f"Step, {where}: {ratio(versus)} PyTorch's best "
-                                       f"({measured}{target_text}).")
+                                       f"({fmt(samples)} against {fmt(best_rate)} samples/s"
+                                       f"{target_text}).")
                 if target and of_roof is not None and of_roof < target:
                     self.slower.append(f"Step, {where}: {pct(of_roof)} of the GEMM-only roof "
                                        f"(target {pct(target)}).")
@@ -474,8 +448,7 @@ class Report:
                  "(forward pass in inference mode and the metrics); PyTorch: `model.eval()`, "
                  "`torch.no_grad()`, forward and loss over the same 4096 rows. Forward GFLOP/s "
                  "count 2 FLOPs per weight per row; the step's column is `BM_Step`'s rate at the "
-                 f"same threads. Target: at least {INFERENCE_TARGET:g}× PyTorch's forward; "
-                 + self.torch_ratio_text() + ".", ""]
+                 f"same threads. Target: at least {INFERENCE_TARGET:g}× PyTorch's forward.", ""]
         found = self.bench.find("BM_Evaluate")
         if not found:
             return lines + [not_measured("no BM_Evaluate in raw/shardprop_bench.json"), ""]
@@ -488,15 +461,14 @@ class Report:
             step_flop = step.get("FLOP") if step else None
             best = self.torch_entry("best", f"{net}_eval", threads)
             best_rate = best["samples_per_second"] if best else None
-            versus, side_by_side = self.versus_torch(f"{net}_eval", threads, samples, best_rate)
+            versus = div(samples, best_rate)
             rows.append((net, threads, fmt(samples), fmt(best_rate), ratio(versus),
                          fmt(flop / 1e9 if flop else None, ",.1f"),
                          fmt(step_flop / 1e9 if step_flop else None, ",.1f"),
                          pct(div(flop, step_flop))))
             if versus is not None and versus < INFERENCE_TARGET:
-                measured = f"{side_by_side}, " if side_by_side else ""
                 self.slower.append(f"Inference, {net}, {threads} thread{'s' if threads > 1 else ''}"
-                                   f": {ratio(versus)} PyTorch's forward ({measured}target "
+                                   f": {ratio(versus)} PyTorch's forward (target "
                                    f"{INFERENCE_TARGET:g}×).")
             self.summary.setdefault("inference", {})[(net, threads)] = (samples, best_rate, versus)
         lines.append(table(["network", "threads", "shardprop rows/s", "PyTorch rows/s",

@@ -175,12 +175,8 @@ fi
 if ! skipped torch; then
   if [[ -n $torch_python ]]; then
     # shellcheck disable=SC2086  # PYTORCH_STEP_ARGS is a list of flags
-    # shardprop's step timed beside PyTorch's fastest configuration, in one process through
-    # the C API: the ratios the report gives are then immune to the machine's drift.
-    pair=()
-    [[ -f $build_dir/lib/libshardprop.so ]] && pair=(--shardprop-lib "$build_dir/lib/libshardprop.so")
     run_part pytorch_step "$torch_python" "$script_dir/pytorch_step.py" \
-      --json "$raw/pytorch_step.json" "${pair[@]}" ${PYTORCH_STEP_ARGS:-}
+      --json "$raw/pytorch_step.json" ${PYTORCH_STEP_ARGS:-}
   else
     echo "== pytorch_step.py skipped: no python3 here can import torch (set PYTHON=...)"
   fi

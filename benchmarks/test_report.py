@@ -125,39 +125,6 @@ def main():
                     "BM_Step/medium/threads:2/shards:0" not in body:
                 failures.append(f"{where}: no drift warning naming the drifted step")
 
-        # PyTorch timed side by side with shardprop (pytorch_step.py --shardprop-lib): those
-        # ratios replace the ratio of the separate rates, here and only here.
-        paired = os.path.join(tmp, "paired")
-        shutil.copytree(drifted, paired)
-        torch_path = os.path.join(paired, "pytorch_step.json")
-        with open(torch_path, encoding="utf-8") as f:
-            torch_data = json.load(f)
-        torch_data["paired"] = [
-            {"case": "small", "threads": 2, "environment": "omp-default",
-             "flags": "set_to_none+foreach+flush_denormal", "torch_us": 642.0,
-             "shardprop_us": 200.0, "ratio": 3.21, "rounds": 10},
-            {"case": "small_eval", "threads": 2, "environment": "torch-1-thread",
-             "flags": "defaults", "torch_us": 2500.0, "shardprop_us": 1000.0, "ratio": 2.5,
-             "rounds": 10}]
-        with open(torch_path, "w", encoding="utf-8") as f:
-            json.dump(torch_data, f)
-        text = run(paired, os.path.join(tmp, "paired_out"))
-        lines = text.splitlines()
-        if not row("| small 64-128-128-10 | 256 | 2 |").endswith("| 3.21× |"):
-            failures.append("the small step at 2 threads does not show the side-by-side 3.21×")
-        if row("| small 64-128-128-10 | 256 | 1 |").endswith("| 3.21× |"):
-            failures.append("the small step at 1 thread shows the 2-thread side-by-side ratio")
-        if row("- Step, small 64-128-128-10, 2 threads:") and \
-                "PyTorch's best" in row("- Step, small 64-128-128-10, 2 threads:"):
-            failures.append("a 'slower' line for the small step, side by side at 3.21×")
-        if "(side by side: 1,000.0 against 2,500.0 µs, target 3×)" not in \
-                row("- Inference, small, 2 threads: 2.50× PyTorch's forward"):
-            failures.append("the small inference 'slower' line lacks the side-by-side times")
-        if "timed in turn in one process" not in text:
-            failures.append("the step section does not say how the PyTorch ratio was timed")
-        if "comparisons with PyTorch, each timed side by side, hold" not in text:
-            failures.append("the drift warning still says the PyTorch comparisons carry the drift")
-
         # No inputs at all: every section says so, nothing crashes.
         empty_raw = os.path.join(tmp, "empty")
         os.mkdir(empty_raw)
