@@ -37,8 +37,8 @@ std::string_view activation_name(Activation activation) {
 
 namespace {
 
-// One row of forward(): out[j] = f(in[j]). Inlined into both callers (and so into their
-// clones); in forward_in_place in and out are the same row, which each element allows.
+// One row of forward(): out[j] = f(in[j]), in and out the same row or apart. Inlined (and so
+// into forward's clones).
 inline void forward_row(const ActivationLayer& layer, const float* in, float* out) {
   const int width = layer.width;
   const float slope = layer.negative_slope;
@@ -65,12 +65,13 @@ inline void forward_row(const ActivationLayer& layer, const float* in, float* ou
 
 SHARDPROP_MULTIVERSION
 void ActivationLayer::forward(ConstMatrix x, Matrix y) const {
+  if (x.data == y.data) {
+    // One array to the compiler: the loops vectorise without an overlap check, which the
+    // equal pointers would fail.
+    for (int r = 0; r < y.rows; ++r) forward_row(*this, y.row(r), y.row(r));
+    return;
+  }
   for (int r = 0; r < x.rows; ++r) forward_row(*this, x.row(r), y.row(r));
-}
-
-SHARDPROP_MULTIVERSION
-void ActivationLayer::forward_in_place(Matrix y) const {
-  for (int r = 0; r < y.rows; ++r) forward_row(*this, y.row(r), y.row(r));
 }
 
 namespace {

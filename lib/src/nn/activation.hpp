@@ -29,10 +29,8 @@ struct ActivationLayer {
   int width = 0;
   float negative_slope = 0.0f;  // leaky_relu's α
 
-  // x, y: [rows, width].
+  // x, y: [rows, width]; y may be x itself (in place), not otherwise overlap it.
   void forward(ConstMatrix x, Matrix y) const;
-  // forward() with y its own input: each value replaced by its activation.
-  void forward_in_place(Matrix y) const;
   // y: this layer's forward output; delta: dL/dy on entry, dL/dx on return (in place).
   void backward(ConstMatrix y, Matrix delta) const;
   // backward(), and in the same pass column_sums[j] = Σ_rows dL/dx[r][j] (rows in order): the

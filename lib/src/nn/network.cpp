@@ -96,6 +96,11 @@ void validate(const ModelSpec& spec) {
   }
 }
 
+bool writes_in_place(std::span<const LayerSpec> layers, std::size_t k) {
+  return k > 0 && std::holds_alternative<ActivationSpec>(layers[k]) &&
+         !std::holds_alternative<ActivationSpec>(layers[k - 1]);
+}
+
 double forward_flops_per_row(const ModelSpec& spec) {
   validate(spec);
   double weights = 0.0;
@@ -173,9 +178,7 @@ Network::Network(ModelSpec model_spec) : spec(std::move(model_spec)) {
     }
     widths.push_back(width);
     max_width = std::max(max_width, width);
-    const bool in_place = k > 0 && std::holds_alternative<ActivationLayer>(layers[k]) &&
-                          !std::holds_alternative<ActivationLayer>(layers[k - 1]);
-    output_slot.push_back(in_place ? output_slot[k - 1] : k);
+    output_slot.push_back(writes_in_place(spec.layers, k) ? output_slot[k - 1] : k);
   }
   parameter_count = offset;
   parameters.assign(parameter_count, 0.0f);
@@ -246,11 +249,7 @@ ConstMatrix Network::forward(const float* params, ConstMatrix x, ShardWorkspace&
                    [&](const ActivationLayer& a) {
                      // In place, unless the layer below left its input elsewhere (dropout is
                      // the identity here and writes nothing).
-                     if (in.data == out.data) {
-                       a.forward_in_place(out);
-                     } else {
-                       a.forward(in, out);
-                     }
+                     a.forward(in, out);
                      in = out;
                    },
                    [&](const BatchNorm& b) {
@@ -315,11 +314,7 @@ struct PhaseRunner {
                        clock.lap(&PhaseSeconds::forward_gemm);
                      },
                      [&](const ActivationLayer& a) {
-                       if (in.data == out.data) {
-                         a.forward_in_place(out);
-                       } else {
-                         a.forward(in, out);
-                       }
+                       a.forward(in, out);  // in place (Network::output_slot)
                        clock.lap(&PhaseSeconds::forward_elementwise);
                      },
                      [&](const BatchNorm& b) {

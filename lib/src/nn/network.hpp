@@ -57,6 +57,10 @@ struct ShardWorkspace {
 // norm and dropout settings in range, two outputs for xent); throws Error naming the layer.
 void validate(const ModelSpec& spec);
 
+// Whether layer k writes its output over the output of layer k − 1 (Network::output_slot):
+// an activation above a layer that is not one.
+bool writes_in_place(std::span<const LayerSpec> layers, std::size_t k);
+
 // 2 × (dense weights): the FLOPs of one row's forward pass, from the spec alone (validated,
 // nothing allocated).
 double forward_flops_per_row(const ModelSpec& spec);

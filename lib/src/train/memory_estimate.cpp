@@ -63,11 +63,8 @@ StackShape stack_shape(const ModelSpec& spec) {
                    [&](const DropoutSpec&) { shape.training_floats_per_row += width; },
                },
                layer);
-    // An activation above a non-activation layer overwrites that layer's output in place
-    // (detail::Network::output_slot): no buffer of its own.
-    const bool in_place = l > 0 && std::holds_alternative<ActivationSpec>(layer) &&
-                          !std::holds_alternative<ActivationSpec>(spec.layers[l - 1]);
-    if (!in_place) {
+    // A layer written over the one below it has no buffer of its own.
+    if (!detail::writes_in_place(spec.layers, l)) {
       shape.training_floats_per_row += width;
       shape.inference_floats_per_row += width;
     }
