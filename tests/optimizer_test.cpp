@@ -25,6 +25,7 @@
 #include "shardprop/model.hpp"
 #include "shardprop/trainer.hpp"
 #include "test_util.hpp"
+#include "train/gradient_buffer.hpp"
 #include "train/trainer_access.hpp"
 
 namespace {
@@ -339,6 +340,56 @@ TEST_CASE(
       CHECK(same_bits(TrainerAccess::optimizer_state(trainer, slot),
                       TrainerAccess::optimizer_state(unclipped, slot)));
     }
+  }
+}
+
+TEST_CASE(
+    "Update segments cover every trained parameter once, within its tensor, and cut the bottom "
+    "weight into an even number of pieces",
+    "[optimizer]") {
+  // The bottom layer's update is the step's tail (its gradient is the last the shards finish):
+  // cut in two or more pieces, the threads share it.
+  const auto [inputs, hidden] = GENERATE(table<int, std::vector<int>>({
+      {64, {128, 128}},  // the small benchmark network: an 8,192-float bottom weight
+      {784, {1024}},     // 802,816 floats
+      {784, {300, 7}},   // 235,200
+      {5, {3}},          // 15 floats: a single cache line stays whole
+  }));
+  const std::size_t max_floats = GENERATE(std::size_t{16} * 1024, std::size_t{1024});
+  CAPTURE(inputs, hidden, max_floats);
+  const Model model(ModelSpec::mlp(inputs, hidden, 10, Activation::relu, Loss::xent));
+  const std::vector<shardprop::detail::ParameterSegment> segments =
+      shardprop::detail::parameter_segments(model.tensors(), max_floats);
+
+  std::vector<int> covered(model.parameters().size(), 0);
+  for (const auto& s : segments) {
+    REQUIRE(s.begin < s.end);
+    CHECK(s.end - s.begin <= max_floats);
+    const auto within = std::find_if(
+        model.tensors().begin(), model.tensors().end(),
+        [&](const TensorInfo& t) { return t.offset <= s.begin && s.end <= t.offset + t.size; });
+    REQUIRE(within != model.tensors().end());
+    CHECK(within->trained());
+    CHECK(s.decayed == (within->role == TensorRole::weight));
+    for (std::size_t i = s.begin; i < s.end; ++i) ++covered[i];
+  }
+  for (const TensorInfo& t : model.tensors()) {
+    for (std::size_t i = t.offset; i < t.offset + t.size; ++i) {
+      REQUIRE(covered[i] == (t.trained() ? 1 : 0));
+    }
+  }
+
+  const TensorInfo& bottom = model.tensors().front();
+  REQUIRE(bottom.role == TensorRole::weight);
+  const auto pieces = std::count_if(segments.begin(), segments.end(), [&](const auto& s) {
+    return s.begin < bottom.offset + bottom.size;
+  });
+  if (bottom.size <= 16) {
+    CHECK(pieces == 1);
+  } else {
+    CHECK(pieces % 2 == 0);
+    CHECK(static_cast<std::size_t>(pieces) <=
+          2 * ((bottom.size + 2 * max_floats - 1) / (2 * max_floats)));
   }
 }
 

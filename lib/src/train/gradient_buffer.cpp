@@ -15,11 +15,24 @@ GradientBuffers::GradientBuffers(int shards, std::size_t parameter_count)
 std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& tensors,
                                                  std::size_t max_floats) {
   std::vector<ParameterSegment> segments;
+  bool bottom = true;
   for (const TensorInfo& t : tensors) {
     if (!t.trained()) continue;  // running statistics change in the forward pass, not by SGD
     const bool decayed = t.role == TensorRole::weight;
-    for (std::size_t begin = t.offset; begin < t.offset + t.size; begin += max_floats) {
-      segments.push_back({begin, std::min(begin + max_floats, t.offset + t.size), decayed});
+    std::size_t piece = max_floats;
+    if (bottom) {
+      // The bottom layer's gradient is the last every shard finishes, so its update is the
+      // step's tail, when every thread is free: an even number of pieces lets two (or four)
+      // threads share it. Whole cache lines each (a tensor of one line stays whole), and never
+      // a function of the thread count, which would change the norm's bits.
+      const std::size_t pairs =
+          std::max<std::size_t>(1, (t.size + 2 * max_floats - 1) / (2 * max_floats));
+      const std::size_t even = (t.size + 2 * pairs - 1) / (2 * pairs);
+      piece = pad_to_line(std::max<std::size_t>(even, 1));
+      bottom = false;
+    }
+    for (std::size_t begin = t.offset; begin < t.offset + t.size; begin += piece) {
+      segments.push_back({begin, std::min(begin + piece, t.offset + t.size), decayed});
     }
   }
   return segments;

@@ -35,7 +35,8 @@ struct ParameterSegment {
   bool decayed = false;
 };
 
-// The model's trained tensors cut into segments of at most max_floats, the unit of parallel update.
+// The model's trained tensors cut into segments of at most max_floats, the unit of parallel update;
+// the first trained tensor (the bottom layer's weight) into an even number of them.
 std::vector<ParameterSegment> parameter_segments(const std::vector<TensorInfo>& tensors,
                                                  std::size_t max_floats);
 
